@@ -1,0 +1,122 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run an anomaly check: build the queries, ask Prometheus, parse, evaluate.
+
+The Prometheus client is duck-typed (``PrometheusQuerier``) so tests and other callers can hand in
+anything with ``query`` and ``query_range``; the statistics live in ``_anomaly``.
+"""
+
+from __future__ import annotations
+
+import time as time_module
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import (
+    ROLE_SHADOW,
+    ROLES,
+    AnomalySettings,
+    ServiceSeries,
+    Target,
+    evaluate,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_queries import (
+    AnomalyQueries,
+    assemble_series,
+    build_queries,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+
+
+class PrometheusQuerier(Protocol):
+    def query(self, promql: str, time: Any = None) -> list[dict[str, Any]]: ...
+
+    def query_range(self, promql: str, start: Any, end: Any, step: Any) -> list[dict[str, Any]]: ...
+
+
+def check_anomalies(
+    client: PrometheusQuerier,
+    targets: Sequence[Mapping[str, Any]] | None,
+    *,
+    sigma: Any = 2.0,
+    window: Any = "5m",
+    history_windows: Any = 6,
+    min_requests: Any = 100,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Check the given services (or, with ``targets=None``, every service Traefik reports).
+
+    ``targets`` items: ``{service_label, name, namespace, role: main|shadow|service, pair}`` where
+    ``pair`` is, for a shadow, the metric label of its main service (or a list of them when the main
+    is a weighted split). Always issues exactly ``AnomalyQueries.count`` (4) queries, or none when
+    the target list is empty.
+    """
+    settings = AnomalySettings.from_options(sigma, window, history_windows, min_requests)
+    parsed_targets = parse_targets(targets) if targets is not None else None
+    evaluated_at = time_module.time() if now is None else float(now)
+    labels = _labels_to_fetch(parsed_targets)
+    if labels is not None and not labels:
+        series: dict[str, ServiceSeries] = {}
+        queries_sent = 0
+    else:
+        queries = build_queries(labels, settings, evaluated_at)
+        series = fetch_series(client, queries)
+        queries_sent = queries.count
+    report = evaluate(series, parsed_targets, settings).to_dict()
+    report["scope"] = "cluster" if parsed_targets is None else "services"
+    report["evaluated_at"] = round(evaluated_at, 3)
+    report["queries"] = queries_sent
+    return report
+
+
+def fetch_series(client: PrometheusQuerier, queries: AnomalyQueries) -> dict[str, ServiceSeries]:
+    """Run the constant set of queries and parse them into one series per service."""
+    requests_by_code, latency_sum, latency_count = (
+        client.query_range(promql, start=queries.start, end=queries.end, step=queries.step)
+        for promql in queries.range_queries
+    )
+    latency_buckets = client.query(queries.latency_buckets, time=queries.end)
+    return assemble_series(queries, requests_by_code, latency_sum, latency_count, latency_buckets)
+
+
+def parse_targets(targets: Sequence[Mapping[str, Any]]) -> list[Target]:
+    return [_parse_target(index, raw) for index, raw in enumerate(targets)]
+
+
+def _parse_target(index: int, raw: Mapping[str, Any]) -> Target:
+    if not isinstance(raw, Mapping):
+        raise DarklaunchError(f"Anomaly target #{index} must be a mapping, got {type(raw).__name__}.")
+    label = raw.get("service_label")
+    if not isinstance(label, str) or not label:
+        raise DarklaunchError(f"Anomaly target #{index} has no service_label (Traefik's metrics 'service' label).")
+    role = raw.get("role") or "service"
+    if role not in ROLES:
+        raise DarklaunchError(f"Anomaly target {label} has role {role!r}; use one of {', '.join(ROLES)}.")
+    return Target(
+        service=label,
+        role=role,
+        name=_optional_text(raw.get("name")),
+        namespace=_optional_text(raw.get("namespace")),
+        pairs=_pairs(label, role, raw.get("pair")),
+    )
+
+
+def _pairs(label: str, role: str, pair: Any) -> tuple[str, ...]:
+    if pair is None or role != ROLE_SHADOW:
+        return ()
+    values = [pair] if isinstance(pair, str) else pair
+    if not isinstance(values, (list, tuple)) or not all(isinstance(value, str) and value for value in values):
+        raise DarklaunchError(f"Anomaly target {label}: pair must be a service label or a list of them.")
+    return tuple(dict.fromkeys(values))
+
+
+def _optional_text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def _labels_to_fetch(targets: Sequence[Target] | None) -> list[str] | None:
+    if targets is None:
+        return None
+    labels = {target.service for target in targets}
+    labels.update(pair for target in targets for pair in target.pairs)
+    return sorted(labels)

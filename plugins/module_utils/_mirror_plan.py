@@ -1,0 +1,1232 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Decide what traefik_mirror must do: (desired params, observed objects) -> ordered actions.
+
+Pure: the module reads the objects with ``_k8s``, calls :func:`plan_mirror`, and sends the actions back
+through ``_k8s`` (skipping them in check mode). Every refusal is a :class:`DarklaunchError` raised while
+planning, so a refused run writes nothing. Patches are RFC 6902 JSON Patches that start with a ``test`` of
+the resourceVersion that was read: a concurrent change fails the write instead of being overwritten.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from fractions import Fraction
+from typing import Any
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+    build_reference_index,
+    live_backends,
+    percent_value,
+    resolve_route,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    KIND_SERVICE,
+    KIND_TRAEFIK_SERVICE,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PRE_MIRROR_ANNOTATION,
+    SPEC_MIRRORING,
+    IngressRouteObj,
+    KubeServiceObj,
+    ObjectKey,
+    PortValue,
+    ServiceRef,
+    TraefikServiceObj,
+    check_name,
+    dump_saved_services,
+    index_by_key,
+    normalise_port,
+    parse_ingress_route,
+    parse_kube_service,
+    parse_service_ref,
+    parse_traefik_service,
+)
+
+STATE_PRESENT = "present"
+STATE_ABSENT = "absent"
+STATUS_ACTIVE = "active"
+STATUS_INACTIVE = "inactive"
+STATUS_ABSENT = "absent"
+API_GROUPS = ("traefik.io", "traefik.containo.us")
+CRD_VERSION = "v1alpha1"
+
+# Fields Kubernetes owns; left out of diffs so they show what the user changed, not bookkeeping.
+_SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
+# LoadBalancerSpec keys that keep their meaning when an entry is repointed to a TraefikService.
+_ROUTING_KEYS = {"name", "kind", "namespace", "port", "weight"}
+
+JsonPatch = list[dict[str, Any]]
+
+
+# --- inputs --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MirrorParams:
+    """traefik_mirror's options. Empty names mean "derive from route_name" (see :meth:`with_defaults`)."""
+
+    route_name: str
+    namespace: str = "default"
+    state: str = STATE_PRESENT
+    mirror_percent: int | None = None
+    main_service: str = ""
+    main_kind: str = KIND_SERVICE
+    main_port: PortValue | None = None
+    mirror_service: str = ""
+    mirror_port: PortValue | None = None
+    mirror_name: str = ""
+    wrr_name: str = ""
+    mirror_body: bool | None = None
+    max_body_size: int | None = None
+    attach_to_ingress: bool = False
+    confirm_end_weighted_split: bool = False
+    restore_ingress_to_wrr: bool = True
+    api_group: str = API_GROUPS[0]
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> MirrorParams:
+        """Build from module params (unknown keys such as auth options are ignored), then validate."""
+        known = {f.name for f in fields(cls)}
+        values = {key: value for key, value in options.items() if key in known and value is not None}
+        if not isinstance(values.get("route_name"), str) or not values["route_name"]:
+            raise DarklaunchError("route_name is required: the name of the IngressRoute.", field="route_name")
+        return validate_params(cls(**values))
+
+    def with_defaults(self) -> MirrorParams:
+        """Fill the names the seed derives from route_name: -stable, -staging, -mirror, -wrr."""
+        return replace(
+            self,
+            main_service=self.main_service or f"{self.route_name}-stable",
+            mirror_service=self.mirror_service or f"{self.route_name}-staging",
+            mirror_name=self.mirror_name or f"{self.route_name}-mirror",
+            wrr_name=self.wrr_name or f"{self.route_name}-wrr",
+        )
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the module read, as the API returned it (None = not found).
+
+    ``main`` is a v1 Service or a TraefikService according to ``main_kind``; ``mirror_target`` is the shadow
+    v1 Service. Fetch ``wrr`` and ``main`` for ``state=absent`` too: restoring checks that they exist.
+    ``routes_referencing_mirror`` may be every IngressRoute of the namespace (the planner filters).
+    ``traefik_services`` (every TraefikService of the namespace) lets the planner see indirect references
+    to the mirror and resolve the distribution; ``services`` (every v1 Service) enables Service checks in
+    the distribution. Both are optional.
+    """
+
+    mirror: Mapping[str, Any] | None = None
+    ingress_route: Mapping[str, Any] | None = None
+    wrr: Mapping[str, Any] | None = None
+    main: Mapping[str, Any] | None = None
+    mirror_target: Mapping[str, Any] | None = None
+    routes_referencing_mirror: Sequence[Mapping[str, Any]] = ()
+    traefik_services: Sequence[Mapping[str, Any]] = ()
+    services: Sequence[Mapping[str, Any]] | None = None
+
+
+# --- outputs -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Action:
+    """One write. ``body``: the object (create), a JSON Patch (patch) or None (delete, with
+    ``resource_version`` as its precondition)."""
+
+    verb: str
+    kind: str
+    name: str
+    namespace: str
+    body: Any
+    summary: str
+    resource_version: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verb": self.verb,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "summary": self.summary,
+            "body": copy.deepcopy(self.body),
+            "resource_version": self.resource_version,
+        }
+
+
+@dataclass
+class MirrorPlan:
+    actions: list[Action]
+    warnings: list[str]
+    status: str
+    mirror_before: dict[str, Any] | None
+    mirror_after: dict[str, Any] | None
+    ingress_route_before: dict[str, Any] | None
+    ingress_route_after: dict[str, Any] | None
+    distribution: dict[str, Any] | None = None
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+    @property
+    def ingress_before(self) -> list[dict[str, Any]] | None:
+        return route_targets(self.ingress_route_before)
+
+    @property
+    def ingress_after(self) -> list[dict[str, Any]] | None:
+        return route_targets(self.ingress_route_after)
+
+    @property
+    def diff(self) -> dict[str, Any]:
+        return {
+            "before": {
+                "mirror": trim_server_fields(self.mirror_before),
+                "ingress_route": trim_server_fields(self.ingress_route_before),
+            },
+            "after": {
+                "mirror": trim_server_fields(self.mirror_after),
+                "ingress_route": trim_server_fields(self.ingress_route_after),
+            },
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        ingress_route = None
+        source = self.ingress_route_after or self.ingress_route_before
+        if source is not None:
+            meta = source.get("metadata", {})
+            ingress_route = {
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "before": self.ingress_before,
+                "after": self.ingress_after,
+            }
+        return {
+            "changed": self.changed,
+            "status": self.status,
+            "actions": [action.to_dict() for action in self.actions],
+            "warnings": list(self.warnings),
+            "mirror": copy.deepcopy(self.mirror_after),
+            "ingress_route": ingress_route,
+            "distribution": copy.deepcopy(self.distribution),
+            "diff": self.diff,
+        }
+
+
+def route_targets(ingress_route: Mapping[str, Any] | None) -> list[dict[str, Any]] | None:
+    """Each route's match and services, as stored in the IngressRoute."""
+    if ingress_route is None:
+        return None
+    routes = ingress_route.get("spec", {}).get("routes") or []
+    return [
+        {"index": i, "match": route.get("match"), "services": copy.deepcopy(route.get("services") or [])}
+        for i, route in enumerate(routes)
+    ]
+
+
+def trim_server_fields(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    trimmed = copy.deepcopy(dict(obj))
+    trimmed.pop("status", None)
+    metadata = trimmed.get("metadata")
+    if isinstance(metadata, dict):
+        for key in _SERVER_METADATA:
+            metadata.pop(key, None)
+    return trimmed
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+def _check_choice(value: object, field_name: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        allowed = ", ".join(choices)
+        raise DarklaunchError(f"{field_name} must be one of {allowed}; got {value!r}.", field=field_name)
+
+
+def _check_bool(value: object, field_name: str, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if not isinstance(value, bool):
+        raise DarklaunchError(f"{field_name} must be true or false; got {value!r}.", field=field_name)
+
+
+def _check_percent(params: MirrorParams) -> None:
+    percent = params.mirror_percent
+    if params.state != STATE_PRESENT:
+        return
+    if percent is None:
+        raise DarklaunchError(
+            "mirror_percent is required with state=present: the share of requests (1..100) copied to the shadow.",
+            field="mirror_percent",
+        )
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
+        raise DarklaunchError(
+            f"mirror_percent must be a whole number from 1 to 100; got {percent!r}. "
+            "To stop mirroring use state=absent.",
+            field="mirror_percent",
+        )
+
+
+def _check_derived_name(params: MirrorParams, field_name: str, rule: str, derived: bool) -> None:
+    try:
+        check_name(getattr(params, field_name), field_name, rule)
+    except DarklaunchError as err:
+        if derived:
+            # The user never typed this name: say where it came from.
+            raise DarklaunchError(
+                f"{err.msg} It was derived from route_name; set {field_name} explicitly.", field=field_name
+            ) from None
+        raise
+
+
+def validate_params(params: MirrorParams) -> MirrorParams:
+    """Check every option and return the params with defaults filled and ports normalised.
+
+    Raises DarklaunchError naming the option at fault.
+    """
+    check_name(params.route_name, "route_name", "subdomain")
+    check_name(params.namespace, "namespace", "label")
+    _check_choice(params.state, "state", (STATE_PRESENT, STATE_ABSENT))
+    _check_choice(params.main_kind, "main_kind", (KIND_SERVICE, KIND_TRAEFIK_SERVICE))
+    _check_choice(params.api_group, "api_group", API_GROUPS)
+    _check_percent(params)
+    for flag in ("attach_to_ingress", "confirm_end_weighted_split", "restore_ingress_to_wrr"):
+        _check_bool(getattr(params, flag), flag)
+    _check_bool(params.mirror_body, "mirror_body", optional=True)
+    size = params.max_body_size
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < -1):
+        raise DarklaunchError(
+            f"max_body_size must be a number of bytes, or -1 for no limit; got {size!r}.", field="max_body_size"
+        )
+    resolved = params.with_defaults()
+    main_rule = "service" if resolved.main_kind == KIND_SERVICE else "subdomain"
+    for name_field, rule in (
+        ("main_service", main_rule),
+        ("mirror_service", "service"),
+        ("mirror_name", "subdomain"),
+        ("wrr_name", "subdomain"),
+    ):
+        _check_derived_name(resolved, name_field, rule, derived=not getattr(params, name_field))
+    if resolved.mirror_name == resolved.wrr_name:
+        raise DarklaunchError(
+            f"mirror_name and wrr_name are both {resolved.mirror_name!r}; the mirror needs its own name.",
+            field="mirror_name",
+        )
+    if resolved.main_kind == KIND_TRAEFIK_SERVICE and resolved.main_service == resolved.mirror_name:
+        raise DarklaunchError(
+            f"main_service {resolved.main_service!r} is the mirror itself; a mirror cannot answer users from itself. "
+            "Use the weighted TraefikService (for example the wrr_name) or a Service.",
+            field="main_service",
+        )
+    return replace(
+        resolved,
+        main_port=normalise_port(resolved.main_port, "main_port"),
+        mirror_port=normalise_port(resolved.mirror_port, "mirror_port"),
+    )
+
+
+# --- JSON Patch ----------------------------------------------------------------------------------------
+
+
+def escape_pointer(token: str) -> str:
+    """RFC 6901: '~' -> '~0', '/' -> '~1' (label and annotation keys contain '/')."""
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+def _pointer_tokens(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise ValueError(f"JSON pointer must start with '/': {path!r}")
+    return [token.replace("~1", "/").replace("~0", "~") for token in path[1:].split("/")]
+
+
+def _container_and_key(document: Any, path: str) -> tuple[Any, str]:
+    tokens = _pointer_tokens(path)
+    target = document
+    for token in tokens[:-1]:
+        target = target[int(token)] if isinstance(target, list) else target[token]
+    return target, tokens[-1]
+
+
+def apply_json_patch(document: Mapping[str, Any], ops: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Apply add/remove/replace/test ops to a copy of ``document`` (what the API server will do)."""
+    result: dict[str, Any] = copy.deepcopy(dict(document))
+    for op in ops:
+        container, key = _container_and_key(result, str(op["path"]))
+        verb = op["op"]
+        if isinstance(container, list):
+            position = len(container) if key == "-" else int(key)
+            if verb == "add":
+                container.insert(position, copy.deepcopy(op["value"]))
+            elif verb == "remove":
+                del container[position]
+            elif verb == "replace":
+                container[position] = copy.deepcopy(op["value"])
+            elif verb == "test" and container[position] != op["value"]:
+                raise DarklaunchError(f"JSON Patch test failed at {op['path']}.")
+            continue
+        if verb in ("add", "replace"):
+            container[key] = copy.deepcopy(op["value"])
+        elif verb == "remove":
+            del container[key]
+        elif verb == "test" and container.get(key) != op["value"]:
+            raise DarklaunchError(f"JSON Patch test failed at {op['path']}.")
+    return result
+
+
+def _set_op(ops: JsonPatch, container: Mapping[str, Any], base: str, key: str, value: Any) -> bool:
+    """Append add/replace for ``base/key`` when the stored value differs; True if an op was added."""
+    if key not in container:
+        ops.append({"op": "add", "path": f"{base}/{escape_pointer(key)}", "value": value})
+        return True
+    if container[key] != value or type(container[key]) is not type(value):
+        ops.append({"op": "replace", "path": f"{base}/{escape_pointer(key)}", "value": value})
+        return True
+    return False
+
+
+def _version_test(obj: Mapping[str, Any], kind: str) -> dict[str, Any]:
+    version = obj.get("metadata", {}).get("resourceVersion")
+    if not version:
+        name = obj.get("metadata", {}).get("name")
+        raise DarklaunchError(
+            f"{kind} {name} was read without metadata.resourceVersion; read it from the API before planning."
+        )
+    return {"op": "test", "path": "/metadata/resourceVersion", "value": version}
+
+
+# --- planning context ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    params: MirrorParams
+    observed: Observed
+    mirror: TraefikServiceObj | None
+    ingress_route: IngressRouteObj | None
+    wrr: TraefikServiceObj | None
+    main_service: KubeServiceObj | None
+    main_traefik_service: TraefikServiceObj | None
+    mirror_target: KubeServiceObj | None
+    other_ingress_routes: list[IngressRouteObj]
+    other_traefik_services: list[TraefikServiceObj]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def mirror_key(self) -> ObjectKey:
+        return (self.params.namespace, self.params.mirror_name)
+
+    def main_exists(self) -> bool:
+        if self.params.main_kind == KIND_TRAEFIK_SERVICE:
+            return self.main_traefik_service is not None
+        return self.main_service is not None
+
+    def is_mirror(self, ref: ServiceRef) -> bool:
+        return ref.kind == KIND_TRAEFIK_SERVICE and ref.key == self.mirror_key
+
+    def is_wrr(self, ref: ServiceRef) -> bool:
+        return ref.kind == KIND_TRAEFIK_SERVICE and ref.key == (self.params.namespace, self.params.wrr_name)
+
+    def is_main(self, ref: ServiceRef) -> bool:
+        return ref.kind == self.params.main_kind and ref.key == (self.params.namespace, self.params.main_service)
+
+
+def _build_context(params: MirrorParams, observed: Observed) -> _Context:
+    mirror = parse_traefik_service(observed.mirror) if observed.mirror else None
+    ingress_route = parse_ingress_route(observed.ingress_route) if observed.ingress_route else None
+    main_service = main_traefik_service = None
+    if observed.main:
+        if params.main_kind == KIND_TRAEFIK_SERVICE:
+            main_traefik_service = parse_traefik_service(observed.main)
+        else:
+            main_service = parse_kube_service(observed.main)
+    own_keys = {(params.namespace, params.route_name)}
+    others = [parse_ingress_route(raw) for raw in observed.routes_referencing_mirror]
+    mirror_key = (params.namespace, params.mirror_name)
+    return _Context(
+        params=params,
+        observed=observed,
+        mirror=mirror,
+        ingress_route=ingress_route,
+        wrr=parse_traefik_service(observed.wrr) if observed.wrr else None,
+        main_service=main_service,
+        main_traefik_service=main_traefik_service,
+        mirror_target=parse_kube_service(observed.mirror_target) if observed.mirror_target else None,
+        other_ingress_routes=[ir for ir in others if ir.key not in own_keys],
+        other_traefik_services=[
+            ts for ts in (parse_traefik_service(raw) for raw in observed.traefik_services) if ts.key != mirror_key
+        ],
+    )
+
+
+def _traefik_service_map(ctx: _Context, mirror_after: Mapping[str, Any] | None) -> dict[ObjectKey, TraefikServiceObj]:
+    known = index_by_key(ctx.other_traefik_services)
+    for extra in (ctx.wrr, ctx.main_traefik_service):
+        if extra is not None:
+            known.setdefault(extra.key, extra)
+    known.pop(ctx.mirror_key, None)
+    if mirror_after is not None:
+        known[ctx.mirror_key] = parse_traefik_service(mirror_after)
+    return known
+
+
+def _kube_service_map(ctx: _Context) -> dict[ObjectKey, KubeServiceObj] | None:
+    if ctx.observed.services is None:
+        return None
+    known = index_by_key(parse_kube_service(raw) for raw in ctx.observed.services)
+    for extra in (ctx.main_service, ctx.mirror_target):
+        if extra is not None:
+            known[extra.key] = extra
+    return known
+
+
+def _referencing_routes(
+    ctx: _Context, ingress_route_after: Mapping[str, Any] | None, mirror_after: Mapping[str, Any] | None
+) -> list[str]:
+    """IngressRoutes (``ns/name``) that send traffic through the mirror once the plan is applied."""
+    ingress_routes = list(ctx.other_ingress_routes)
+    if ingress_route_after is not None:
+        ingress_routes.append(parse_ingress_route(ingress_route_after))
+    index = build_reference_index(ingress_routes, _traefik_service_map(ctx, mirror_after))
+    names = [f"{ref.namespace}/{ref.ingress_route}" for ref in index.get(ctx.mirror_key, [])]
+    return list(dict.fromkeys(names))
+
+
+def _distribution_after(
+    ctx: _Context, ingress_route_after: Mapping[str, Any] | None, mirror_after: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    if ingress_route_after is None:
+        return None
+    resolved = resolve_route(
+        parse_ingress_route(ingress_route_after), _traefik_service_map(ctx, mirror_after), _kube_service_map(ctx)
+    )
+    return resolved.to_dict()
+
+
+# --- ports ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _PortChoice:
+    service: KubeServiceObj | None
+    requested: PortValue | None
+    current: PortValue | None  # what the existing mirror already references for this Service
+    field_name: str
+    service_field: str
+    name: str
+
+
+def _backend_port(choice: _PortChoice) -> PortValue:
+    """The port to reference: the requested one (checked against the Service), else the one the mirror
+    already uses (a hand-made mirror may say "http" where the default would say 80: not a change), else
+    the Service's only port."""
+    service, requested, field_name = choice.service, choice.requested, choice.field_name
+    current = choice.current
+    if requested is None and current is not None and (service is None or service.find_port(current) is not None):
+        return current
+    if service is None:
+        if requested is None:
+            raise DarklaunchError(
+                f"Service {choice.name} ({choice.service_field}) does not exist, so its port cannot be chosen. "
+                f"Create the Service first, or set {field_name}.",
+                field=field_name,
+            )
+        return requested
+    if requested is not None:
+        if service.find_port(requested) is None:
+            raise DarklaunchError(
+                f"Service {service.namespace}/{service.name} has no port {requested!r} "
+                f"(it has {service.describe_ports()}); set {field_name} to one of them.",
+                field=field_name,
+            )
+        return requested
+    if len(service.ports) == 1:
+        return service.ports[0].port
+    reason = "has no ports" if not service.ports else f"has several ports ({service.describe_ports()})"
+    raise DarklaunchError(
+        f"Service {service.namespace}/{service.name} {reason}; set {field_name} to the port that serves this route.",
+        field=field_name,
+    )
+
+
+def _main_port(ctx: _Context) -> PortValue | None:
+    params = ctx.params
+    if params.main_kind == KIND_TRAEFIK_SERVICE:
+        if params.main_port is not None:
+            ctx.warnings.append("main_port is ignored: a TraefikService main service has no port.")
+        return None
+    main = ctx.mirror.main if ctx.mirror else None
+    current = main.port if main is not None and ctx.is_main(main) else None
+    return _backend_port(
+        _PortChoice(ctx.main_service, params.main_port, current, "main_port", "main_service", params.main_service)
+    )
+
+
+def _mirror_port(ctx: _Context) -> PortValue:
+    params = ctx.params
+    wanted = (params.namespace, params.mirror_service)
+    mirrors = ctx.mirror.mirrors if ctx.mirror else ()
+    current = next((m.port for m in mirrors if m.kind == KIND_SERVICE and m.key == wanted), None)
+    return _backend_port(
+        _PortChoice(
+            ctx.mirror_target, params.mirror_port, current, "mirror_port", "mirror_service", params.mirror_service
+        )
+    )
+
+
+# --- the mirror TraefikService -------------------------------------------------------------------------
+
+
+def _desired_mirroring(params: MirrorParams, main_port: PortValue | None, mirror_port: PortValue) -> dict[str, Any]:
+    mirroring: dict[str, Any] = {"name": params.main_service, "kind": params.main_kind}
+    if main_port is not None:
+        mirroring["port"] = main_port
+    if params.mirror_body is not None:
+        mirroring["mirrorBody"] = params.mirror_body
+    if params.max_body_size is not None:
+        mirroring["maxBodySize"] = params.max_body_size
+    mirroring["mirrors"] = [
+        {"name": params.mirror_service, "kind": KIND_SERVICE, "port": mirror_port, "percent": params.mirror_percent}
+    ]
+    return mirroring
+
+
+def _new_mirror(params: MirrorParams, mirroring: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{params.api_group}/{CRD_VERSION}",
+        "kind": KIND_TRAEFIK_SERVICE,
+        "metadata": {
+            "name": params.mirror_name,
+            "namespace": params.namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+        },
+        "spec": {"mirroring": mirroring},
+    }
+
+
+def _endpoint(name: object, port: object) -> str:
+    return f"{name}:{port}" if port not in (None, "") else str(name)
+
+
+def _refuse_foreign_mirror(ctx: _Context) -> None:
+    mirror = ctx.mirror
+    if mirror is not None and mirror.spec_type != SPEC_MIRRORING:
+        raise DarklaunchError(
+            f"TraefikService {mirror.namespace}/{mirror.name} exists but is a {mirror.spec_type} service, "
+            "not a mirror; refusing to change or delete it. Set mirror_name to another name.",
+            field="mirror_name",
+        )
+
+
+def _own_mirror_index(entries: Sequence[Any], params: MirrorParams) -> int | None:
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, Mapping):
+            continue
+        ref = parse_service_ref(entry, params.namespace)
+        if ref.kind == KIND_SERVICE and ref.key == (params.namespace, params.mirror_service):
+            return index
+    return None
+
+
+def _mirror_entry_ops(
+    ctx: _Context, current: Mapping[str, Any], desired: Mapping[str, Any], ops: JsonPatch, changes: list[str]
+) -> None:
+    base = "/spec/mirroring/mirrors"
+    wanted = desired["mirrors"][0]
+    entries = current.get("mirrors")
+    entries = entries if isinstance(entries, list) else []
+    index = _own_mirror_index(entries, ctx.params)
+    if index is None:
+        ops.append({"op": "replace" if "mirrors" in current else "add", "path": base, "value": [wanted]})
+        replaced = [_endpoint(e.get("name"), e.get("port")) for e in entries if isinstance(e, Mapping)]
+        if replaced:
+            changes.append(f"shadow {', '.join(replaced)} -> {_endpoint(wanted['name'], wanted['port'])}")
+            ctx.warnings.append(
+                f"The mirror copied requests to {', '.join(replaced)}; it now copies them to "
+                f"{_endpoint(wanted['name'], wanted['port'])} only."
+            )
+        else:
+            changes.append(f"shadow {_endpoint(wanted['name'], wanted['port'])} added")
+        return
+    entry = entries[index]
+    old_percent = entry.get("percent", 0)
+    if _set_op(ops, entry, f"{base}/{index}", "port", wanted["port"]):
+        changes.append(f"shadow port {entry.get('port')} -> {wanted['port']}")
+    if _set_op(ops, entry, f"{base}/{index}", "percent", wanted["percent"]):
+        changes.append(f"mirror percent {old_percent} -> {wanted['percent']}")
+    others = [_endpoint(e.get("name"), e.get("port")) for i, e in enumerate(entries) if i != index]
+    if others:
+        ctx.warnings.append(
+            f"The mirror also copies requests to {', '.join(others)}; those entries were left as they are."
+        )
+
+
+def _main_ref_ops(
+    ctx: _Context, current: Mapping[str, Any], desired: Mapping[str, Any], ops: JsonPatch, changes: list[str]
+) -> None:
+    base = "/spec/mirroring"
+    old = _endpoint(current.get("name"), current.get("port"))
+    touched = _set_op(ops, current, base, "name", desired["name"])
+    current_kind = current.get("kind") or KIND_SERVICE
+    if current_kind != desired["kind"]:
+        _set_op(ops, current, base, "kind", desired["kind"])
+        touched = True
+    if "port" in desired:
+        touched = _set_op(ops, current, base, "port", desired["port"]) or touched
+    elif "port" in current:
+        ops.append({"op": "remove", "path": f"{base}/port"})
+        touched = True
+    if current.get("namespace") not in (None, "", ctx.params.namespace):
+        ops.append({"op": "remove", "path": f"{base}/namespace"})
+        touched = True
+    if touched:
+        changes.append(f"main service {old} -> {_endpoint(desired['name'], desired.get('port'))}")
+    for key in ("mirrorBody", "maxBodySize"):
+        if key in desired and _set_op(ops, current, base, key, desired[key]):
+            changes.append(f"{key} {current.get(key)} -> {desired[key]}")
+
+
+def _label_ops(ctx: _Context, current: Mapping[str, Any], ops: JsonPatch, changes: list[str]) -> None:
+    labels = current.get("metadata", {}).get("labels")
+    if not isinstance(labels, Mapping):
+        ops.append({"op": "add", "path": "/metadata/labels", "value": {MANAGED_BY_LABEL: MANAGED_BY_VALUE}})
+        changes.append(f"label {MANAGED_BY_LABEL} added")
+    elif MANAGED_BY_LABEL not in labels:
+        path = f"/metadata/labels/{escape_pointer(MANAGED_BY_LABEL)}"
+        ops.append({"op": "add", "path": path, "value": MANAGED_BY_VALUE})
+        changes.append(f"label {MANAGED_BY_LABEL} added")
+    elif labels[MANAGED_BY_LABEL] != MANAGED_BY_VALUE:
+        # Someone else (Helm, Argo CD, ...) owns it: taking the label over would confuse them.
+        ctx.warnings.append(
+            f"TraefikService {ctx.params.mirror_name} is labelled {MANAGED_BY_LABEL}={labels[MANAGED_BY_LABEL]}; "
+            "that tool may revert the changes made here."
+        )
+
+
+def _plan_mirror_object(
+    ctx: _Context, main_port: PortValue | None, mirror_port: PortValue, actions: list[Action]
+) -> dict[str, Any]:
+    """Create or patch the mirror; returns the mirror as it will be."""
+    params = ctx.params
+    desired = _desired_mirroring(params, main_port, mirror_port)
+    if ctx.observed.mirror is None:
+        body = _new_mirror(params, desired)
+        summary = (
+            f"create TraefikService {params.mirror_name} copying {params.mirror_percent}% of requests to "
+            f"{_endpoint(params.mirror_service, mirror_port)} (users are answered by "
+            f"{_endpoint(params.main_service, main_port)})"
+        )
+        actions.append(Action("create", KIND_TRAEFIK_SERVICE, params.mirror_name, params.namespace, body, summary))
+        return copy.deepcopy(body)
+    current_raw = ctx.observed.mirror
+    current = current_raw.get("spec", {}).get("mirroring", {})
+    ops: JsonPatch = []
+    changes: list[str] = []
+    _main_ref_ops(ctx, current, desired, ops, changes)
+    _mirror_entry_ops(ctx, current, desired, ops, changes)
+    _label_ops(ctx, current_raw, ops, changes)
+    if not ops:
+        return copy.deepcopy(dict(current_raw))
+    patch = [_version_test(current_raw, KIND_TRAEFIK_SERVICE), *ops]
+    summary = f"patch TraefikService {params.mirror_name}: {'; '.join(changes)}"
+    actions.append(
+        Action(
+            "patch",
+            KIND_TRAEFIK_SERVICE,
+            params.mirror_name,
+            params.namespace,
+            patch,
+            summary,
+            ctx.mirror.resource_version if ctx.mirror else None,
+        )
+    )
+    return apply_json_patch(current_raw, patch)
+
+
+# --- attaching the IngressRoute ------------------------------------------------------------------------
+
+
+def _describe_targets(ingress_route: IngressRouteObj) -> str:
+    described = []
+    for route in ingress_route.routes:
+        names = ", ".join(f"{ref.kind} {ref.name}" for ref in route.services) or "nothing"
+        described.append(f"route {route.index} -> {names}")
+    return "; ".join(described) or "no routes"
+
+
+def _require_ingress_route(ctx: _Context) -> IngressRouteObj:
+    if ctx.ingress_route is None:
+        params = ctx.params
+        raise DarklaunchError(
+            f"IngressRoute {params.namespace}/{params.route_name} does not exist, so attach_to_ingress has nothing "
+            "to repoint. Check route_name and namespace, or run without attach_to_ingress.",
+            field="route_name",
+        )
+    return ctx.ingress_route
+
+
+def _split_text(wrr: TraefikServiceObj) -> str:
+    total = sum(ref.effective_weight for ref in wrr.weighted)
+    parts = [f"{percent_value(_fraction(ref.effective_weight, total))}% {ref.name}" for ref in wrr.weighted]
+    return ", ".join(parts)
+
+
+def _fraction(numerator: int, denominator: int) -> Fraction:
+    return Fraction(numerator, denominator) if denominator else Fraction(0)
+
+
+def _check_weighted_split(ctx: _Context, repointed_refs: Sequence[ServiceRef]) -> None:
+    """Refuse (without confirmation) to end a WRR that sends real users to more than one backend."""
+    params = ctx.params
+    mirror_keeps_split = params.main_kind == KIND_TRAEFIK_SERVICE and params.main_service == params.wrr_name
+    wrr = ctx.wrr
+    if mirror_keeps_split or wrr is None or not any(ctx.is_wrr(ref) for ref in repointed_refs):
+        return
+    live = live_backends(wrr)
+    if len(live) < 2:
+        return
+    main_name = params.main_service if params.main_kind == KIND_SERVICE else f"TraefikService {params.main_service}"
+    losers = [ref.name for ref in live if ref.name != params.main_service]
+    if not params.confirm_end_weighted_split:
+        raise DarklaunchError(
+            f"IngressRoute {params.namespace}/{params.route_name} splits real users through the weighted "
+            f"TraefikService {wrr.name} ({_split_text(wrr)}). Attaching the mirror ends that split: every user "
+            f"response would come from {main_name}, and {', '.join(losers)} would no longer serve real users. "
+            "Set confirm_end_weighted_split=true to accept that, or keep the split by mirroring on top of it "
+            f"(main_kind=TraefikService, main_service={wrr.name}).",
+            field="confirm_end_weighted_split",
+            details={"weighted_split": _split_text(wrr)},
+        )
+    copies = f"copies of {params.mirror_percent}% of requests, whose responses are discarded"
+    others = [name for name in losers if name != params.mirror_service]
+    parts = []
+    if others:
+        parts.append(f"{_join(others)} no longer serve{'s' if len(others) == 1 else ''} real users")
+    if params.mirror_service in losers:
+        parts.append(f"{params.mirror_service} no longer serves real users and only receives {copies}")
+    else:
+        parts.append(f"{params.mirror_service} receives {copies}")
+    ctx.warnings.append(
+        f"Attaching ended the weighted split of {wrr.name} ({_split_text(wrr)}): all user responses now come from "
+        f"{main_name}; {'; '.join(parts)}."
+    )
+
+
+def _join(words: Sequence[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _mirror_entry_for(entry: Mapping[str, Any], params: MirrorParams) -> dict[str, Any]:
+    repointed: dict[str, Any] = {"name": params.mirror_name, "kind": KIND_TRAEFIK_SERVICE}
+    if entry.get("namespace"):
+        repointed["namespace"] = entry["namespace"]
+    if entry.get("weight") is not None:
+        repointed["weight"] = entry["weight"]
+    return repointed
+
+
+def _repointed_services(
+    ctx: _Context, route_index: int, entries: Sequence[Mapping[str, Any]], matched: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The route's services with the WRR/main entries replaced by one mirror entry (other entries kept)."""
+    result: list[dict[str, Any]] = []
+    mirror_position: int | None = None
+    for position, entry in enumerate(entries):
+        if position not in matched:
+            result.append(copy.deepcopy(dict(entry)))
+            continue
+        dropped = sorted(set(entry) - _ROUTING_KEYS)
+        if dropped:
+            ctx.warnings.append(
+                f"Route {route_index}'s target {entry.get('name')} had {', '.join(dropped)}, which the mirror entry "
+                f"cannot carry; they are kept in the {PRE_MIRROR_ANNOTATION} annotation and return on restore."
+            )
+        if mirror_position is None:
+            mirror_position = len(result)
+            result.append(_mirror_entry_for(entry, ctx.params))
+            continue
+        # Two entries of one route pointed at the old targets: one mirror entry carries their combined weight.
+        merged = result[mirror_position]
+        weight = parse_service_ref(entry, ctx.params.namespace).effective_weight
+        merged_weight = parse_service_ref(merged, ctx.params.namespace).effective_weight
+        merged["weight"] = merged_weight + weight
+    return result
+
+
+def _annotation_ops(ingress_route: IngressRouteObj, value: str | None) -> JsonPatch:
+    """Ops that set (value) or remove (None) the pre-mirror annotation, keeping every other annotation."""
+    annotations = ingress_route.raw.get("metadata", {}).get("annotations")
+    path = f"/metadata/annotations/{escape_pointer(PRE_MIRROR_ANNOTATION)}"
+    present = isinstance(annotations, Mapping) and PRE_MIRROR_ANNOTATION in annotations
+    if value is None:
+        if not present:
+            return []
+        if len(annotations) == 1:
+            # Attach added the whole map: remove it whole, so the restored object is exactly the original.
+            return [{"op": "remove", "path": "/metadata/annotations"}]
+        return [{"op": "remove", "path": path}]
+    if not isinstance(annotations, Mapping):
+        return [{"op": "add", "path": "/metadata/annotations", "value": {PRE_MIRROR_ANNOTATION: value}}]
+    if annotations.get(PRE_MIRROR_ANNOTATION) == value:
+        return []
+    return [{"op": "add", "path": path, "value": value}]
+
+
+def _raw_route_services(ingress_route: IngressRouteObj, index: int) -> list[Mapping[str, Any]]:
+    routes = ingress_route.raw.get("spec", {}).get("routes") or []
+    services = routes[index].get("services") or []
+    return [entry for entry in services if isinstance(entry, Mapping)]
+
+
+def _matching_entries(ingress_route: IngressRouteObj, predicate: Callable[[ServiceRef], bool]) -> dict[int, list[int]]:
+    """{route index: [positions of the service entries that satisfy predicate]}"""
+    matched = {}
+    for route in ingress_route.routes:
+        positions = [i for i, ref in enumerate(route.services) if predicate(ref)]
+        if positions:
+            matched[route.index] = positions
+    return matched
+
+
+def _plan_attach(ctx: _Context, actions: list[Action]) -> dict[str, Any]:
+    """Repoint the routes that target the WRR or the main service at the mirror; returns the IngressRoute after."""
+    params = ctx.params
+    ingress_route = _require_ingress_route(ctx)
+    already_attached = any(ctx.is_mirror(ref) for route in ingress_route.routes for ref in route.services)
+    # Entries on the WRR are what attach replaces. Only an IngressRoute that targets the main service
+    # directly (no WRR, not attached yet) has those entries repointed instead, so a /healthz route on
+    # stable beside the WRR route stays untouched, also on reruns.
+    matched = _matching_entries(ingress_route, ctx.is_wrr)
+    if not matched and not already_attached:
+        matched = _matching_entries(ingress_route, ctx.is_main)
+    if not matched and not already_attached:
+        raise DarklaunchError(
+            f"IngressRoute {params.namespace}/{params.route_name} targets neither the weighted TraefikService "
+            f"{params.wrr_name}, the main {params.main_kind} {params.main_service} nor the mirror "
+            f"{params.mirror_name} ({_describe_targets(ingress_route)}), so there is nothing to repoint. Set wrr_name "
+            "or main_service to what the route targets, or repoint it yourself and run without attach_to_ingress.",
+            field="attach_to_ingress",
+        )
+    if not matched:
+        return copy.deepcopy(dict(ingress_route.raw))
+    repointed_refs = [ingress_route.routes[i].services[p] for i, positions in matched.items() for p in positions]
+    _check_weighted_split(ctx, repointed_refs)
+    saved = ingress_route.saved_pre_mirror_services()
+    if saved is None and PRE_MIRROR_ANNOTATION in ingress_route.annotations:
+        ctx.warnings.append(f"The {PRE_MIRROR_ANNOTATION} annotation was unreadable; it was rewritten.")
+    saved = dict(saved or {})
+    ops: JsonPatch = [_version_test(ingress_route.raw, "IngressRoute")]
+    for index, positions in matched.items():
+        entries = _raw_route_services(ingress_route, index)
+        saved[str(index)] = [copy.deepcopy(dict(entry)) for entry in entries]
+        new_services = _repointed_services(ctx, index, entries, positions)
+        ops.append({"op": "replace", "path": f"/spec/routes/{index}/services", "value": new_services})
+    ops.extend(_annotation_ops(ingress_route, dump_saved_services(saved)))
+    old_targets = sorted({f"{ref.kind} {ref.name}" for ref in repointed_refs})
+    routes_text = ", ".join(str(i) for i in matched)
+    summary = (
+        f"patch IngressRoute {params.route_name}: route {routes_text} now targets TraefikService {params.mirror_name} "
+        f"(was {', '.join(old_targets)}); the previous targets are saved in annotation {PRE_MIRROR_ANNOTATION}"
+    )
+    actions.append(
+        Action(
+            "patch", "IngressRoute", params.route_name, params.namespace, ops, summary, ingress_route.resource_version
+        )
+    )
+    after = apply_json_patch(ingress_route.raw, ops)
+    _assert_preserved(ingress_route.raw, after)
+    return after
+
+
+def _assert_preserved(before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
+    """Guard the promise that only route targets and our annotation change."""
+
+    def stripped(obj: Mapping[str, Any]) -> dict[str, Any]:
+        copied = copy.deepcopy(dict(obj))
+        metadata = copied.get("metadata", {})
+        annotations = dict(metadata.get("annotations") or {})
+        annotations.pop(PRE_MIRROR_ANNOTATION, None)
+        metadata["annotations"] = annotations
+        for route in copied.get("spec", {}).get("routes") or []:
+            route.pop("services", None)
+        return copied
+
+    if stripped(before) != stripped(after):
+        raise DarklaunchError("Internal error: the planned IngressRoute patch would change more than route targets.")
+
+
+# --- present -------------------------------------------------------------------------------------------
+
+
+def _missing_backends(ctx: _Context) -> list[tuple[str, str]]:
+    params = ctx.params
+    missing = []
+    if not ctx.main_exists():
+        missing.append(("main_service", f"{params.main_kind} {params.namespace}/{params.main_service}"))
+    if ctx.mirror_target is None:
+        missing.append(("mirror_service", f"Service {params.namespace}/{params.mirror_service}"))
+    return missing
+
+
+def _check_backends(ctx: _Context, will_be_active: bool) -> None:
+    missing = _missing_backends(ctx)
+    if not missing:
+        return
+    names = " and ".join(description for _, description in missing)
+    if will_be_active:
+        raise DarklaunchError(
+            f"{names} does not exist. An IngressRoute routing through the mirror would serve 404s, because Traefik "
+            "drops routers whose mirror cannot be built. Create it first, or correct "
+            f"{' and '.join(f for f, _ in missing)}.",
+            field=missing[0][0],
+        )
+    ctx.warnings.append(
+        f"{names} does not exist yet; do not attach the mirror until it does (Traefik would answer 404)."
+    )
+
+
+def _present_warnings(ctx: _Context, status: str, mirror_after: Mapping[str, Any]) -> None:
+    params = ctx.params
+    if status == STATUS_INACTIVE:
+        if ctx.ingress_route is None:
+            where = f"IngressRoute {params.route_name} does not exist in {params.namespace}"
+        else:
+            where = f"IngressRoute {params.route_name} routes to {_describe_targets(ctx.ingress_route)}"
+        ctx.warnings.append(
+            f"The mirror {params.mirror_name} exists but is inactive, waiting on an IngressRoute change: {where}, "
+            "so no request is copied yet. Run with attach_to_ingress=true, or point the route's services at "
+            f"{params.mirror_name} (kind TraefikService) yourself."
+        )
+    ctx.warnings.append(
+        f"Shadow traffic really reaches {params.mirror_service}: anything it does per request (database writes, "
+        "e-mails, payments, calls to other services) happens for real. Mirror only read-only or idempotent "
+        "services, or give the shadow its own isolated dependencies."
+    )
+    mirroring = mirror_after.get("spec", {}).get("mirroring", {})
+    mirror_body = mirroring.get("mirrorBody", True)
+    max_body_size = mirroring.get("maxBodySize", -1)
+    if mirror_body is not False and (max_body_size is None or max_body_size < 0):
+        ctx.warnings.append(
+            "mirror_body is on and max_body_size is unlimited (-1): Traefik reads the whole body of every mirrored "
+            "request into memory before copying it. Set max_body_size (bytes) to cap that; larger requests are "
+            "then served but not mirrored."
+        )
+    elif mirror_body is False:
+        ctx.warnings.append(
+            "mirror_body is false: some Traefik versions mishandle mirrored requests that carry a body "
+            "(traefik#13292); prefer mirror_body=true with a max_body_size."
+        )
+
+
+def _plan_present(ctx: _Context) -> MirrorPlan:
+    _refuse_foreign_mirror(ctx)
+    main_port = _main_port(ctx)
+    mirror_port = _mirror_port(ctx)
+    actions: list[Action] = []
+    mirror_after = _plan_mirror_object(ctx, main_port, mirror_port, actions)
+    ingress_route_before = copy.deepcopy(dict(ctx.observed.ingress_route)) if ctx.observed.ingress_route else None
+    ingress_route_after = ingress_route_before
+    if ctx.params.attach_to_ingress:
+        ingress_route_after = _plan_attach(ctx, actions)
+    referencing = _referencing_routes(ctx, ingress_route_after, mirror_after)
+    _check_backends(ctx, will_be_active=bool(referencing))
+    status = STATUS_ACTIVE if referencing else STATUS_INACTIVE
+    _present_warnings(ctx, status, mirror_after)
+    return MirrorPlan(
+        actions=actions,
+        warnings=ctx.warnings,
+        status=status,
+        mirror_before=copy.deepcopy(dict(ctx.observed.mirror)) if ctx.observed.mirror else None,
+        mirror_after=mirror_after,
+        ingress_route_before=ingress_route_before,
+        ingress_route_after=ingress_route_after,
+        distribution=_distribution_after(ctx, ingress_route_after, mirror_after),
+    )
+
+
+# --- absent --------------------------------------------------------------------------------------------
+
+
+def _blocking_references(ctx: _Context) -> list[str]:
+    """Objects other than route_name's IngressRoute that send traffic through the mirror."""
+    blockers = [
+        f"IngressRoute {name}"
+        for name in _referencing_routes(ctx, None, ctx.observed.mirror)
+        if name != f"{ctx.params.namespace}/{ctx.params.route_name}"
+    ]
+    for service in ctx.other_traefik_services:
+        if any(ref.kind == KIND_TRAEFIK_SERVICE and ref.key == ctx.mirror_key for ref in service.children()):
+            blockers.append(f"TraefikService {service.namespace}/{service.name}")
+    return blockers
+
+
+def _restored_services(
+    ctx: _Context, index: int, entries: Sequence[Mapping[str, Any]], saved: Mapping[str, Any] | None
+) -> list[dict[str, Any]]:
+    if saved is not None and str(index) in saved:
+        return [copy.deepcopy(dict(entry)) for entry in saved[str(index)]]
+    restored = []
+    for entry in entries:
+        if ctx.is_mirror(parse_service_ref(entry, ctx.params.namespace)):
+            back: dict[str, Any] = {"name": ctx.params.wrr_name, "kind": KIND_TRAEFIK_SERVICE}
+            if entry.get("namespace"):
+                back["namespace"] = entry["namespace"]
+            if entry.get("weight") is not None:
+                back["weight"] = entry["weight"]
+            restored.append(back)
+        else:
+            restored.append(copy.deepcopy(dict(entry)))
+    return restored
+
+
+def _check_restore_targets(ctx: _Context, services: Sequence[Mapping[str, Any]]) -> None:
+    params = ctx.params
+    for entry in services:
+        ref = parse_service_ref(entry, params.namespace)
+        if ctx.is_wrr(ref) and ctx.wrr is None:
+            raise DarklaunchError(
+                f"Cannot restore IngressRoute {params.route_name} to TraefikService {params.wrr_name}: it does not "
+                "exist, so the route would serve 404s. Create it, set wrr_name to the service to restore to, or "
+                "repoint the IngressRoute yourself and run again with restore_ingress_to_wrr=false.",
+                field="wrr_name",
+            )
+        if ctx.is_main(ref) and not ctx.main_exists():
+            raise DarklaunchError(
+                f"Cannot restore IngressRoute {params.route_name} to {params.main_kind} {params.main_service}: it "
+                "does not exist, so the route would serve 404s. Create it, or repoint the IngressRoute yourself and "
+                "run again with restore_ingress_to_wrr=false.",
+                field="main_service",
+            )
+
+
+def _plan_restore(ctx: _Context, actions: list[Action]) -> dict[str, Any] | None:
+    """Put route_name's IngressRoute back as it was before attach; returns the IngressRoute after."""
+    ingress_route = ctx.ingress_route
+    if ingress_route is None:
+        return None
+    saved = ingress_route.saved_pre_mirror_services()
+    if saved is None and PRE_MIRROR_ANNOTATION in ingress_route.annotations:
+        ctx.warnings.append(
+            f"The {PRE_MIRROR_ANNOTATION} annotation was unreadable; routes were pointed at {ctx.params.wrr_name}."
+        )
+    ops: JsonPatch = []
+    restored_routes: list[str] = []
+    for route in ingress_route.routes:
+        on_mirror = any(ctx.is_mirror(ref) for ref in route.services)
+        if not on_mirror:
+            if saved is not None and str(route.index) in saved:
+                ctx.warnings.append(
+                    f"Route {route.index} no longer routes through {ctx.params.mirror_name} (changed since attach); "
+                    "it was left as it is."
+                )
+            continue
+        entries = _raw_route_services(ingress_route, route.index)
+        restored = _restored_services(ctx, route.index, entries, saved)
+        _check_restore_targets(ctx, restored)
+        if restored != [dict(entry) for entry in entries]:
+            ops.append({"op": "replace", "path": f"/spec/routes/{route.index}/services", "value": restored})
+            names = ", ".join(str(entry.get("name")) for entry in restored)
+            restored_routes.append(f"route {route.index} back to {names}")
+    for index in sorted(saved or {}, key=int):
+        if int(index) >= len(ingress_route.routes):
+            ctx.warnings.append(f"Saved targets for route {index} were dropped: the IngressRoute has no such route.")
+    ops.extend(_annotation_ops(ingress_route, None))
+    if not ops:
+        return copy.deepcopy(dict(ingress_route.raw))
+    patch = [_version_test(ingress_route.raw, "IngressRoute"), *ops]
+    what = "; ".join(restored_routes) or "stale record removed"
+    summary = f"patch IngressRoute {ctx.params.route_name}: {what}; annotation {PRE_MIRROR_ANNOTATION} removed"
+    actions.append(
+        Action(
+            "patch",
+            "IngressRoute",
+            ctx.params.route_name,
+            ctx.params.namespace,
+            patch,
+            summary,
+            ingress_route.resource_version,
+        )
+    )
+    after = apply_json_patch(ingress_route.raw, patch)
+    _assert_preserved(ingress_route.raw, after)
+    return after
+
+
+def _routes_on_mirror(ctx: _Context) -> list[int]:
+    if ctx.ingress_route is None:
+        return []
+    return [route.index for route in ctx.ingress_route.routes if any(ctx.is_mirror(ref) for ref in route.services)]
+
+
+def _plan_absent(ctx: _Context) -> MirrorPlan:
+    params = ctx.params
+    _refuse_foreign_mirror(ctx)
+    mirror_exists = ctx.observed.mirror is not None
+    on_mirror = _routes_on_mirror(ctx)
+    if mirror_exists:
+        blockers = _blocking_references(ctx)
+        if blockers:
+            raise DarklaunchError(
+                f"{', '.join(blockers)} still route{'s' if len(blockers) == 1 else ''} through TraefikService "
+                f"{params.mirror_name}; deleting it would make those routes serve 404s. Repoint them first.",
+                field="mirror_name",
+            )
+        if on_mirror and not params.restore_ingress_to_wrr:
+            raise DarklaunchError(
+                f"IngressRoute {params.route_name} still routes through {params.mirror_name} (route "
+                f"{', '.join(map(str, on_mirror))}); deleting the mirror would make it serve 404s. Set "
+                "restore_ingress_to_wrr=true to put it back first, or repoint it yourself and run again.",
+                field="restore_ingress_to_wrr",
+            )
+    actions: list[Action] = []
+    ingress_route_before = copy.deepcopy(dict(ctx.observed.ingress_route)) if ctx.observed.ingress_route else None
+    ingress_route_after = ingress_route_before
+    if params.restore_ingress_to_wrr:
+        ingress_route_after = _plan_restore(ctx, actions)
+    elif on_mirror:
+        ctx.warnings.append(
+            f"IngressRoute {params.route_name} routes to {params.mirror_name}, which does not exist: that route "
+            "serves 404s. Run with restore_ingress_to_wrr=true or repoint it yourself."
+        )
+    if mirror_exists:
+        actions.append(
+            Action(
+                "delete",
+                KIND_TRAEFIK_SERVICE,
+                params.mirror_name,
+                params.namespace,
+                None,
+                f"delete TraefikService {params.mirror_name}",
+                ctx.mirror.resource_version if ctx.mirror else None,
+            )
+        )
+    return MirrorPlan(
+        actions=actions,
+        warnings=ctx.warnings,
+        status=STATUS_ABSENT,
+        mirror_before=copy.deepcopy(dict(ctx.observed.mirror)) if ctx.observed.mirror else None,
+        mirror_after=None,
+        ingress_route_before=ingress_route_before,
+        ingress_route_after=ingress_route_after,
+        distribution=_distribution_after(ctx, ingress_route_after, None),
+    )
+
+
+# --- entry point ---------------------------------------------------------------------------------------
+
+
+def plan_mirror(params: MirrorParams, observed: Observed) -> MirrorPlan:
+    """Everything traefik_mirror must do, in order, to reach ``params`` from ``observed``.
+
+    Same desired state as observed => no actions. Raises DarklaunchError (naming the option) instead of
+    planning anything unsafe.
+    """
+    validated = validate_params(params)
+    ctx = _build_context(validated, observed)
+    if validated.state == STATE_ABSENT:
+        return _plan_absent(ctx)
+    return _plan_present(ctx)

@@ -1,0 +1,338 @@
+#!/usr/bin/python
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: traefik_mirror
+short_description: Manage a Traefik mirroring TraefikService for a shadow (dark) launch
+version_added: 0.1.0
+description:
+  - Creates, updates and removes the C({route_name}-mirror) TraefikService that copies a percentage of
+    the requests of an IngressRoute to a shadow service while every user response still comes from the
+    main (stable) service.
+  - Optionally repoints the IngressRoute at the mirror (O(attach_to_ingress)) and, when the mirror is
+    removed, restores the IngressRoute exactly as it was before it was attached.
+  - Idempotent. A second identical run reports C(changed=false) and sends no write request.
+  - Every write carries the resourceVersion that was read, so a concurrent change by someone else is
+    detected (the module re-reads and re-plans up to three times) and never silently overwritten.
+  - Shadow traffic really reaches the shadow service. If the new version writes to a database, sends
+    e-mails or triggers other side effects, they happen for real.
+author:
+  - darklaunch.traefik contributors
+extends_documentation_fragment:
+  - darklaunch.traefik.k8s_auth
+  - darklaunch.traefik.attributes
+  - darklaunch.traefik.attributes.actiongroup_traefik
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+options:
+  route_name:
+    description:
+      - Name of the IngressRoute, and the stem of the default service names.
+    type: str
+    required: true
+  namespace:
+    description:
+      - Namespace of the IngressRoute, the services and the mirror.
+    type: str
+    default: default
+  state:
+    description:
+      - V(present) creates the mirror or updates it to match (the seed actions C(enable) and C(update)).
+      - V(absent) removes it (the seed action C(disable)); see O(restore_ingress_to_wrr).
+    type: str
+    choices: [present, absent]
+    default: present
+  mirror_percent:
+    description:
+      - Percentage of requests copied to O(mirror_service), an integer from 1 to 100.
+      - Required when O(state=present).
+      - Traefik picks requests with a deterministic counter, not at random; 20 copies requests 1, 6, 11, ...
+    type: int
+  main_service:
+    description:
+      - The service whose responses users receive. Default C({route_name}-stable).
+    type: str
+  main_kind:
+    description:
+      - Kind of O(main_service). Use V(TraefikService) to mirror on top of a weighted TraefikService such
+        as C({route_name}-wrr) while it keeps splitting real users.
+    type: str
+    choices: [Service, TraefikService]
+    default: Service
+  main_port:
+    description:
+      - Port of O(main_service), a number or a port name. Default the Service's only port.
+      - Required when the Service has several ports. Ignored for O(main_kind=TraefikService).
+    type: raw
+  mirror_service:
+    description:
+      - The shadow Service that receives copies. Its responses are discarded. Default C({route_name}-staging).
+    type: str
+  mirror_port:
+    description:
+      - Port of O(mirror_service), a number or a port name. Default the Service's only port.
+    type: raw
+  mirror_name:
+    description:
+      - Name of the mirroring TraefikService. Default C({route_name}-mirror).
+    type: str
+  wrr_name:
+    description:
+      - Name of the weighted TraefikService the IngressRoute targets before attach. Default C({route_name}-wrr).
+    type: str
+  mirror_body:
+    description:
+      - Whether request bodies are mirrored too (Traefik C(mirrorBody)). Bodies are buffered in memory.
+      - Traefik's default is V(true). Omit to keep Traefik's default.
+    type: bool
+  max_body_size:
+    description:
+      - Largest request body, in bytes, that is mirrored (Traefik C(maxBodySize)); larger requests are
+        served but not copied. V(-1) (Traefik's default) buffers whole bodies, which costs memory.
+    type: int
+  attach_to_ingress:
+    description:
+      - Repoint the IngressRoute's routes that target O(wrr_name) (or O(main_service)) at the mirror, so the
+        mirror becomes active. Other routes, services, middlewares, labels and annotations are kept.
+      - The original targets are saved in the annotation C(darklaunch.traefik/pre-mirror-services) of the
+        IngressRoute so that O(state=absent) can restore them exactly.
+      - When V(false) the mirror is created but inactive until the IngressRoute is changed (for example by GitOps).
+    type: bool
+    default: false
+  confirm_end_weighted_split:
+    description:
+      - Attaching over a weighted TraefikService that still sends real users to more than one backend ends
+        that split (all user responses then come from the main service). This is refused unless V(true).
+    type: bool
+    default: false
+  restore_ingress_to_wrr:
+    description:
+      - With O(state=absent), first repoint the IngressRoute back to exactly what it targeted before attach
+        (or to O(wrr_name) if that record is missing), then delete the mirror.
+      - With V(false), deleting a mirror that an IngressRoute still routes through is refused, because
+        Traefik would then answer 404 on that route.
+    type: bool
+    default: true
+  api_group:
+    description:
+      - API group of the Traefik CRDs. Default detect (C(traefik.io), then C(traefik.containo.us)).
+    type: str
+    choices: [traefik.io, traefik.containo.us]
+requirements:
+  - kubernetes >= 24.2.0
+notes:
+  - Traefik keeps its mirroring counters per process and resets them on every configuration reload; each
+    replica counts on its own.
+  - Websocket upgrades and request bodies larger than O(max_body_size) are not mirrored.
+seealso:
+  - module: darklaunch.traefik.traefik_traffic_info
+  - plugin: darklaunch.traefik.traffic
+    plugin_type: lookup
+"""
+
+EXAMPLES = r"""
+- name: Create the mirror (20% shadow) but keep users on the weighted route for now
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    main_service: api-service-stable
+    mirror_service: api-service-canary
+    mirror_percent: 20
+  register: shadow
+
+- name: Report whether the mirror is live
+  ansible.builtin.debug:
+    msg: "Mirror is {{ shadow.status }}; warnings: {{ shadow.warnings }}"
+
+- name: Route the IngressRoute through the mirror, ending the 50/50 weighted canary
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    main_service: api-service-stable
+    mirror_service: api-service-canary
+    mirror_percent: 20
+    attach_to_ingress: true
+    confirm_end_weighted_split: true
+
+- name: Ramp the shadow copy to 50%
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    main_service: api-service-stable
+    mirror_service: api-service-canary
+    mirror_percent: 50
+    attach_to_ingress: true
+    confirm_end_weighted_split: true
+
+- name: Turn mirroring off, put the IngressRoute back on the weighted service, remove the mirror
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    state: absent
+    restore_ingress_to_wrr: true
+
+- name: Mirror on top of the weighted split (users keep the canary split, canary gets extra copies)
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    main_service: api-service-route-wrr
+    main_kind: TraefikService
+    mirror_service: api-service-staging
+    mirror_percent: 10
+
+- name: Set the connection once for every module of the collection
+  module_defaults:
+    group/darklaunch.traefik.traefik:
+      kubeconfig: /etc/kube/shadow-operator.yaml
+      context: production
+  block:
+    - name: Enable the mirror with the shared connection settings
+      darklaunch.traefik.traefik_mirror:
+        route_name: api-service-route
+        namespace: production
+        mirror_percent: 20
+"""
+
+RETURN = r"""
+status:
+  description:
+    - V(active) when an IngressRoute routes through the mirror, V(inactive) when the mirror exists but
+      nothing routes through it (waiting on an IngressRoute change), V(absent) when there is no mirror.
+  returned: always
+  type: str
+  sample: inactive
+actions:
+  description: What was done, or in check mode what would be done, in order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    verb:
+      description: V(create), V(patch) or V(delete).
+      type: str
+    kind:
+      description: V(TraefikService) or V(IngressRoute).
+      type: str
+    name:
+      description: Object name.
+      type: str
+    namespace:
+      description: Object namespace.
+      type: str
+    summary:
+      description: One sentence saying what the action changes.
+      type: str
+  sample:
+    - verb: create
+      kind: TraefikService
+      name: api-service-route-mirror
+      namespace: production
+      summary: create TraefikService api-service-route-mirror copying 20% of requests to api-service-canary:80
+mirror:
+  description: The mirroring TraefikService after the run (null when absent).
+  returned: always
+  type: dict
+ingress_route:
+  description: Targets of each route of the IngressRoute before and after the run.
+  returned: always
+  type: dict
+  contains:
+    before:
+      description: Route targets before.
+      type: list
+      elements: dict
+    after:
+      description: Route targets after.
+      type: list
+      elements: dict
+distribution:
+  description:
+    - The resolved traffic split of the route after the run, same shape as
+      M(darklaunch.traefik.traefik_traffic_info)'s RV(darklaunch.traefik.traefik_traffic_info#module:distribution).
+  returned: when the IngressRoute exists
+  type: dict
+warnings:
+  description: Things the operator should know (inactive mirror, ended weighted split, side effects, body buffering).
+  returned: always
+  type: list
+  elements: str
+diff:
+  description: The objects before and after, in diff mode.
+  returned: when diff mode is on
+  type: dict
+"""
+
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
+
+
+def argument_spec() -> dict[str, Any]:
+    return with_auth(
+        {
+            "route_name": {"type": "str", "required": True},
+            "namespace": {"type": "str", "default": "default"},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "mirror_percent": {"type": "int"},
+            "main_service": {"type": "str"},
+            "main_kind": {"type": "str", "choices": ["Service", "TraefikService"], "default": "Service"},
+            "main_port": {"type": "raw"},
+            "mirror_service": {"type": "str"},
+            "mirror_port": {"type": "raw"},
+            "mirror_name": {"type": "str"},
+            "wrr_name": {"type": "str"},
+            "mirror_body": {"type": "bool"},
+            "max_body_size": {"type": "int"},
+            "attach_to_ingress": {"type": "bool", "default": False},
+            "confirm_end_weighted_split": {"type": "bool", "default": False},
+            "restore_ingress_to_wrr": {"type": "bool", "default": True},
+            "api_group": {"type": "str", "choices": ["traefik.io", "traefik.containo.us"]},
+        }
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        required_if=[("state", "present", ("mirror_percent",))],
+        supports_check_mode=True,
+    )
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    try:
+        client = KubeClient.from_params(module.params)
+        run = run_mirror(client, module.params, check_mode=module.check_mode)
+    except DarklaunchError as error:
+        module.fail_json(**error.fail_kwargs())
+    result = run.plan.to_dict()
+    diff = result.pop("diff")
+    for action in result["actions"]:
+        # The JSON Patch bodies are an implementation detail; the summary says what changes.
+        action.pop("body", None)
+        action.pop("resource_version", None)
+    result["api_group"] = run.api_group
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

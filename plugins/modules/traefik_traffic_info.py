@@ -1,0 +1,204 @@
+#!/usr/bin/python
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: traefik_traffic_info
+short_description: Show how Traefik splits and mirrors traffic, in plain language
+version_added: 0.1.0
+description:
+  - Lists every mirroring TraefikService (main service, ports, percent copied to each shadow, whether an
+    IngressRoute routes through it), every weighted TraefikService (weights and the resulting share of
+    real users) and every IngressRoute with the live targets of each route.
+  - With O(route_name), also resolves that IngressRoute to its traffic split - direct, weighted or
+    mirror (possibly wrapping a weighted split) - with the main sink, each backend's share of user
+    responses, the shadow copies and a one-sentence explanation.
+  - Broken references (a route pointing at a missing TraefikService or Service, which makes Traefik
+    answer 404 on it) and reference cycles are reported, not followed.
+  - Read-only. Lists are read in pages, so very large clusters do not need one giant response.
+author:
+  - darklaunch.traefik contributors
+extends_documentation_fragment:
+  - darklaunch.traefik.k8s_auth
+  - darklaunch.traefik.attributes
+  - darklaunch.traefik.attributes.info_module
+  - darklaunch.traefik.attributes.actiongroup_traefik
+options:
+  namespace:
+    description:
+      - Namespace to read. Omit to read all namespaces (needs cluster-wide list permission).
+    type: str
+  route_name:
+    description:
+      - Name of an IngressRoute in O(namespace) whose detailed distribution is returned as RV(distribution).
+      - Requires O(namespace).
+    type: str
+  api_group:
+    description:
+      - API group of the Traefik CRDs. Default detect (C(traefik.io), then C(traefik.containo.us)).
+    type: str
+    choices: [traefik.io, traefik.containo.us]
+requirements:
+  - kubernetes >= 24.2.0
+seealso:
+  - module: darklaunch.traefik.traefik_mirror
+  - plugin: darklaunch.traefik.traffic
+    plugin_type: lookup
+"""
+
+EXAMPLES = r"""
+- name: Everything that mirrors, splits or routes in production
+  darklaunch.traefik.traefik_traffic_info:
+    namespace: production
+  register: traffic
+
+- name: Mirroring services with their main service, ports and shadow percent
+  ansible.builtin.debug:
+    msg: >-
+      {{ item.name }}: main {{ item.main.name }}:{{ item.main.port }},
+      {{ item.mirrors | map(attribute='percent') | list }}% copied,
+      {{ 'active' if item.active else 'inactive' }}
+  loop: "{{ traffic.mirrors }}"
+  loop_control:
+    label: "{{ item.name }}"
+
+- name: Detailed view of one route
+  darklaunch.traefik.traefik_traffic_info:
+    namespace: production
+    route_name: api-service-route
+  register: route
+
+- name: Weighted canary or mirror, and which service is the main sink
+  ansible.builtin.debug:
+    msg: "{{ route.distribution.traffic_split.type }}: {{ route.distribution.explanation }}"
+
+- name: Which TraefikService does the IngressRoute point at right now
+  ansible.builtin.debug:
+    msg: "{{ route.distribution.target.kind }} {{ route.distribution.target.name }}"
+
+- name: Every namespace the credentials can list
+  darklaunch.traefik.traefik_traffic_info:
+  register: everything
+"""
+
+RETURN = r"""
+api_group:
+  description: The Traefik API group that was read.
+  returned: always
+  type: str
+  sample: traefik.io
+mirrors:
+  description: Every mirroring TraefikService.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: api-service-route-mirror
+      namespace: production
+      main: {name: api-service-stable, kind: Service, namespace: production, port: 80}
+      mirrors: [{name: api-service-canary, kind: Service, namespace: production, port: 80, percent: 20}]
+      percent: 20
+      mirror_body: null
+      max_body_size: null
+      active: true
+      referenced_by: [{ingress_route: api-service-route, namespace: production, route_index: 0}]
+weighted:
+  description: Every weighted (WRR) TraefikService with its weights and each backend's share of real users.
+  returned: always
+  type: list
+  elements: dict
+ingress_routes:
+  description: Every IngressRoute with each route's match and live targets, and the target type.
+  returned: always
+  type: list
+  elements: dict
+distribution:
+  description: The resolved traffic split of O(route_name).
+  returned: when O(route_name) is set
+  type: dict
+  contains:
+    route:
+      description: IngressRoute name.
+      type: str
+    namespace:
+      description: IngressRoute namespace.
+      type: str
+    traffic_split:
+      description: C(type) is V(direct), V(weighted) or V(mirror); a mirror over a weighted split says so.
+      type: dict
+    target:
+      description: What the IngressRoute targets right now (first route's first service).
+      type: dict
+    main_sink:
+      description: Services whose responses users receive, with C(user_share_percent).
+      type: list
+      elements: dict
+    shadow:
+      description: Services that receive copies, with the percent of all requests copied.
+      type: list
+      elements: dict
+    broken:
+      description: References that cannot be resolved, with the reason.
+      type: list
+      elements: dict
+    explanation:
+      description: One sentence in plain language.
+      type: str
+  sample:
+    route: api-service-route
+    namespace: production
+    traffic_split: {type: mirror}
+    target: {name: api-service-route-mirror, kind: TraefikService}
+    main_sink: [{name: api-service-stable, kind: Service, port: 80, user_share_percent: 100}]
+    shadow: [{name: api-service-canary, port: 80, percent: 20}]
+    explanation: >-
+      All user responses come from api-service-stable; 20% of requests are copied to api-service-canary
+      and its responses are discarded.
+"""
+
+from typing import Any
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
+    HAS_KUBERNETES,
+    KUBERNETES_IMPORT_ERROR,
+    KubeClient,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic
+
+
+def argument_spec() -> dict[str, Any]:
+    return with_auth(
+        {
+            "namespace": {"type": "str"},
+            "route_name": {"type": "str"},
+            "api_group": {"type": "str", "choices": ["traefik.io", "traefik.containo.us"]},
+        }
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not HAS_KUBERNETES:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    try:
+        client = KubeClient.from_params(module.params)
+        result = read_traffic(
+            client,
+            namespace=module.params["namespace"],
+            route_name=module.params["route_name"],
+            api_group=module.params["api_group"],
+        )
+    except DarklaunchError as error:
+        module.fail_json(**error.fail_kwargs())
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

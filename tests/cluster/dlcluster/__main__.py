@@ -1,0 +1,106 @@
+"""Command line: python -m dlcluster {up,down,status,world,bind-operator} (see tests/cluster/up)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import cluster
+from .backends import BackendsClient
+from .config import CRD_MODES, InstanceConfig, default_state_dir
+from .controlplane import admin_client
+from .rbac import bind_operator
+from .world import create_world
+
+
+def _instance_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help="runtime state (default: $DARKLAUNCH_STATE_DIR or .state/cluster)")
+
+
+def _config(args: argparse.Namespace, for_up: bool) -> InstanceConfig:
+    state_dir = args.state_dir or default_state_dir()
+    if not for_up:
+        # down/status/world act on whatever instance the state dir holds.
+        return InstanceConfig.load(state_dir) or InstanceConfig(state_dir)
+    return InstanceConfig(
+        state_dir=state_dir,
+        port_offset=args.port_offset,
+        crds=args.crds,
+        traefik=not args.no_traefik,
+        prometheus=not args.no_prometheus,
+        backends=not args.no_backends,
+        operator_namespace=args.operator_namespace,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tests/cluster", description="local test cluster")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="start (or reuse) the cluster and print eval-able exports")
+    _instance_args(up)
+    up.add_argument("--port-offset", type=int, default=0, help="added to every port; a multiple of 10")
+    up.add_argument("--crds", choices=CRD_MODES, default="v3",
+                    help="v3: Traefik's own CRDs; v2.11: both API groups; containo-only: traefik.containo.us only")
+    up.add_argument("--no-traefik", action="store_true", help="control plane only (implies no Prometheus, "
+                                                               "no backends)")
+    up.add_argument("--no-prometheus", action="store_true")
+    up.add_argument("--no-backends", action="store_true")
+    up.add_argument("--operator-namespace", default="shadow-ops",
+                    help="namespace where the shadow-operator user gets the shipped Role")
+
+    down = sub.add_parser("down", help="stop every process of the instance and wipe its state")
+    _instance_args(down)
+    status = sub.add_parser("status", help="show component state; exit 1 unless all healthy")
+    _instance_args(status)
+    exports = sub.add_parser("env", help="print the exports of a running instance")
+    _instance_args(exports)
+
+    world = sub.add_parser("world", help="create the seed's world (backends, Services, WRR, IngressRoute)")
+    _instance_args(world)
+    world.add_argument("--namespace", required=True)
+    world.add_argument("--app", default="api-service")
+    world.add_argument("--route", default=None, help="default: <app>-route")
+    world.add_argument("--host", default=None, help="default: <route>.<namespace>.test")
+    world.add_argument("--api-group", default="traefik.io")
+    world.add_argument("--bind-operator", action="store_true", help="also bind the shadow-operator Role there")
+
+    bind = sub.add_parser("bind-operator", help="install the shipped Role in a namespace, bound to shadow-operator")
+    _instance_args(bind)
+    bind.add_argument("--namespace", required=True)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            print("\n".join(cluster.up(_config(args, for_up=True))), flush=True)
+        elif args.command == "down":
+            cluster.down(_config(args, for_up=False))
+        elif args.command == "status":
+            cfg = _config(args, for_up=False)
+            states = cluster.status(cfg)
+            for name, state in states.items():
+                print(f"{name:12} {state}")
+            return 0 if all(state.endswith("healthy") for state in states.values()) else 1
+        elif args.command == "env":
+            print("\n".join(cluster.exports(_config(args, for_up=False))))
+        elif args.command == "world":
+            cfg = _config(args, for_up=False)
+            kube = admin_client(cfg)
+            result = create_world(kube, BackendsClient(cfg.backends_url), args.namespace, args.app,
+                                  args.route, args.host, api_group=args.api_group)
+            if args.bind_operator:
+                bind_operator(kube, args.namespace)
+            print(json.dumps(result.to_dict(), indent=2))
+        elif args.command == "bind-operator":
+            bind_operator(admin_client(_config(args, for_up=False)), args.namespace)
+    except (RuntimeError, TimeoutError, ValueError) as err:
+        print(f"[cluster] error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""Prometheus (Debian's package) as a plain loopback process scraping Traefik every second."""
+
+from __future__ import annotations
+
+import shutil
+import urllib.request
+
+import yaml
+
+from .config import InstanceConfig
+from .procs import ProcessTable, require_alive, wait_until
+
+NAME = "prometheus"
+
+
+def config(cfg: InstanceConfig) -> dict[str, object]:
+    return {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {"job_name": "traefik",
+             "static_configs": [{"targets": [f"127.0.0.1:{cfg.ports['traefik_api']}"]}]},
+        ],
+    }
+
+
+def start(cfg: InstanceConfig, procs: ProcessTable) -> None:
+    binary = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not shutil.which(binary):
+        raise RuntimeError("prometheus not found: run scripts/bootstrap (apt-get install prometheus)")
+    conf = cfg.state_dir / "prometheus.yml"
+    conf.write_text(yaml.safe_dump(config(cfg), sort_keys=False))
+    data = cfg.state_dir / "prometheus-data"
+    data.mkdir(parents=True, exist_ok=True)
+    procs.start(NAME, [
+        binary,
+        f"--config.file={conf}",
+        f"--storage.tsdb.path={data}",
+        "--storage.tsdb.retention.time=1d",
+        f"--web.listen-address=127.0.0.1:{cfg.ports['prometheus']}",
+        "--web.enable-lifecycle",
+        "--log.level=warn",
+    ])
+
+
+def is_ready(cfg: InstanceConfig) -> bool:
+    try:
+        with urllib.request.urlopen(cfg.prometheus_url + "/-/ready", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+def wait_ready(cfg: InstanceConfig, procs: ProcessTable, timeout: float = 60.0) -> None:
+    def ready() -> bool:
+        require_alive(procs, NAME)
+        return is_ready(cfg)
+
+    wait_until("Prometheus /-/ready", ready, timeout, on_timeout=lambda: procs.log_tail(NAME))

@@ -1,0 +1,30 @@
+"""Make the repository importable as ``ansible_collections.darklaunch.traefik``.
+
+The repository root is the collection root, so tests (and ansible-playbook runs started by
+tests) see it through a symlink under ``.state/collections`` instead of a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+COLLECTIONS_ROOT = REPO_ROOT / ".state" / "collections"
+
+
+def _link_collection() -> None:
+    link = COLLECTIONS_ROOT / "ansible_collections" / "darklaunch" / "traefik"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.exists():
+        try:
+            link.symlink_to(REPO_ROOT, target_is_directory=True)
+        except FileExistsError:  # another worker won the race
+            pass
+    if str(COLLECTIONS_ROOT) not in sys.path:
+        sys.path.insert(0, str(COLLECTIONS_ROOT))
+    os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_ROOT))
+
+
+_link_collection()

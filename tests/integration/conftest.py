@@ -1,0 +1,247 @@
+"""Fixtures for integration tests against the local cluster (tests/cluster).
+
+The session uses the cluster named by ``K8S_AUTH_KUBECONFIG`` when it is set (``eval
+"$(tests/cluster/up)"`` sets it), otherwise it runs ``tests/cluster/up`` itself and exports the same
+variables into ``os.environ`` for the rest of the session (so ansible-playbook runs see them too).
+A cluster the session started is left running: ``tests/cluster/down`` stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
+if str(CLUSTER_DIR) not in sys.path:
+    sys.path.insert(0, str(CLUSTER_DIR))
+
+from dlcluster import traefik as traefik_api  # noqa: E402
+from dlcluster.audit import AuditLog  # noqa: E402
+from dlcluster.backends import BackendsClient  # noqa: E402
+from dlcluster.kube import Kube  # noqa: E402
+from dlcluster.rbac import bind_operator as _bind_operator  # noqa: E402
+from dlcluster.testing import CONTAINO_PORT_OFFSET, CONTAINO_STATE_DIR, DOWN, Cluster, cluster_from_env, run_up  # noqa: E402
+from dlcluster.traffic import TrafficResult, send  # noqa: E402
+from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
+
+# --- the cluster -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    if os.environ.get("K8S_AUTH_KUBECONFIG"):
+        yield cluster_from_env(dict(os.environ))
+        return
+    env = run_up()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        yield cluster_from_env(env)
+
+
+@pytest.fixture(scope="session")
+def admin_kubeconfig(cluster: Cluster) -> Path:
+    return cluster.kubeconfigs["admin"]
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(cluster: Cluster) -> Path:
+    return cluster.kubeconfigs["shadow-operator"]
+
+
+@pytest.fixture(scope="session")
+def viewer_kubeconfig(cluster: Cluster) -> Path:
+    return cluster.kubeconfigs["viewer"]
+
+
+@pytest.fixture(scope="session")
+def kube(cluster: Cluster) -> Kube:
+    """Admin REST client (system:masters)."""
+    return cluster.kube("admin")
+
+
+def _namespace_name(prefix: str, hint: str) -> str:
+    stem = re.sub(r"[^a-z0-9-]+", "-", hint.lower()).strip("-")[:40].strip("-") or "x"
+    return f"{prefix}-{stem}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def make_namespace(kube: Kube) -> Callable[[str], str]:
+    """Create a fresh namespace ``t-<hint>-<random>`` and return its name.
+
+    Namespaces are never deleted: without a controller-manager a deleted namespace stays
+    Terminating forever, and `tests/cluster/down` wipes etcd anyway.
+    """
+    def make(hint: str = "ns") -> str:
+        name = _namespace_name("t", hint)
+        kube.ensure_namespace(name, labels={"darklaunch.test/owner": "pytest"})
+        return name
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def namespace(request: pytest.FixtureRequest, make_namespace: Callable[[str], str]) -> str:
+    """A namespace unique to the test module."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    return make_namespace(module)
+
+
+@pytest.fixture(scope="session")
+def bind_operator(kube: Kube) -> Callable[[str], None]:
+    """Install docs/rbac/shadow-operator-role.yaml in a namespace, bound to user shadow-operator."""
+    return lambda ns: _bind_operator(kube, ns)
+
+
+# --- backends, the seed world, traffic ----------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def backends(cluster: Cluster) -> BackendsClient:
+    if not cluster.backends_url:
+        pytest.skip("this cluster runs no test backends")
+    return BackendsClient(cluster.backends_url)
+
+
+@pytest.fixture(scope="session")
+def wait_for_router(cluster: Cluster) -> Callable[..., dict[str, Any]]:
+    """``wait_for_router(namespace, ingressroute, timeout=30)`` -> Traefik's router entry (enabled)."""
+    def wait(namespace: str, ingressroute: str, timeout: float = 30.0) -> dict[str, Any]:
+        if not cluster.traefik_api_url:
+            pytest.skip("this cluster runs no Traefik")
+        prefix = f"{namespace}-{ingressroute}-"
+        return traefik_api.wait_for_api_object(
+            cluster.traefik_api_url, "routers",
+            lambda r: r.get("provider") == "kubernetescrd" and r["name"].startswith(prefix)
+            and r.get("status") == "enabled",
+            f"an enabled router for IngressRoute {namespace}/{ingressroute}", timeout)
+    return wait
+
+
+@pytest.fixture(scope="session")
+def wait_for_service(cluster: Cluster) -> Callable[..., dict[str, Any]]:
+    """``wait_for_service(name, timeout=30, predicate=None)``; ``name`` is Traefik's service name,
+    e.g. ``<ns>-<traefikservice>@kubernetescrd`` or ``<ns>-<svc>-<port>@kubernetescrd``."""
+    def wait(name: str, timeout: float = 30.0,
+             predicate: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+        if not cluster.traefik_api_url:
+            pytest.skip("this cluster runs no Traefik")
+        return traefik_api.wait_for_api_object(
+            cluster.traefik_api_url, "services",
+            lambda s: s["name"] == name and (predicate is None or predicate(s)),
+            f"service {name}", timeout)
+    return wait
+
+
+@pytest.fixture(scope="session")
+def traefik_api_get(cluster: Cluster) -> Callable[[str], Any]:
+    """GET a path of Traefik's API, e.g. ``/api/http/services``."""
+    def get(path: str) -> Any:
+        if not cluster.traefik_api_url:
+            pytest.skip("this cluster runs no Traefik")
+        return traefik_api.api_get(cluster.traefik_api_url, path)
+    return get
+
+
+@pytest.fixture(scope="session")
+def traffic(cluster: Cluster) -> Callable[..., TrafficResult]:
+    """``traffic(host, n=1, path="/", method="GET", headers=None, body=None)`` through TRAEFIK_URL;
+    the result has ``bodies`` (who answered), ``statuses``, ``by_body`` and ``by_status``."""
+    def go(host: str, n: int = 1, path: str = "/", method: str = "GET",
+           headers: dict[str, str] | None = None, body: bytes | None = None) -> TrafficResult:
+        if not cluster.traefik_url:
+            pytest.skip("this cluster runs no Traefik")
+        return send(cluster.traefik_url, host, n, path, method, headers, body)
+    return go
+
+
+def _wait_routable(cluster: Cluster, world: SeedWorld, wait_for_router: Callable[..., dict[str, Any]],
+                   timeout: float = 30.0) -> None:
+    wait_for_router(world.namespace, world.route, timeout)
+    deadline = time.monotonic() + timeout
+    # The API shows the router once the new configuration is built; one probe request proves the
+    # handler is live (its count is reset below).
+    while True:
+        result = send(cluster.traefik_url or "", world.host, 1, path="/__darklaunch_probe")
+        if result.statuses == [200]:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"route {world.host} still answers {result.statuses} after {timeout:.0f}s")
+        time.sleep(0.1)
+    world.reset_backends()
+
+
+@pytest.fixture(scope="module")
+def seed_world(cluster: Cluster, kube: Kube, backends: BackendsClient, namespace: str,
+               wait_for_router: Callable[..., dict[str, Any]]) -> Iterator[Callable[..., SeedWorld]]:
+    """Factory: ``seed_world(app="api-service", route=None, namespace=None, host=None, weights=None,
+    api_group="traefik.io", wait=True) -> SeedWorld``.
+
+    Builds the seed's world (stable/canary/staging backends and Services, ``<route>-wrr`` 50/50,
+    ``<route>`` IngressRoute with a middleware and an annotation) in the module's namespace by
+    default, with fresh backends whose counters start at zero; waits until Traefik routes it.
+    """
+    worlds: list[SeedWorld] = []
+    module_namespace = namespace
+
+    def make(app: str = "api-service", route: str | None = None, namespace: str | None = None,
+             host: str | None = None, weights: dict[str, int] | None = None,
+             api_group: str = "traefik.io", wait: bool = True) -> SeedWorld:
+        world = create_world(kube, backends, namespace or module_namespace, app, route, host, weights, api_group)
+        worlds.append(world)
+        if wait:
+            _wait_routable(cluster, world, wait_for_router)
+        return world
+
+    yield make
+    for world in worlds:
+        remove_world_backends(backends, world)
+
+
+# --- Prometheus and the audit log ---------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def prometheus_query(cluster: Cluster) -> Callable[[str], list[dict[str, Any]]]:
+    """Instant PromQL query -> ``data.result`` (a list of ``{"metric": {...}, "value": [t, "v"]}``)."""
+    def query(promql: str) -> list[dict[str, Any]]:
+        if not cluster.prometheus_url:
+            pytest.skip("this cluster runs no Prometheus")
+        url = cluster.prometheus_url + "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            payload = json.loads(resp.read())
+        result: list[dict[str, Any]] = payload["data"]["result"]
+        return result
+    return query
+
+
+@pytest.fixture(scope="session")
+def audit(cluster: Cluster) -> AuditLog:
+    """``m = audit.mark()`` ... ``audit.writes_since(m, namespace=ns, user="shadow-operator")``."""
+    if cluster.audit_log is None:
+        pytest.skip("the audit log is only available on a cluster started by tests/cluster/up")
+    return AuditLog(cluster.audit_log)
+
+
+# --- a second control plane with only the traefik.containo.us CRDs --------------------------------
+
+@pytest.fixture(scope="session")
+def containo_cluster() -> Iterator[Cluster]:
+    """A separate apiserver (state .state/cluster-containo, port offset 100) serving ONLY the
+    traefik.containo.us CRDs of Traefik v2.11, without Traefik or Prometheus. Stopped at session end."""
+    state = os.environ.get("DARKLAUNCH_CONTAINO_STATE_DIR") or str(CONTAINO_STATE_DIR)
+    env = run_up("--state-dir", state, "--port-offset", str(CONTAINO_PORT_OFFSET), "--crds", "containo-only",
+                 "--no-traefik")
+    try:
+        yield cluster_from_env(env)
+    finally:
+        subprocess.run([str(DOWN), "--state-dir", state], capture_output=True, check=False)

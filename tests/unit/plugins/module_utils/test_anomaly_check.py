@@ -1,0 +1,274 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The whole check against a fake Prometheus that evaluates our PromQL over synthetic Traefik data.
+
+The fake understands exactly the query shapes the check sends (``sum by (...) (increase(metric{service
+matcher}[window]))``), applies the service matcher with a real regex engine, and records every call,
+so the tests can count queries and see that label escaping works.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_check import check_anomalies
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+
+NOW = 1_700_000_000.0
+WINDOW_SECONDS = 60.0
+MAIN = "production-api-service-stable-80@kubernetescrd"
+SHADOW = "production-api-service-canary-80@kubernetescrd"
+BOUNDS = ("0.1", "0.3", "1.2", "5", "+Inf")
+FAST_SHARES = (0.5, 0.8, 0.95, 1.0, 1.0)  # cumulative share of requests per bucket
+SLOW_SHARES = (0.1, 0.4, 0.7, 1.0, 1.0)
+FAST_MEAN, SLOW_MEAN = 0.3525, 1.22  # midpoint means of those shapes
+
+
+@dataclass
+class Traffic:
+    """A service's requests per 1m window (oldest first, last = current), error share and latency."""
+
+    requests: Sequence[float]
+    error_share: float = 0.0
+    latency_mean: float = FAST_MEAN
+    shares: Sequence[float] = FAST_SHARES
+
+
+@dataclass
+class FakePrometheus:
+    traffic: dict[str, Traffic]
+    calls: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def query_count(self) -> int:
+        return len(self.calls)
+
+    def query(self, promql: str, time: Any = None) -> list[dict[str, Any]]:
+        self.calls.append(("query", promql, {"time": time}))
+        metric, services = self._parse(promql)
+        assert metric.endswith("_bucket"), promql
+        return [
+            {"metric": {"service": name, "le": bound}, "value": [time, str(self.traffic[name].requests[-1] * share)]}
+            for name in services
+            for bound, share in zip(BOUNDS, self.traffic[name].shares, strict=True)
+        ]
+
+    def query_range(self, promql: str, start: Any, end: Any, step: Any) -> list[dict[str, Any]]:
+        self.calls.append(("query_range", promql, {"start": start, "end": end, "step": step}))
+        metric, services = self._parse(promql)
+        result: list[dict[str, Any]] = []
+        for name in services:
+            traffic = self.traffic[name]
+            times = [end - step * (len(traffic.requests) - 1 - index) for index in range(len(traffic.requests))]
+            for label_values, per_window in self._series(metric, traffic):
+                points = [[t, str(value)] for t, value in zip(times, per_window, strict=True)]
+                result.append({"metric": {**label_values, "service": name}, "values": points})
+        return result
+
+    @staticmethod
+    def _series(metric: str, traffic: Traffic) -> list[tuple[dict[str, str], list[float]]]:
+        requests = list(traffic.requests)
+        if metric == "traefik_service_requests_total":
+            return [
+                ({"code": "200"}, [count * (1 - traffic.error_share) for count in requests]),
+                ({"code": "500"}, [count * traffic.error_share for count in requests]),
+            ]
+        if metric.endswith("_sum"):
+            return [({}, [count * traffic.latency_mean for count in requests])]
+        return [({}, requests)]
+
+    def _parse(self, promql: str) -> tuple[str, list[str]]:
+        match = re.search(r'increase\((\w+)\{service(=~|!~)"((?:[^"\\]|\\.)*)"\}\[1m\]\)', promql)
+        assert match, promql
+        metric, operator, quoted = match.groups()
+        pattern = re.compile(re.sub(r"\\(.)", r"\1", quoted))  # undo PromQL string escaping
+        keep_matches = operator == "=~"
+        return metric, [name for name in self.traffic if bool(pattern.fullmatch(name)) == keep_matches]
+
+
+def steady(current: float = 600, **kwargs: Any) -> Traffic:
+    return Traffic(requests=[600] * 6 + [current], **kwargs)
+
+
+def route(shadow_pair: str | list[str] = MAIN) -> list[dict[str, Any]]:
+    return [
+        {"service_label": MAIN, "name": "api-service-stable", "namespace": "production", "role": "main", "pair": None},
+        {
+            "service_label": SHADOW,
+            "name": "api-service-canary",
+            "namespace": "production",
+            "role": "shadow",
+            "pair": shadow_pair,
+        },
+    ]
+
+
+def run(fake: FakePrometheus, targets: list[dict[str, Any]] | None, **options: Any) -> dict[str, Any]:
+    return check_anomalies(fake, targets, window="1m", now=NOW, **options)
+
+
+def test_identical_shadow_is_ok() -> None:
+    fake = FakePrometheus({MAIN: steady(error_share=0.01), SHADOW: steady(error_share=0.01)})
+    result = run(fake, route())
+    assert (result["verdict"], result["anomalies"], result["queries"]) == ("ok", [], 4)
+    assert result["summary"].startswith("No anomalies over the last 1m at sigma 2: 1 shadow behaves like its main")
+
+
+def test_erroring_shadow_is_anomalous() -> None:
+    fake = FakePrometheus({MAIN: steady(error_share=0.01), SHADOW: steady(error_share=0.2)})
+    result = run(fake, route())
+    assert result["verdict"] == "anomalous"
+    # the shadow has always failed 20% of its copies: its own history is flat, only main shows it up
+    found = [(anomaly["role"], anomaly["check"], anomaly["metric"]) for anomaly in result["anomalies"]]
+    assert found == [("shadow", "shadow_vs_main", "error_rate")]
+    assert "shadow api-service-canary has an error rate of 20.00% against 1.00% on main" in result["summary"]
+
+
+def test_slow_shadow_is_anomalous() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: Traffic([600] * 7, latency_mean=SLOW_MEAN, shares=SLOW_SHARES)})
+    result = run(fake, route())
+    metrics = {anomaly["metric"] for anomaly in result["anomalies"] if anomaly["check"] == "shadow_vs_main"}
+    assert (result["verdict"], metrics) == ("anomalous", {"latency_mean", "latency_p95"})
+
+
+def test_shadow_without_traffic_is_insufficient() -> None:
+    fake = FakePrometheus({MAIN: steady()})
+    result = run(fake, route())
+    assert result["verdict"] == "insufficient_data"
+    assert result["insufficient_data"][0]["service"] == SHADOW
+
+
+def test_shadow_below_min_requests_is_insufficient_not_ok() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: Traffic([0] * 6 + [99])})
+    assert run(fake, route())["verdict"] == "insufficient_data"
+    assert run(fake, route(), min_requests=50)["verdict"] == "ok"
+
+
+def test_shadow_of_a_weighted_split_compares_with_both_mains() -> None:
+    other = "production-api-service-blue-80@kubernetescrd"
+    fake = FakePrometheus({MAIN: steady(300), other: steady(300), SHADOW: steady(error_share=0.2)})
+    result = run(fake, route([MAIN, other]))
+    [anomaly] = [a for a in result["anomalies"] if a["check"] == "shadow_vs_main"]
+    assert (anomaly["compared_to"], anomaly["baseline"]) == (f"{MAIN} + {other}", 0.0)
+    assert other in fake.calls[0][1]  # the pair was fetched although it is not itself a target
+
+
+def test_route_check_sends_exactly_the_expected_queries() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady()})
+    run(fake, route())
+    assert [(kind, args) for kind, _, args in fake.calls] == [
+        ("query_range", {"start": NOW - 6 * WINDOW_SECONDS, "end": NOW, "step": WINDOW_SECONDS}),
+        ("query_range", {"start": NOW - 6 * WINDOW_SECONDS, "end": NOW, "step": WINDOW_SECONDS}),
+        ("query_range", {"start": NOW - 6 * WINDOW_SECONDS, "end": NOW, "step": WINDOW_SECONDS}),
+        ("query", {"time": NOW}),
+    ]
+
+
+@pytest.mark.parametrize("service_count", [1, 3, 1000])
+def test_query_count_does_not_depend_on_the_number_of_services(service_count: int) -> None:
+    traffic = {f"ns-svc-{index}-80@kubernetescrd": steady() for index in range(service_count)}
+    targets = [{"service_label": label, "role": "service"} for label in traffic]
+    for scoped in (targets, None):
+        fake = FakePrometheus(traffic)
+        result = run(fake, scoped)
+        assert fake.query_count == result["queries"] == 4
+        assert result["verdict"] == "ok"
+        assert len(result["services"]) == service_count
+
+
+def test_cluster_wide_discovers_services_and_ignores_traefik_internals() -> None:
+    fake = FakePrometheus({MAIN: steady(), "api@internal": steady(), "idle-80@kubernetescrd": Traffic([0] * 7)})
+    result = run(fake, None)
+    assert result["scope"] == "cluster"
+    assert [row["service"] for row in result["services"]] == ["idle-80@kubernetescrd", MAIN]
+    assert result["verdict"] == "ok"
+    assert [gap["service"] for gap in result["insufficient_data"]] == ["idle-80@kubernetescrd"]
+
+
+def test_cluster_wide_traffic_drop_is_anomalous() -> None:
+    fake = FakePrometheus({MAIN: steady(current=100)})
+    result = run(fake, None)
+    [anomaly] = result["anomalies"]
+    assert (anomaly["metric"], anomaly["role"], anomaly["severity"]) == ("request_rate", "service", "critical")
+
+
+def test_regex_metacharacters_in_labels_match_literally() -> None:
+    dotted = "team.a-web-80@kubernetescrd"
+    lookalike = "teamXa-web-80@kubernetescrd"
+    fake = FakePrometheus({dotted: steady(), lookalike: steady(current=10)})
+    result = run(fake, [{"service_label": dotted}])
+    assert [row["service"] for row in result["services"]] == [dotted]
+    assert result["verdict"] == "ok"  # the look-alike's traffic drop was not fetched
+
+
+def test_result_shape() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady()})
+    result = run(fake, route(), sigma=3, history_windows=6, min_requests=100)
+    assert set(result) == {
+        "verdict",
+        "summary",
+        "anomalies",
+        "insufficient_data",
+        "services",
+        "window",
+        "window_seconds",
+        "sigma",
+        "history_windows",
+        "min_requests",
+        "scope",
+        "evaluated_at",
+        "queries",
+    }
+    assert (result["window"], result["sigma"], result["evaluated_at"]) == ("1m", 3.0, NOW)
+    shadow_row = next(row for row in result["services"] if row["role"] == "shadow")
+    assert shadow_row["checks"] == {"shadow_vs_main": "ok", "history": "ok"}
+    assert shadow_row["requests"] == 600
+    assert shadow_row["latency_p95"] == pytest.approx(1.2)
+
+
+def test_empty_target_list_sends_no_query() -> None:
+    fake = FakePrometheus({})
+    result = run(fake, [])
+    assert (result["verdict"], result["queries"], fake.query_count) == ("insufficient_data", 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("targets", "message"),
+    [
+        ([{"role": "main"}], "service_label"),
+        ([{"service_label": MAIN, "role": "canary"}], "role 'canary'"),
+        ([{"service_label": SHADOW, "role": "shadow", "pair": 80}], "pair must be"),
+        (["not a mapping"], "mapping"),
+    ],
+)
+def test_bad_targets_are_refused(targets: list[Any], message: str) -> None:
+    with pytest.raises(DarklaunchError, match=message):
+        run(FakePrometheus({}), targets)
+
+
+def test_bad_options_fail_before_any_query() -> None:
+    fake = FakePrometheus({MAIN: steady()})
+    with pytest.raises(DarklaunchError) as raised:
+        check_anomalies(fake, None, window="five minutes")
+    assert (raised.value.field, fake.query_count) == ("window", 0)
+
+
+def test_prometheus_errors_propagate() -> None:
+    class BrokenPrometheus(FakePrometheus):
+        def query_range(self, promql: str, start: Any, end: Any, step: Any) -> list[dict[str, Any]]:
+            raise DarklaunchError("Cannot reach Prometheus at http://127.0.0.1:1", field="prometheus_url")
+
+    with pytest.raises(DarklaunchError, match="Cannot reach Prometheus"):
+        run(BrokenPrometheus({}), None)
+
+
+def test_ok_summary_counts_services() -> None:
+    fake = FakePrometheus({f"ns-svc-{index}-80@kubernetescrd": steady() for index in range(3)})
+    assert (
+        run(fake, None)["summary"] == "No anomalies over the last 1m at sigma 2: 3 services match their recent history."
+    )
