@@ -282,6 +282,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
 
 
@@ -318,6 +319,8 @@ def main() -> None:
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:
+        # Bad options are reported before any connection is made.
+        MirrorParams.from_options(module.params)
         client = KubeClient.from_params(module.params)
         run = run_mirror(client, module.params, check_mode=module.check_mode)
     except DarklaunchError as error:
@@ -329,6 +332,10 @@ def main() -> None:
         action.pop("body", None)
         action.pop("resource_version", None)
     result["api_group"] = run.api_group
+    # Ansible collects warnings itself: module.warn() shows them and puts them in the registered
+    # result's ``warnings`` (passing ``warnings`` to exit_json is deprecated).
+    for warning in result.pop("warnings"):
+        module.warn(warning)
     if module._diff:
         result["diff"] = diff
     module.exit_json(**result)

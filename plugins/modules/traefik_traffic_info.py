@@ -170,7 +170,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic
+from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic, validate_scope
 
 
 def argument_spec() -> dict[str, Any]:
@@ -188,6 +188,7 @@ def main() -> None:
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:
+        validate_scope(module.params["namespace"], module.params["route_name"])
         client = KubeClient.from_params(module.params)
         result = read_traffic(
             client,

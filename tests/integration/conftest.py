@@ -32,16 +32,33 @@ from dlcluster.audit import AuditLog  # noqa: E402
 from dlcluster.backends import BackendsClient  # noqa: E402
 from dlcluster.kube import Kube  # noqa: E402
 from dlcluster.rbac import bind_operator as _bind_operator  # noqa: E402
-from dlcluster.testing import CONTAINO_PORT_OFFSET, CONTAINO_STATE_DIR, DOWN, Cluster, cluster_from_env, run_up  # noqa: E402
+from dlcluster.testing import (  # noqa: E402
+    CONTAINO_PORT_OFFSET,
+    CONTAINO_STATE_DIR,
+    DOWN,
+    Cluster,
+    cluster_from_env,
+    run_up,
+)
 from dlcluster.traffic import TrafficResult, send  # noqa: E402
 from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
 
 # --- the cluster -------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     if os.environ.get("K8S_AUTH_KUBECONFIG"):
-        yield cluster_from_env(dict(os.environ))
+        found = cluster_from_env(dict(os.environ))
+        try:
+            found.kube("admin").request("GET", "/readyz")
+        except Exception as err:
+            pytest.fail(
+                f"the cluster of K8S_AUTH_KUBECONFIG is not reachable ({err}); start it with "
+                f'eval "$(tests/cluster/up)" or unset K8S_AUTH_KUBECONFIG',
+                pytrace=False,
+            )
+        yield found
         return
     env = run_up()
     with pytest.MonkeyPatch.context() as patch:
@@ -83,6 +100,7 @@ def make_namespace(kube: Kube) -> Callable[[str], str]:
     Namespaces are never deleted: without a controller-manager a deleted namespace stays
     Terminating forever, and `tests/cluster/down` wipes etcd anyway.
     """
+
     def make(hint: str = "ns") -> str:
         name = _namespace_name("t", hint)
         kube.ensure_namespace(name, labels={"darklaunch.test/owner": "pytest"})
@@ -106,6 +124,7 @@ def bind_operator(kube: Kube) -> Callable[[str], None]:
 
 # --- backends, the seed world, traffic ----------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def backends(cluster: Cluster) -> BackendsClient:
     if not cluster.backends_url:
@@ -116,15 +135,21 @@ def backends(cluster: Cluster) -> BackendsClient:
 @pytest.fixture(scope="session")
 def wait_for_router(cluster: Cluster) -> Callable[..., dict[str, Any]]:
     """``wait_for_router(namespace, ingressroute, timeout=30)`` -> Traefik's router entry (enabled)."""
+
     def wait(namespace: str, ingressroute: str, timeout: float = 30.0) -> dict[str, Any]:
         if not cluster.traefik_api_url:
             pytest.skip("this cluster runs no Traefik")
         prefix = f"{namespace}-{ingressroute}-"
         return traefik_api.wait_for_api_object(
-            cluster.traefik_api_url, "routers",
-            lambda r: r.get("provider") == "kubernetescrd" and r["name"].startswith(prefix)
-            and r.get("status") == "enabled",
-            f"an enabled router for IngressRoute {namespace}/{ingressroute}", timeout)
+            cluster.traefik_api_url,
+            "routers",
+            lambda r: (
+                r.get("provider") == "kubernetescrd" and r["name"].startswith(prefix) and r.get("status") == "enabled"
+            ),
+            f"an enabled router for IngressRoute {namespace}/{ingressroute}",
+            timeout,
+        )
+
     return wait
 
 
@@ -132,24 +157,32 @@ def wait_for_router(cluster: Cluster) -> Callable[..., dict[str, Any]]:
 def wait_for_service(cluster: Cluster) -> Callable[..., dict[str, Any]]:
     """``wait_for_service(name, timeout=30, predicate=None)``; ``name`` is Traefik's service name,
     e.g. ``<ns>-<traefikservice>@kubernetescrd`` or ``<ns>-<svc>-<port>@kubernetescrd``."""
-    def wait(name: str, timeout: float = 30.0,
-             predicate: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any]:
+
+    def wait(
+        name: str, timeout: float = 30.0, predicate: Callable[[dict[str, Any]], bool] | None = None
+    ) -> dict[str, Any]:
         if not cluster.traefik_api_url:
             pytest.skip("this cluster runs no Traefik")
         return traefik_api.wait_for_api_object(
-            cluster.traefik_api_url, "services",
+            cluster.traefik_api_url,
+            "services",
             lambda s: s["name"] == name and (predicate is None or predicate(s)),
-            f"service {name}", timeout)
+            f"service {name}",
+            timeout,
+        )
+
     return wait
 
 
 @pytest.fixture(scope="session")
 def traefik_api_get(cluster: Cluster) -> Callable[[str], Any]:
     """GET a path of Traefik's API, e.g. ``/api/http/services``."""
+
     def get(path: str) -> Any:
         if not cluster.traefik_api_url:
             pytest.skip("this cluster runs no Traefik")
         return traefik_api.api_get(cluster.traefik_api_url, path)
+
     return get
 
 
@@ -157,16 +190,25 @@ def traefik_api_get(cluster: Cluster) -> Callable[[str], Any]:
 def traffic(cluster: Cluster) -> Callable[..., TrafficResult]:
     """``traffic(host, n=1, path="/", method="GET", headers=None, body=None)`` through TRAEFIK_URL;
     the result has ``bodies`` (who answered), ``statuses``, ``by_body`` and ``by_status``."""
-    def go(host: str, n: int = 1, path: str = "/", method: str = "GET",
-           headers: dict[str, str] | None = None, body: bytes | None = None) -> TrafficResult:
+
+    def go(
+        host: str,
+        n: int = 1,
+        path: str = "/",
+        method: str = "GET",
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> TrafficResult:
         if not cluster.traefik_url:
             pytest.skip("this cluster runs no Traefik")
         return send(cluster.traefik_url, host, n, path, method, headers, body)
+
     return go
 
 
-def _wait_routable(cluster: Cluster, world: SeedWorld, wait_for_router: Callable[..., dict[str, Any]],
-                   timeout: float = 30.0) -> None:
+def _wait_routable(
+    cluster: Cluster, world: SeedWorld, wait_for_router: Callable[..., dict[str, Any]], timeout: float = 30.0
+) -> None:
     wait_for_router(world.namespace, world.route, timeout)
     deadline = time.monotonic() + timeout
     # The API shows the router once the new configuration is built; one probe request proves the
@@ -182,8 +224,13 @@ def _wait_routable(cluster: Cluster, world: SeedWorld, wait_for_router: Callable
 
 
 @pytest.fixture(scope="module")
-def seed_world(cluster: Cluster, kube: Kube, backends: BackendsClient, namespace: str,
-               wait_for_router: Callable[..., dict[str, Any]]) -> Iterator[Callable[..., SeedWorld]]:
+def seed_world(
+    cluster: Cluster,
+    kube: Kube,
+    backends: BackendsClient,
+    namespace: str,
+    wait_for_router: Callable[..., dict[str, Any]],
+) -> Iterator[Callable[..., SeedWorld]]:
     """Factory: ``seed_world(app="api-service", route=None, namespace=None, host=None, weights=None,
     api_group="traefik.io", wait=True) -> SeedWorld``.
 
@@ -194,9 +241,15 @@ def seed_world(cluster: Cluster, kube: Kube, backends: BackendsClient, namespace
     worlds: list[SeedWorld] = []
     module_namespace = namespace
 
-    def make(app: str = "api-service", route: str | None = None, namespace: str | None = None,
-             host: str | None = None, weights: dict[str, int] | None = None,
-             api_group: str = "traefik.io", wait: bool = True) -> SeedWorld:
+    def make(
+        app: str = "api-service",
+        route: str | None = None,
+        namespace: str | None = None,
+        host: str | None = None,
+        weights: dict[str, int] | None = None,
+        api_group: str = "traefik.io",
+        wait: bool = True,
+    ) -> SeedWorld:
         world = create_world(kube, backends, namespace or module_namespace, app, route, host, weights, api_group)
         worlds.append(world)
         if wait:
@@ -210,9 +263,11 @@ def seed_world(cluster: Cluster, kube: Kube, backends: BackendsClient, namespace
 
 # --- Prometheus and the audit log ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def prometheus_query(cluster: Cluster) -> Callable[[str], list[dict[str, Any]]]:
     """Instant PromQL query -> ``data.result`` (a list of ``{"metric": {...}, "value": [t, "v"]}``)."""
+
     def query(promql: str) -> list[dict[str, Any]]:
         if not cluster.prometheus_url:
             pytest.skip("this cluster runs no Prometheus")
@@ -221,6 +276,7 @@ def prometheus_query(cluster: Cluster) -> Callable[[str], list[dict[str, Any]]]:
             payload = json.loads(resp.read())
         result: list[dict[str, Any]] = payload["data"]["result"]
         return result
+
     return query
 
 
@@ -234,13 +290,15 @@ def audit(cluster: Cluster) -> AuditLog:
 
 # --- a second control plane with only the traefik.containo.us CRDs --------------------------------
 
+
 @pytest.fixture(scope="session")
 def containo_cluster() -> Iterator[Cluster]:
     """A separate apiserver (state .state/cluster-containo, port offset 100) serving ONLY the
     traefik.containo.us CRDs of Traefik v2.11, without Traefik or Prometheus. Stopped at session end."""
     state = os.environ.get("DARKLAUNCH_CONTAINO_STATE_DIR") or str(CONTAINO_STATE_DIR)
-    env = run_up("--state-dir", state, "--port-offset", str(CONTAINO_PORT_OFFSET), "--crds", "containo-only",
-                 "--no-traefik")
+    env = run_up(
+        "--state-dir", state, "--port-offset", str(CONTAINO_PORT_OFFSET), "--crds", "containo-only", "--no-traefik"
+    )
     try:
         yield cluster_from_env(env)
     finally:

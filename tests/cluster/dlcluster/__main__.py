@@ -9,15 +9,16 @@ from pathlib import Path
 
 from . import cluster
 from .backends import BackendsClient
-from .config import CRD_MODES, InstanceConfig, default_state_dir
+from .config import CRD_MODES, STATE_ROOT, InstanceConfig, default_state_dir
 from .controlplane import admin_client
 from .rbac import bind_operator
 from .world import create_world
 
 
 def _instance_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-dir", type=Path, default=None,
-                        help="runtime state (default: $DARKLAUNCH_STATE_DIR or .state/cluster)")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="runtime state (default: $DARKLAUNCH_STATE_DIR or .state/cluster)"
+    )
 
 
 def _config(args: argparse.Namespace, for_up: bool) -> InstanceConfig:
@@ -43,17 +44,24 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="start (or reuse) the cluster and print eval-able exports")
     _instance_args(up)
     up.add_argument("--port-offset", type=int, default=0, help="added to every port; a multiple of 10")
-    up.add_argument("--crds", choices=CRD_MODES, default="v3",
-                    help="v3: Traefik's own CRDs; v2.11: both API groups; containo-only: traefik.containo.us only")
-    up.add_argument("--no-traefik", action="store_true", help="control plane only (implies no Prometheus, "
-                                                               "no backends)")
+    up.add_argument(
+        "--crds",
+        choices=CRD_MODES,
+        default="v3",
+        help="v3: Traefik's own CRDs; v2.11: both API groups; containo-only: traefik.containo.us only",
+    )
+    up.add_argument("--no-traefik", action="store_true", help="control plane only (implies no Prometheus, no backends)")
     up.add_argument("--no-prometheus", action="store_true")
     up.add_argument("--no-backends", action="store_true")
-    up.add_argument("--operator-namespace", default="shadow-ops",
-                    help="namespace where the shadow-operator user gets the shipped Role")
+    up.add_argument(
+        "--operator-namespace",
+        default="shadow-ops",
+        help="namespace where the shadow-operator user gets the shipped Role",
+    )
 
     down = sub.add_parser("down", help="stop every process of the instance and wipe its state")
     _instance_args(down)
+    down.add_argument("--all", action="store_true", help="every instance under .state/ (e.g. the containo one too)")
     status = sub.add_parser("status", help="show component state; exit 1 unless all healthy")
     _instance_args(status)
     exports = sub.add_parser("env", help="print the exports of a running instance")
@@ -77,7 +85,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             print("\n".join(cluster.up(_config(args, for_up=True))), flush=True)
         elif args.command == "down":
-            cluster.down(_config(args, for_up=False))
+            if args.all:
+                for state_dir in sorted({default_state_dir(), *(p.parent for p in STATE_ROOT.glob("*/cluster.json"))}):
+                    cluster.down(InstanceConfig.load(state_dir) or InstanceConfig(state_dir))
+            else:
+                cluster.down(_config(args, for_up=False))
         elif args.command == "status":
             cfg = _config(args, for_up=False)
             states = cluster.status(cfg)
@@ -89,8 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "world":
             cfg = _config(args, for_up=False)
             kube = admin_client(cfg)
-            result = create_world(kube, BackendsClient(cfg.backends_url), args.namespace, args.app,
-                                  args.route, args.host, api_group=args.api_group)
+            result = create_world(
+                kube,
+                BackendsClient(cfg.backends_url),
+                args.namespace,
+                args.app,
+                args.route,
+                args.host,
+                api_group=args.api_group,
+            )
             if args.bind_operator:
                 bind_operator(kube, args.namespace)
             print(json.dumps(result.to_dict(), indent=2))

@@ -39,9 +39,16 @@ class AuditLog:
         complete = data[: data.rfind(b"\n") + 1]
         return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
-    def events_since(self, mark: int, *, verbs: Iterable[str] | None = None, user: str | None = None,
-                     namespace: str | None = None, resource: str | None = None, settle: float = 0.5,
-                     ) -> list[dict[str, Any]]:
+    def events_since(
+        self,
+        mark: int,
+        *,
+        verbs: Iterable[str] | None = None,
+        user: str | None = None,
+        namespace: str | None = None,
+        resource: str | None = None,
+        settle: float = 0.5,
+    ) -> list[dict[str, Any]]:
         """Events after ``mark`` matching the filters. Waits until the log is quiet for ``settle``
         seconds, because the apiserver writes an event just after it sent the response."""
         events = self._read_from(mark)
@@ -79,6 +86,8 @@ def summarize(events: Iterable[dict[str, Any]]) -> list[str]:
     for event in events:
         ref = event.get("objectRef", {})
         code = event.get("responseStatus", {}).get("code")
-        lines.append(f"{event.get('verb')} {ref.get('resource')} {ref.get('namespace')}/{ref.get('name')} "
-                     f"by {event.get('user', {}).get('username')} -> {code}")
+        lines.append(
+            f"{event.get('verb')} {ref.get('resource')} {ref.get('namespace')}/{ref.get('name')} "
+            f"by {event.get('user', {}).get('username')} -> {code}"
+        )
     return lines

@@ -29,6 +29,7 @@ import math
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,8 +66,13 @@ class Backend:
 
     def counters(self) -> dict[str, Any]:
         with self.lock:
-            return {"name": self.name, "port": self.port, "total": self.total, "errors": self.errors,
-                    "by_method_path": dict(self.counts)}
+            return {
+                "name": self.name,
+                "port": self.port,
+                "total": self.total,
+                "errors": self.errors,
+                "by_method_path": dict(self.counts),
+            }
 
     def knobs(self) -> dict[str, Any]:
         return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "error_status": self.error_status}
@@ -124,7 +130,7 @@ class Backend:
                 return self.rfile.read(length) if length else b""
 
             def _control(self) -> None:
-                what = self.path[len(CONTROL_PREFIX):].split("?")[0]
+                what = self.path[len(CONTROL_PREFIX) :].split("?")[0]
                 body = self._read_body()
                 if what == "counters" and self.command == "GET":
                     self._json(200, backend.counters())
@@ -234,8 +240,9 @@ class Manager:
                 length = int(self.headers.get("Content-Length") or 0)
                 try:
                     spec = json.loads(self.rfile.read(length) or b"{}")
-                    result = manager.add(str(spec["id"]), str(spec.get("name") or spec["id"]),
-                                         int(spec.get("port") or 0))
+                    result = manager.add(
+                        str(spec["id"]), str(spec.get("name") or spec["id"]), int(spec.get("port") or 0)
+                    )
                 except (KeyError, ValueError, OSError) as err:
                     self._json(400, {"error": str(err)})
                     return
@@ -246,7 +253,7 @@ class Manager:
                 if not self.path.startswith(prefix):
                     self._json(404, {"error": "not found"})
                     return
-                removed = manager.remove(urllib.request.unquote(self.path[len(prefix):]))
+                removed = manager.remove(urllib.parse.unquote(self.path[len(prefix) :]))
                 self._json(200 if removed else 404, {"removed": removed})
 
         return Handler
@@ -260,6 +267,7 @@ def serve(control_port: int, registry: Path) -> None:
 
 
 # --- client side (harness and tests) ---------------------------------------------------------
+
 
 def _call(url: str, method: str = "GET", data: Any = None, timeout: float = 10.0) -> Any:
     body = None if data is None else json.dumps(data).encode()
@@ -293,11 +301,14 @@ class BackendHandle:
     def total(self) -> int:
         return int(self.counters()["total"])
 
-    def set_knobs(self, error_rate: float | None = None, latency_ms: float | None = None,
-                  error_status: int | None = None) -> dict[str, Any]:
-        data = {key: value for key, value in
-                (("error_rate", error_rate), ("latency_ms", latency_ms), ("error_status", error_status))
-                if value is not None}
+    def set_knobs(
+        self, error_rate: float | None = None, latency_ms: float | None = None, error_status: int | None = None
+    ) -> dict[str, Any]:
+        data = {
+            key: value
+            for key, value in (("error_rate", error_rate), ("latency_ms", latency_ms), ("error_status", error_status))
+            if value is not None
+        }
         result: dict[str, Any] = _call(self.url + CONTROL_PREFIX + "knobs", "POST", data)
         return result
 
@@ -322,11 +333,13 @@ class BackendsClient:
 
     def remove(self, backend_id: str) -> None:
         with contextlib.suppress(RuntimeError):
-            _call(self.url + "/backends/" + urllib.request.quote(backend_id, safe=""), "DELETE")
+            _call(self.url + "/backends/" + urllib.parse.quote(backend_id, safe=""), "DELETE")
 
     def list(self) -> dict[str, BackendHandle]:
-        return {bid: BackendHandle(bid, spec["name"], int(spec["port"]))
-                for bid, spec in _call(self.url + "/backends").items()}
+        return {
+            bid: BackendHandle(bid, spec["name"], int(spec["port"]))
+            for bid, spec in _call(self.url + "/backends").items()
+        }
 
 
 def main() -> None:

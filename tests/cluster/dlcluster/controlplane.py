@@ -23,11 +23,14 @@ AUDIT_POLICY = {
     "rules": [
         {"level": "None", "users": ["traefik", "system:apiserver"]},
         {"level": "None", "nonResourceURLs": ["*"]},
-        {"level": "Metadata", "resources": [
-            {"group": "traefik.io"},
-            {"group": "traefik.containo.us"},
-            {"group": "", "resources": ["services", "namespaces"]},
-        ]},
+        {
+            "level": "Metadata",
+            "resources": [
+                {"group": "traefik.io"},
+                {"group": "traefik.containo.us"},
+                {"group": "", "resources": ["services", "namespaces"]},
+            ],
+        },
         {"level": "None"},
     ],
 }
@@ -85,7 +88,7 @@ def admin_client(cfg: InstanceConfig) -> Kube:
 
 def is_ready(cfg: InstanceConfig) -> bool:
     try:
-        return admin_client(cfg).request("GET", "/readyz") == "ok"
+        return bool(admin_client(cfg).request("GET", "/readyz") == "ok")
     except Exception:
         return False
 

@@ -18,7 +18,11 @@ def module_dir(module: str, version: str) -> Path:
     """Download (or find in the module cache) a module version; return its source directory."""
     result = subprocess.run(
         ["go", "mod", "download", "-json", f"{module}@v{version}"],
-        capture_output=True, text=True, env=go_env(), check=False, cwd="/",
+        capture_output=True,
+        text=True,
+        env=go_env(),
+        check=False,
+        cwd="/",
     )
     info = json.loads(result.stdout or "{}")
     if result.returncode != 0 or "Dir" not in info:

@@ -71,8 +71,14 @@ class Kube:
         return cls(cluster["server"], user["token"], ca_pem)
 
     # --- raw requests ------------------------------------------------------------------------
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                query: dict[str, str] | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: dict[str, str] | None = None,
+    ) -> Any:
         url = self.server + path
         if query:
             url += "?" + urllib.parse.urlencode(query)
@@ -135,7 +141,10 @@ class Kube:
             meta["namespace"] = ns
         path = object_path(obj["apiVersion"], obj["kind"], ns, meta["name"])
         result: dict[str, Any] = self.request(
-            "PATCH", path, json.dumps(obj).encode(), content_type="application/apply-patch+yaml",
+            "PATCH",
+            path,
+            json.dumps(obj).encode(),
+            content_type="application/apply-patch+yaml",
             query={"fieldManager": FIELD_MANAGER, "force": "true"},
         )
         return result

@@ -32,12 +32,19 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
-def _cert(subject: str, public_key: ec.EllipticCurvePublicKey, issuer_key: ec.EllipticCurvePrivateKey,
-          issuer: x509.Name | None, *, ca: bool) -> x509.Certificate:
+def _cert(
+    subject: str,
+    public_key: ec.EllipticCurvePublicKey,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name | None,
+    *,
+    ca: bool,
+) -> x509.Certificate:
     now = datetime.datetime.now(datetime.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     builder = (
@@ -52,17 +59,30 @@ def _cert(subject: str, public_key: ec.EllipticCurvePublicKey, issuer_key: ec.El
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     else:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.DNSName("kubernetes.default.svc"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(ipaddress.ip_address("::1")),
-            ]), critical=False,
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.DNSName("kubernetes.default.svc"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("::1")),
+                ]
+            ),
+            critical=False,
         ).add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
@@ -83,8 +103,9 @@ def ensure_pki(cfg: InstanceConfig) -> None:
     (pki / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     _write_private(pki / "apiserver.key", _key_pem(server_key))
     (pki / "apiserver.crt").write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    (pki / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (pki / "sa.pub").write_bytes(
+        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     _write_private(pki / "sa.key", _key_pem(sa_key))  # written last: it marks the PKI complete
 
 
@@ -118,8 +139,9 @@ def write_kubeconfigs(cfg: InstanceConfig, tokens: dict[str, str]) -> None:
         doc = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "darklaunch", "cluster": {
-                "server": cfg.apiserver_url, "certificate-authority-data": ca_data}}],
+            "clusters": [
+                {"name": "darklaunch", "cluster": {"server": cfg.apiserver_url, "certificate-authority-data": ca_data}}
+            ],
             "users": [{"name": user, "user": {"token": tokens[user]}}],
             "contexts": [{"name": context, "context": {"cluster": "darklaunch", "user": user}}],
             "current-context": context,

@@ -133,8 +133,13 @@ class ProcessDied(RuntimeError):
     """A component exited while we waited for it: waiting longer cannot help."""
 
 
-def wait_until(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.2,
-               on_timeout: Callable[[], str] | None = None) -> None:
+def wait_until(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.2,
+    on_timeout: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

@@ -17,8 +17,7 @@ def config(cfg: InstanceConfig) -> dict[str, object]:
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
-            {"job_name": "traefik",
-             "static_configs": [{"targets": [f"127.0.0.1:{cfg.ports['traefik_api']}"]}]},
+            {"job_name": "traefik", "static_configs": [{"targets": [f"127.0.0.1:{cfg.ports['traefik_api']}"]}]},
         ],
     }
 
@@ -31,15 +30,18 @@ def start(cfg: InstanceConfig, procs: ProcessTable) -> None:
     conf.write_text(yaml.safe_dump(config(cfg), sort_keys=False))
     data = cfg.state_dir / "prometheus-data"
     data.mkdir(parents=True, exist_ok=True)
-    procs.start(NAME, [
-        binary,
-        f"--config.file={conf}",
-        f"--storage.tsdb.path={data}",
-        "--storage.tsdb.retention.time=1d",
-        f"--web.listen-address=127.0.0.1:{cfg.ports['prometheus']}",
-        "--web.enable-lifecycle",
-        "--log.level=warn",
-    ])
+    procs.start(
+        NAME,
+        [
+            binary,
+            f"--config.file={conf}",
+            f"--storage.tsdb.path={data}",
+            "--storage.tsdb.retention.time=1d",
+            f"--web.listen-address=127.0.0.1:{cfg.ports['prometheus']}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ],
+    )
 
 
 def is_ready(cfg: InstanceConfig) -> bool:

@@ -24,13 +24,18 @@ def viewer_documents() -> list[dict[str, Any]]:
         "kind": "ClusterRole",
         "metadata": {"name": VIEWER_ROLE},
         "rules": [
-            {"apiGroups": ["traefik.io", "traefik.containo.us"], "resources": ["*"],
-             "verbs": ["get", "list", "watch"]},
-            {"apiGroups": [""], "resources": ["services", "namespaces", "endpoints", "configmaps"],
-             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["traefik.io", "traefik.containo.us"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+            {
+                "apiGroups": [""],
+                "resources": ["services", "namespaces", "endpoints", "configmaps"],
+                "verbs": ["get", "list", "watch"],
+            },
             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-             "verbs": ["get", "list", "watch"]},
+            {
+                "apiGroups": ["apiextensions.k8s.io"],
+                "resources": ["customresourcedefinitions"],
+                "verbs": ["get", "list", "watch"],
+            },
         ],
     }
     binding = {
@@ -53,13 +58,15 @@ def bind_operator(kube: Kube, namespace: str, user: str = "shadow-operator") -> 
     """Install the shipped Role in ``namespace`` and bind it to ``user`` (idempotent)."""
     role = operator_role()
     kube.apply(role, namespace)
-    kube.apply({
-        "apiVersion": f"{RBAC}/v1",
-        "kind": "RoleBinding",
-        "metadata": {"name": role["metadata"]["name"], "namespace": namespace},
-        "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": role["metadata"]["name"]},
-        "subjects": [_user(user)],
-    })
+    kube.apply(
+        {
+            "apiVersion": f"{RBAC}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": role["metadata"]["name"], "namespace": namespace},
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": role["metadata"]["name"]},
+            "subjects": [_user(user)],
+        }
+    )
 
 
 def install_cluster_rbac(kube: Kube, with_traefik: bool) -> None:

@@ -59,26 +59,31 @@ def cluster_from_env(env: dict[str, str]) -> Cluster:
     state_dir = Path(env["DARKLAUNCH_STATE_DIR"]) if env.get("DARKLAUNCH_STATE_DIR") else admin.parent.parent
     config = InstanceConfig.load(state_dir)
     kubeconfigs = {"admin": admin}
-    for user, key in (("shadow-operator", "DARKLAUNCH_OPERATOR_KUBECONFIG"),
-                      ("viewer", "DARKLAUNCH_VIEWER_KUBECONFIG")):
+    for user, key in (
+        ("shadow-operator", "DARKLAUNCH_OPERATOR_KUBECONFIG"),
+        ("viewer", "DARKLAUNCH_VIEWER_KUBECONFIG"),
+    ):
         if env.get(key):
             kubeconfigs[user] = Path(env[key])
         elif config:
             kubeconfigs[user] = config.kubeconfig(user)
     return Cluster(
         kubeconfigs=kubeconfigs,
-        env={key: value for key, value in env.items()
-             if key == "K8S_AUTH_KUBECONFIG" or key.endswith("_URL") or key.startswith("DARKLAUNCH_")},
+        env={
+            key: value
+            for key, value in env.items()
+            if key == "K8S_AUTH_KUBECONFIG" or key.endswith("_URL") or key.startswith("DARKLAUNCH_")
+        },
         state_dir=state_dir if config else None,
         config=config,
         crds=env.get("DARKLAUNCH_CRDS") or (config.crds if config else "v3"),
-        operator_namespace=env.get("DARKLAUNCH_OPERATOR_NAMESPACE") or (config.operator_namespace if config
-                                                                        else "shadow-ops"),
+        operator_namespace=env.get("DARKLAUNCH_OPERATOR_NAMESPACE")
+        or (config.operator_namespace if config else "shadow-ops"),
         traefik_url=env.get("TRAEFIK_URL"),
         traefik_api_url=env.get("TRAEFIK_API_URL"),
         prometheus_url=env.get("PROMETHEUS_URL"),
-        backends_url=env.get("DARKLAUNCH_BACKENDS_URL") or (config.backends_url if config and config.backends
-                                                             else None),
+        backends_url=env.get("DARKLAUNCH_BACKENDS_URL")
+        or (config.backends_url if config and config.backends else None),
     )
 
 

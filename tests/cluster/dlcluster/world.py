@@ -68,67 +68,113 @@ class SeedWorld:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "namespace": self.namespace, "app": self.app, "route": self.route, "wrr": self.wrr,
-            "middleware": self.middleware, "host": self.host, "api_group": self.api_group,
-            "annotation": dict([ANNOTATION]), "weights": self.weights,
-            "services": {role: {"name": self.service(role), "port": self.port(role),
-                                "backend_url": self.backends[role].url,
-                                "metrics_label": self.metrics_label(role)} for role in self.backends},
+            "namespace": self.namespace,
+            "app": self.app,
+            "route": self.route,
+            "wrr": self.wrr,
+            "middleware": self.middleware,
+            "host": self.host,
+            "api_group": self.api_group,
+            "annotation": dict([ANNOTATION]),
+            "weights": self.weights,
+            "services": {
+                role: {
+                    "name": self.service(role),
+                    "port": self.port(role),
+                    "backend_url": self.backends[role].url,
+                    "metrics_label": self.metrics_label(role),
+                }
+                for role in self.backends
+            },
         }
 
 
-def manifests(namespace: str, app: str, route: str, host: str, ports: dict[str, int],
-              weights: dict[str, int], api_group: str = "traefik.io") -> list[dict[str, Any]]:
+def manifests(
+    namespace: str,
+    app: str,
+    route: str,
+    host: str,
+    ports: dict[str, int],
+    weights: dict[str, int],
+    api_group: str = "traefik.io",
+) -> list[dict[str, Any]]:
     """Pure: the objects of the seed world (Services first, the IngressRoute last)."""
     version = f"{api_group}/v1alpha1"
     docs: list[dict[str, Any]] = []
     for role, port in ports.items():
-        docs.append({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": f"{app}-{role}", "namespace": namespace,
-                         "labels": {"app": app, "track": role}},
-            # A real apiserver refuses 127.0.0.0/8 endpoints, so Traefik reaches the loopback
-            # backend through an ExternalName Service (allowExternalNameServices).
-            "spec": {"type": "ExternalName", "externalName": "localhost",
-                     "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}]},
-        })
-    docs.append({
-        "apiVersion": version,
-        "kind": "Middleware",
-        "metadata": {"name": f"{route}-headers", "namespace": namespace},
-        "spec": {"headers": {"customRequestHeaders": dict([REQUEST_HEADER])}},
-    })
-    docs.append({
-        "apiVersion": version,
-        "kind": "TraefikService",
-        "metadata": {"name": f"{route}-wrr", "namespace": namespace, "labels": {"app": app}},
-        "spec": {"weighted": {"services": [
-            {"name": f"{app}-{role}", "port": ports[role], "weight": weight} for role, weight in weights.items()
-        ]}},
-    })
-    docs.append({
-        "apiVersion": version,
-        "kind": "IngressRoute",
-        "metadata": {"name": route, "namespace": namespace,
-                     "labels": {"app": app, LABEL[0]: LABEL[1]},
-                     "annotations": {ANNOTATION[0]: ANNOTATION[1]}},
-        "spec": {
-            "entryPoints": ["web"],
-            "routes": [{
-                "match": f"Host(`{host}`)",
-                "kind": "Rule",
-                "middlewares": [{"name": f"{route}-headers"}],
-                "services": [{"name": f"{route}-wrr", "kind": "TraefikService"}],
-            }],
-        },
-    })
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": f"{app}-{role}", "namespace": namespace, "labels": {"app": app, "track": role}},
+                # A real apiserver refuses 127.0.0.0/8 endpoints, so Traefik reaches the loopback
+                # backend through an ExternalName Service (allowExternalNameServices).
+                "spec": {
+                    "type": "ExternalName",
+                    "externalName": "localhost",
+                    "ports": [{"name": "http", "port": port, "targetPort": port, "protocol": "TCP"}],
+                },
+            }
+        )
+    docs.append(
+        {
+            "apiVersion": version,
+            "kind": "Middleware",
+            "metadata": {"name": f"{route}-headers", "namespace": namespace},
+            "spec": {"headers": {"customRequestHeaders": dict([REQUEST_HEADER])}},
+        }
+    )
+    docs.append(
+        {
+            "apiVersion": version,
+            "kind": "TraefikService",
+            "metadata": {"name": f"{route}-wrr", "namespace": namespace, "labels": {"app": app}},
+            "spec": {
+                "weighted": {
+                    "services": [
+                        {"name": f"{app}-{role}", "port": ports[role], "weight": weight}
+                        for role, weight in weights.items()
+                    ]
+                }
+            },
+        }
+    )
+    docs.append(
+        {
+            "apiVersion": version,
+            "kind": "IngressRoute",
+            "metadata": {
+                "name": route,
+                "namespace": namespace,
+                "labels": {"app": app, LABEL[0]: LABEL[1]},
+                "annotations": {ANNOTATION[0]: ANNOTATION[1]},
+            },
+            "spec": {
+                "entryPoints": ["web"],
+                "routes": [
+                    {
+                        "match": f"Host(`{host}`)",
+                        "kind": "Rule",
+                        "middlewares": [{"name": f"{route}-headers"}],
+                        "services": [{"name": f"{route}-wrr", "kind": "TraefikService"}],
+                    }
+                ],
+            },
+        }
+    )
     return docs
 
 
-def create_world(kube: Kube, backends: BackendsClient, namespace: str, app: str = "api-service",
-                 route: str | None = None, host: str | None = None,
-                 weights: dict[str, int] | None = None, api_group: str = "traefik.io") -> SeedWorld:
+def create_world(
+    kube: Kube,
+    backends: BackendsClient,
+    namespace: str,
+    app: str = "api-service",
+    route: str | None = None,
+    host: str | None = None,
+    weights: dict[str, int] | None = None,
+    api_group: str = "traefik.io",
+) -> SeedWorld:
     """Start fresh backends (ids ``<namespace>/<service>``) and apply the seed objects."""
     route = route or f"{app}-route"
     host = host or f"{route}.{namespace}.test"
@@ -137,8 +183,15 @@ def create_world(kube: Kube, backends: BackendsClient, namespace: str, app: str 
     kube.ensure_namespace(namespace)
     ports = {role: handle.port for role, handle in handles.items()}
     kube.apply_all(manifests(namespace, app, route, host, ports, weights, api_group))
-    return SeedWorld(namespace=namespace, app=app, route=route, host=host, api_group=api_group,
-                     backends=handles, weights=dict(weights))
+    return SeedWorld(
+        namespace=namespace,
+        app=app,
+        route=route,
+        host=host,
+        api_group=api_group,
+        backends=handles,
+        weights=dict(weights),
+    )
 
 
 def remove_world_backends(backends: BackendsClient, world: SeedWorld) -> None:

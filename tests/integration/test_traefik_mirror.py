@@ -1,0 +1,341 @@
+"""traefik_mirror against the real apiserver + Traefik: the whole shadow lifecycle, with real traffic.
+
+The tests of this module run in order on one seed world (enable -> attach -> ramp -> disable), each
+transition first in check mode (nothing written, same actions), then for real, then again (no write).
+Writes are counted in the apiserver's audit log, requests at the backends.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from modrun import run_module
+
+pytestmark = pytest.mark.integration
+
+API = "traefik.io/v1alpha1"
+PRE_MIRROR = "darklaunch.traefik/pre-mirror-services"
+
+
+@pytest.fixture(scope="module")
+def world(seed_world: Callable[..., Any], kube: Any) -> Any:
+    w = seed_world()
+    # A second and a third route that must survive every operation untouched: one straight to stable
+    # (the health check), one to another TraefikService.
+    ir = kube.get(API, "IngressRoute", w.route, w.namespace)
+    ir["spec"]["routes"].append(
+        {
+            "match": f"Host(`{w.host}`) && PathPrefix(`/healthz`)",
+            "kind": "Rule",
+            "priority": 100,
+            "services": [{"name": w.service("stable"), "port": w.port("stable")}],
+        }
+    )
+    ir["spec"]["routes"].append(
+        {
+            "match": f"Host(`admin.{w.host}`)",
+            "kind": "Rule",
+            "middlewares": [{"name": w.middleware}],
+            "services": [{"name": w.wrr, "kind": "TraefikService"}],
+        }
+    )
+    meta = ir["metadata"]
+    kube.apply(
+        {
+            "apiVersion": ir["apiVersion"],
+            "kind": ir["kind"],
+            "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+            "spec": ir["spec"],
+        },
+        w.namespace,
+    )
+    return w
+
+
+def params(world: Any, **extra: Any) -> dict[str, Any]:
+    base = {
+        "route_name": world.route,
+        "namespace": world.namespace,
+        "main_service": world.service("stable"),
+        "mirror_service": world.service("canary"),
+        "mirror_percent": 20,
+    }
+    base.update(extra)
+    return base
+
+
+def ingress_route(kube: Any, world: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = kube.get(API, "IngressRoute", world.route, world.namespace)
+    return obj
+
+
+def mirror_object(kube: Any, world: Any) -> dict[str, Any] | None:
+    obj: dict[str, Any] | None = kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace)
+    return obj
+
+
+def user_part(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a user wrote: spec, labels, annotations (no server bookkeeping)."""
+    meta = obj["metadata"]
+    return {
+        "spec": copy.deepcopy(obj["spec"]),
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": dict(meta.get("annotations") or {}),
+    }
+
+
+def transition(audit: Any, namespace: str, args: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    """Check mode (no writes), real run (the same actions), rerun (changed: false, no writes)."""
+    mark = audit.mark()
+    dry = run_module("traefik_mirror", args, check=True, diff=True, **kw)
+    assert not dry.get("failed"), dry
+    assert audit.writes_since(mark, namespace=namespace) == [], "check mode wrote to the cluster"
+    assert "before" in dry["diff"] and "after" in dry["diff"]
+
+    real = run_module("traefik_mirror", args, **kw)
+    assert not real.get("failed"), real
+    assert real["actions"] == dry["actions"], "check mode must announce exactly what the real run does"
+    assert real["changed"] == dry["changed"]
+    assert real["status"] == dry["status"]
+    writes = audit.writes_since(mark, namespace=namespace)
+    assert len(writes) == len(real["actions"]), [w.get("verb") for w in writes]
+
+    mark = audit.mark()
+    again = run_module("traefik_mirror", args, **kw)
+    assert not again.get("failed"), again
+    assert again["changed"] is False and again["actions"] == []
+    assert audit.writes_since(mark, namespace=namespace) == [], "an idempotent rerun must not write"
+    return real
+
+
+def wait_mirror_live(cluster_api: Callable[[str], Any], world: Any, percent: int, timeout: float = 30.0) -> None:
+    """Until Traefik's router for the route goes through the mirror with ``percent``."""
+    deadline = time.monotonic() + timeout
+    wanted_service = f"{world.namespace}-{world.route}-mirror@kubernetescrd"
+    while time.monotonic() < deadline:
+        try:
+            service = cluster_api(f"/api/http/services/{wanted_service}")
+            routers = cluster_api("/api/http/routers?per_page=1000")
+        except Exception:
+            time.sleep(0.1)
+            continue
+        mirrors = (service.get("mirroring") or {}).get("mirrors") or []
+        routed = any(
+            r.get("service") in (wanted_service, wanted_service.split("@")[0])
+            and r.get("name", "").startswith(f"{world.namespace}-{world.route}-")
+            and r.get("status") == "enabled"
+            for r in routers
+        )
+        if routed and mirrors and mirrors[0].get("percent") == percent and service.get("status") == "enabled":
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"Traefik never routed {world.route} through its mirror at {percent}%")
+
+
+def settled_count(backend: Any, timeout: float = 10.0) -> int:
+    """Mirrored copies are sent after the user response, in the background: wait until the count stops."""
+    last = backend.total
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = backend.total
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def measure_mirroring(traffic: Any, world: Any, n: int = 500) -> tuple[dict[str, int], int]:
+    """Send ``n`` user requests; returns (who answered, copies received by the canary)."""
+    canary = world.backends["canary"]
+    before = settled_count(canary)
+    result = traffic(world.host, n=n)
+    assert result.by_status == {200: n}, result.by_status
+    copies = settled_count(canary) - before
+    return dict(result.by_body), copies
+
+
+# --- the lifecycle -----------------------------------------------------------------------------------
+
+
+class TestLifecycle:
+    saved: dict[str, Any] = {}
+
+    def test_enable_without_attach_creates_an_inactive_mirror(self, world: Any, kube: Any, audit: Any) -> None:
+        before = user_part(ingress_route(kube, world))
+        TestLifecycle.saved["ir_before"] = before
+        result = transition(audit, world.namespace, params(world))
+
+        assert result["changed"] is True
+        assert result["status"] == "inactive"
+        assert [a["verb"] + " " + a["kind"] for a in result["actions"]] == ["create TraefikService"]
+        assert any("IngressRoute" in w and "inactive" in w.lower() for w in result["warnings"]), result["warnings"]
+        mirror = mirror_object(kube, world)
+        assert mirror is not None
+        spec = mirror["spec"]["mirroring"]
+        assert spec["name"] == world.service("stable") and spec["port"] == world.port("stable")
+        assert spec["mirrors"] == [
+            {"name": world.service("canary"), "kind": "Service", "port": world.port("canary"), "percent": 20}
+        ]
+        assert mirror["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "darklaunch.traefik"
+        assert user_part(ingress_route(kube, world)) == before, "enable without attach must not touch the route"
+
+    def test_traffic_info_reports_the_inactive_mirror(self, world: Any) -> None:
+        info = run_module(
+            "traefik_traffic_info", {"namespace": world.namespace, "route_name": world.route}
+        )
+        assert not info.get("failed"), info
+        mirror = next(m for m in info["mirrors"] if m["name"] == f"{world.route}-mirror")
+        assert mirror["active"] is False and mirror["percent"] == 20
+        assert mirror["main"]["name"] == world.service("stable")
+        dist = info["distribution"]
+        assert dist["traffic_split"]["type"] == "weighted"
+        assert dist["target"]["name"] == world.wrr
+        shares = {s["name"]: s["user_share_percent"] for s in dist["main_sink"]}
+        assert shares == {world.service("stable"): 50, world.service("canary"): 50}
+
+    def test_attach_over_live_split_needs_sign_off(self, world: Any, kube: Any, audit: Any) -> None:
+        mark = audit.mark()
+        refused = run_module("traefik_mirror", params(world, attach_to_ingress=True))
+        assert refused.get("failed") and refused.get("field") == "confirm_end_weighted_split", refused
+        assert "confirm_end_weighted_split" in refused["msg"]
+        assert audit.writes_since(mark, namespace=world.namespace) == []
+        assert user_part(ingress_route(kube, world)) == TestLifecycle.saved["ir_before"]
+
+    def test_attach_repoints_only_the_weighted_entries(self, world: Any, kube: Any, audit: Any) -> None:
+        before = TestLifecycle.saved["ir_before"]
+        result = transition(
+            audit, world.namespace, params(world, attach_to_ingress=True, confirm_end_weighted_split=True)
+        )
+        assert result["status"] == "active"
+        assert any("weighted" in w.lower() and "stable" in w for w in result["warnings"]), result["warnings"]
+
+        after = user_part(ingress_route(kube, world))
+        routes_before, routes_after = before["spec"]["routes"], after["spec"]["routes"]
+        assert len(routes_after) == len(routes_before)
+        for index, (old, new) in enumerate(zip(routes_before, routes_after)):
+            old_targets = [s["name"] for s in old["services"]]
+            if old_targets == [world.wrr]:
+                assert new["services"] == [{"name": f"{world.route}-mirror", "kind": "TraefikService"}], index
+            else:
+                assert new == old, f"route {index} does not target the WRR and must not change"
+            assert new.get("middlewares") == old.get("middlewares")
+        assert after["spec"]["entryPoints"] == before["spec"]["entryPoints"]
+        assert after["labels"] == before["labels"]
+        saved = after["annotations"].pop(PRE_MIRROR)
+        assert after["annotations"] == before["annotations"], "user annotations must survive attach"
+        assert world.wrr in saved
+
+    def test_real_traffic_at_20_percent(self, world: Any, traefik_api_get: Any, traffic: Any) -> None:
+        wait_mirror_live(traefik_api_get, world, 20)
+        answered, copies = measure_mirroring(traffic, world)
+        assert answered == {world.backends["stable"].name: 500}, "every user response must come from stable"
+        assert 98 <= copies <= 102, f"20% of 500 is 100 copies (Traefik counts deterministically); got {copies}"
+
+    def test_traffic_info_reports_the_active_mirror(self, world: Any) -> None:
+        info = run_module("traefik_traffic_info", {"namespace": world.namespace, "route_name": world.route})
+        dist = info["distribution"]
+        assert dist["traffic_split"]["type"] == "mirror"
+        assert dist["target"] == {
+            "name": f"{world.route}-mirror",
+            "kind": "TraefikService",
+            "namespace": world.namespace,
+            "port": None,
+            "target_type": "mirror",
+        }
+        assert [(s["name"], s["user_share_percent"]) for s in dist["main_sink"]] == [(world.service("stable"), 100)]
+        assert [(s["name"], s["percent"]) for s in dist["shadow"]] == [(world.service("canary"), 20)]
+        assert world.service("stable") in dist["explanation"] and "20%" in dist["explanation"]
+        mirror = next(m for m in info["mirrors"] if m["name"] == f"{world.route}-mirror")
+        assert mirror["active"] is True
+        assert {r["ingress_route"] for r in mirror["referenced_by"]} == {world.route}
+
+    def test_ramp_changes_only_the_percent(self, world: Any, kube: Any, audit: Any) -> None:
+        ir_before = user_part(ingress_route(kube, world))
+        mirror_before = mirror_object(kube, world)
+        assert mirror_before is not None
+        result = transition(
+            audit, world.namespace, params(world, mirror_percent=50, attach_to_ingress=True, confirm_end_weighted_split=True)
+        )
+        assert [(a["verb"], a["kind"]) for a in result["actions"]] == [("patch", "TraefikService")]
+        mirror_after = mirror_object(kube, world)
+        assert mirror_after is not None
+        expected = copy.deepcopy(mirror_before["spec"])
+        expected["mirroring"]["mirrors"][0]["percent"] = 50
+        assert mirror_after["spec"] == expected
+        assert user_part(ingress_route(kube, world)) == ir_before
+
+    def test_real_traffic_at_50_percent(self, world: Any, traefik_api_get: Any, traffic: Any) -> None:
+        wait_mirror_live(traefik_api_get, world, 50)
+        answered, copies = measure_mirroring(traffic, world)
+        assert answered == {world.backends["stable"].name: 500}
+        assert 248 <= copies <= 252, f"50% of 500 is 250 copies; got {copies}"
+
+    def test_disable_without_restore_is_refused_while_attached(self, world: Any, audit: Any) -> None:
+        mark = audit.mark()
+        refused = run_module(
+            "traefik_mirror",
+            {"route_name": world.route, "namespace": world.namespace, "state": "absent", "restore_ingress_to_wrr": False},
+        )
+        assert refused.get("failed"), refused
+        assert "restore_ingress_to_wrr" in refused["msg"]
+        assert audit.writes_since(mark, namespace=world.namespace) == []
+
+    def test_disable_restores_the_route_exactly(self, world: Any, kube: Any, audit: Any, traffic: Any,
+                                                wait_for_router: Any) -> None:
+        args = {"route_name": world.route, "namespace": world.namespace, "state": "absent"}
+        result = transition(audit, world.namespace, args)
+        assert [(a["verb"], a["kind"]) for a in result["actions"]] == [
+            ("patch", "IngressRoute"),
+            ("delete", "TraefikService"),
+        ], "the route must be restored before the mirror is deleted"
+        assert result["status"] == "absent"
+        assert user_part(ingress_route(kube, world)) == TestLifecycle.saved["ir_before"]
+        assert mirror_object(kube, world) is None
+
+    def test_traffic_info_reports_the_restored_split(self, world: Any) -> None:
+        info = run_module("traefik_traffic_info", {"namespace": world.namespace, "route_name": world.route})
+        dist = info["distribution"]
+        assert dist["traffic_split"]["type"] == "weighted"
+        assert dist["target"]["name"] == world.wrr
+        assert not [m for m in info["mirrors"] if m["name"] == f"{world.route}-mirror"]
+
+
+# --- mirror over the weighted split (main_kind: TraefikService) --------------------------------------
+
+
+def test_mirror_over_weighted_split_keeps_users_split(seed_world: Any, kube: Any, audit: Any, traefik_api_get: Any,
+                                                      traffic: Any) -> None:
+    w = seed_world(app="wrr-app")
+    args = {
+        "route_name": w.route,
+        "namespace": w.namespace,
+        "main_service": w.wrr,
+        "main_kind": "TraefikService",
+        "mirror_service": w.service("staging"),
+        "mirror_percent": 10,
+        "attach_to_ingress": True,
+    }
+    result = transition(audit, w.namespace, args)
+    assert result["status"] == "active"
+    dist = run_module("traefik_traffic_info", {"namespace": w.namespace, "route_name": w.route})["distribution"]
+    assert dist["traffic_split"]["type"] == "mirror" and dist["traffic_split"]["wraps_weighted"] is True
+    shares = {s["name"]: s["user_share_percent"] for s in dist["main_sink"]}
+    assert shares == {w.service("stable"): 50, w.service("canary"): 50}
+    assert [(s["name"], s["percent"]) for s in dist["shadow"]] == [(w.service("staging"), 10)]
+
+    wait_mirror_live(traefik_api_get, w, 10)
+    staging = w.backends["staging"]
+    before = settled_count(staging)
+    answered = traffic(w.host, n=200)
+    assert answered.by_status == {200: 200}
+    assert set(answered.by_body) == {w.backends["stable"].name, w.backends["canary"].name}
+    assert 18 <= settled_count(staging) - before <= 22
+
+    off = run_module("traefik_mirror", {"route_name": w.route, "namespace": w.namespace, "state": "absent"})
+    assert off["changed"] and off["status"] == "absent"
+    assert ingress_route(kube, w)["spec"]["routes"][0]["services"] == [{"name": w.wrr, "kind": "TraefikService"}]
