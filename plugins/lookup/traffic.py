@@ -22,7 +22,7 @@ description:
     constant number of PromQL queries. Too little data is V(insufficient_data), never V(ok).
   - Returns one dict per term. O(query) applies a JMESPath expression to each result.
 author:
-  - darklaunch.traefik contributors
+  - darklaunch.traefik contributors (@darklaunch)
 options:
   _terms:
     description: What to return.
@@ -143,8 +143,9 @@ except ImportError:  # pragma: no cover - exercised only where jmespath is missi
 TERMS = ("distribution", "routes", "ingressroutes", "anomalies")
 
 
-class LookupModule(LookupBase):
+class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no type information
     def run(self, terms: list[Any], variables: Mapping[str, Any] | None = None, **kwargs: Any) -> list[Any]:
+        self._refuse_unknown_options(kwargs)
         self.set_options(var_options=variables, direct=kwargs)
         self._validate(terms)
         try:
@@ -155,6 +156,20 @@ class LookupModule(LookupBase):
         if query:
             results = [self._apply_query(query, result) for result in results]
         return results
+
+    def _refuse_unknown_options(self, options: Mapping[str, Any]) -> None:
+        # Ansible's config system ignores unknown direct options, so a typo (namspace=...) would silently
+        # widen the answer to every namespace.
+        known: set[str] = set()
+        for name, definition in self.option_definitions.items():
+            known.add(name)
+            known.update(definition.get("aliases") or ())
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise AnsibleLookupError(
+                f"unknown option {', '.join(unknown)}: see ansible-doc -t lookup darklaunch.traefik.traffic "
+                "for the options (route_name, namespace, query, ...)."
+            )
 
     def _validate(self, terms: list[Any]) -> None:
         if not terms:

@@ -776,7 +776,7 @@ class KubeClient:
         url = f"{self._host}{path}?{urlencode(query)}" if query else f"{self._host}{path}"
         encoded = None if body is None else json.dumps(body).encode("utf-8")
         try:
-            response = self._pool.urlopen(
+            response = self._pool.request(
                 method,
                 url,
                 body=encoded,

@@ -976,12 +976,12 @@ def _check_backends(ctx: _Context, will_be_active: bool) -> None:
     missing = _missing_backends(ctx)
     if not missing:
         return
-    names = " and ".join(description for _, description in missing)
+    names = " and ".join(description for _field, description in missing)
     if will_be_active:
         raise DarklaunchError(
             f"{names} does not exist. An IngressRoute routing through the mirror would serve 404s, because Traefik "
             "drops routers whose mirror cannot be built. Create it first, or correct "
-            f"{' and '.join(f for f, _ in missing)}.",
+            f"{' and '.join(field for field, _description in missing)}.",
             field=missing[0][0],
         )
     ctx.warnings.append(
@@ -1024,6 +1024,10 @@ def _present_warnings(ctx: _Context, status: str, mirror_after: Mapping[str, Any
 
 def _plan_present(ctx: _Context) -> MirrorPlan:
     _refuse_foreign_mirror(ctx)
+    if ctx.params.attach_to_ingress:
+        # Attaching makes the mirror live: refuse a missing backend before its port is looked for, so the
+        # error names the missing Service rather than the port that cannot be chosen.
+        _check_backends(ctx, will_be_active=True)
     main_port = _main_port(ctx)
     mirror_port = _mirror_port(ctx)
     actions: list[Action] = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
@@ -92,6 +92,8 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
     or with its own partial work undone."""
     params = MirrorParams.from_options(options).with_defaults()
     group = client.traefik_group(options.get("api_group"))
+    # The detected group, not the option's default, names the apiVersion of the objects written.
+    params = replace(params, api_group=group)
     applied: list[_Applied] = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
         plan = plan_mirror(params, observe(client, params))

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, Union
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 
@@ -27,7 +27,9 @@ SPEC_MIRRORING = "mirroring"
 SPEC_WEIGHTED = "weighted"
 SPEC_OTHER = "other"
 
-PortValue = int | str
+# Union, not "int | str": the alias is evaluated at import time, and ansible-test checks module_utils
+# against the oldest target Python it knows.
+PortValue = Union[int, str]
 ObjectKey = tuple[str, str]  # (namespace, name)
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -119,7 +119,7 @@ def describe_route(
     """Resolve a route, fetching TraefikServices it reaches in other namespaces (allowCrossNamespace)."""
     known: dict[ObjectKey, TraefikServiceObj] = dict(ts_index)
     services = _read_services(client, ingress_route.namespace)
-    for _ in range(_MAX_FOREIGN_HOPS):
+    for _hop in range(_MAX_FOREIGN_HOPS):
         foreign = _unread_foreign_references(ingress_route, known)
         if not foreign:
             break

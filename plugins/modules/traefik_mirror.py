@@ -21,7 +21,7 @@ description:
   - Shadow traffic really reaches the shadow service. If the new version writes to a database, sends
     e-mails or triggers other side effects, they happen for real.
 author:
-  - darklaunch.traefik contributors
+  - darklaunch.traefik contributors (@darklaunch)
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
   - darklaunch.traefik.attributes
@@ -271,7 +271,8 @@ diff:
   type: dict
 """
 
-from typing import Any
+import re
+from typing import Any, NoReturn
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -284,6 +285,22 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
+
+# How Ansible words its own argument errors: "argument 'x' is of type ...", "value of x must be one of: ...".
+_ARGUMENT_ERROR = re.compile(r"^(?:argument '(?P<typed>\w+)'|value of (?P<choice>\w+) must be one of)")
+
+
+class MirrorModule(AnsibleModule):  # type: ignore[misc]  # AnsibleModule is untyped for mypy
+    """An AnsibleModule whose own argument errors carry ``field`` too, like every other refusal of the module."""
+
+    def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
+        if "field" not in kwargs:
+            match = _ARGUMENT_ERROR.match(msg)
+            option = match and (match.group("typed") or match.group("choice"))
+            if option and option in self.argument_spec:
+                kwargs["field"] = option
+        super().fail_json(msg, **kwargs)
+        raise AssertionError("fail_json exits the module")  # pragma: no cover - only for type checkers
 
 
 def argument_spec() -> dict[str, Any]:
@@ -311,7 +328,7 @@ def argument_spec() -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(
+    module = MirrorModule(
         argument_spec=argument_spec(),
         required_if=[("state", "present", ("mirror_percent",))],
         supports_check_mode=True,

@@ -20,7 +20,7 @@ description:
     answer 404 on it) and reference cycles are reported, not followed.
   - Read-only. Lists are read in pages, so very large clusters do not need one giant response.
 author:
-  - darklaunch.traefik contributors
+  - darklaunch.traefik contributors (@darklaunch)
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
   - darklaunch.traefik.attributes

@@ -11,6 +11,7 @@ from . import cluster
 from .backends import BackendsClient
 from .config import CRD_MODES, STATE_ROOT, InstanceConfig, default_state_dir
 from .controlplane import admin_client
+from .load import run_load
 from .rbac import bind_operator
 from .world import create_world
 
@@ -79,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     bind = sub.add_parser("bind-operator", help="install the shipped Role in a namespace, bound to shadow-operator")
     _instance_args(bind)
     bind.add_argument("--namespace", required=True)
+    load = sub.add_parser("load", help="steady user traffic through Traefik (bounded rate and time)")
+    _instance_args(load)
+    load.add_argument("--host", required=True)
+    load.add_argument("--rate", type=float, default=40.0, help="requests per second (at most 500)")
+    load.add_argument("--seconds", type=float, default=300.0, help="stop after this long (or on SIGTERM)")
+    load.add_argument("--report", default=None, help="write the JSON summary to this file too")
 
     args = parser.parse_args(argv)
     try:
@@ -113,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.bind_operator:
                 bind_operator(kube, args.namespace)
             print(json.dumps(result.to_dict(), indent=2))
+        elif args.command == "load":
+            cfg = _config(args, for_up=False)
+            summary = run_load(cfg.traefik_url, args.host, args.rate, args.seconds, args.report)
+            print(json.dumps(summary, indent=2))
         elif args.command == "bind-operator":
             bind_operator(admin_client(_config(args, for_up=False)), args.namespace)
     except (RuntimeError, TimeoutError, ValueError) as err:

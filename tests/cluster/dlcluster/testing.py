@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -14,7 +15,8 @@ UP = CLUSTER_DIR / "up"
 DOWN = CLUSTER_DIR / "down"
 # The second control plane some module tests need: only traefik.containo.us CRDs, no Traefik.
 CONTAINO_STATE_DIR = REPO_ROOT / ".state" / "cluster-containo"
-CONTAINO_PORT_OFFSET = 100
+# DARKLAUNCH_CONTAINO_PORT_OFFSET moves it, so parallel sessions can each run their own.
+CONTAINO_PORT_OFFSET = int(os.environ.get("DARKLAUNCH_CONTAINO_PORT_OFFSET") or 100)
 
 
 @dataclass

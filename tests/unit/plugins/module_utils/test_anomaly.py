@@ -24,6 +24,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import
     histogram_share_at_or_below,
     histogram_variance,
     history_z,
+    latency_effect_z,
     mean_and_stddev,
     merge_series,
     normalise_buckets,
@@ -310,6 +311,33 @@ def test_faster_shadow_is_fine() -> None:
         shadow_target(), series(SHADOW, main.windows, main.buckets), {MAIN: shadow}, SETTINGS
     )
     assert faster.status == "ok"
+
+
+def test_latency_effect_z_caps_by_the_size_of_the_difference() -> None:
+    # tolerance = max(10% of the baseline, 1 ms)
+    assert latency_effect_z(5.0, 0.108, 0.1) == pytest.approx(0.8)  # 8 ms over 100 ms: 0.008 / 0.01
+    assert latency_effect_z(5.0, 0.2, 0.1) == 5.0  # 100 ms over 100 ms: 10 tolerances, z stays
+    assert latency_effect_z(9.0, 0.0012, 0.001) == pytest.approx(0.2)  # 0.2 ms over 1 ms: 1 ms floor
+    assert latency_effect_z(-3.0, 0.05, 0.1) == -3.0  # faster: untouched (never alarms)
+
+
+def test_a_few_percent_slower_shadow_never_alarms_however_many_requests() -> None:
+    # Real Traefik: mirrored copies ~0.1 ms slower at ~1 ms. Here 8% slower over 100,000 requests each:
+    # Welch z = 0.0282 / sqrt(2 * 0.525577 / 100000) = 8.7 (critical on its own), effect 0.0282 / 0.03525 = 0.8.
+    main = series(MAIN, [WindowCounts(100_000, 0, 35_250.0, 100_000)], buckets(FAST, 1000))
+    shadow = series(SHADOW, [WindowCounts(100_000, 0, 38_070.0, 100_000)], buckets(FAST, 1000))
+    outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
+    assert (outcome.status, outcome.anomalies) == ("ok", [])
+
+
+def test_a_clearly_slower_shadow_still_alarms_with_many_requests() -> None:
+    # 30% slower: effect 0.10575 / 0.03525 = 3.0 (warning at sigma 2), below the statistical z.
+    main = series(MAIN, [WindowCounts(100_000, 0, 35_250.0, 100_000)], buckets(FAST, 1000))
+    shadow = series(SHADOW, [WindowCounts(100_000, 0, 45_825.0, 100_000)], buckets(FAST, 1000))
+    outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
+    [anomaly] = outcome.anomalies
+    assert (anomaly.metric, anomaly.severity) == ("latency_mean", "warning")
+    assert anomaly.z_score == pytest.approx(3.0)
 
 
 def test_shadow_with_few_requests_is_insufficient_not_ok() -> None:

@@ -161,7 +161,7 @@ def test_shadow_of_a_weighted_split_compares_with_both_mains() -> None:
 def test_route_check_sends_exactly_the_expected_queries() -> None:
     fake = FakePrometheus({MAIN: steady(), SHADOW: steady()})
     run(fake, route())
-    assert [(kind, args) for kind, _, args in fake.calls] == [
+    assert [(kind, args) for kind, _query, args in fake.calls] == [
         ("query_range", {"start": NOW - 6 * WINDOW_SECONDS, "end": NOW, "step": WINDOW_SECONDS}),
         ("query_range", {"start": NOW - 6 * WINDOW_SECONDS, "end": NOW, "step": WINDOW_SECONDS}),
         ("query_range", {"start": NOW - 6 * WINDOW_SECONDS, "end": NOW, "step": WINDOW_SECONDS}),

@@ -233,7 +233,7 @@ def test_ingress_route_target_types(ingress_route: str, objects: list[str], expe
 
 
 def test_ingress_route_targets_shape() -> None:
-    services = index_by_key(parse_kube_service(load_object("svc-api-service-canary")) for _ in range(1))
+    services = index_by_key(parse_kube_service(load_object("svc-api-service-canary")) for _copy in range(1))
     summary = ingress_route_targets(
         parse_ingress_route(load_object("ir-to-mirror")), traefik_services("ts-mirror-20"), services
     )

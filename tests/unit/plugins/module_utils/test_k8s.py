@@ -189,9 +189,10 @@ def kubeconfig(contexts: dict[str, tuple[str, str]], current: str, **cluster_ext
         "kind": "Config",
         "current-context": current,
         "clusters": [
-            {"name": name, "cluster": {"server": server, **cluster_extra}} for name, (server, _) in contexts.items()
+            {"name": name, "cluster": {"server": server, **cluster_extra}}
+            for name, (server, _token) in contexts.items()
         ],
-        "users": [{"name": name, "user": {"token": token}} for name, (_, token) in contexts.items()],
+        "users": [{"name": name, "user": {"token": token}} for name, (_server, token) in contexts.items()],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}} for name in contexts],
     }
 

@@ -121,7 +121,7 @@ class FakeCluster:
         return copy.deepcopy(obj) if obj else None
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
-        return [copy.deepcopy(o) for (k, _), o in sorted(self.objects.items()) if k == kind]
+        return [copy.deepcopy(o) for (k, _name), o in sorted(self.objects.items()) if k == kind]
 
     def observe(self, params: MirrorParams) -> Observed:
         p = params.with_defaults()
