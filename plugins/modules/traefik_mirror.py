@@ -271,8 +271,7 @@ diff:
   type: dict
 """
 
-import re
-from typing import Any, NoReturn
+from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
@@ -285,22 +284,6 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
-
-# How Ansible words its own argument errors: "argument 'x' is of type ...", "value of x must be one of: ...".
-_ARGUMENT_ERROR = re.compile(r"^(?:argument '(?P<typed>\w+)'|value of (?P<choice>\w+) must be one of)")
-
-
-class MirrorModule(AnsibleModule):  # type: ignore[misc]  # AnsibleModule is untyped for mypy
-    """An AnsibleModule whose own argument errors carry ``field`` too, like every other refusal of the module."""
-
-    def fail_json(self, msg: str, **kwargs: Any) -> NoReturn:
-        if "field" not in kwargs:
-            match = _ARGUMENT_ERROR.match(msg)
-            option = match and (match.group("typed") or match.group("choice"))
-            if option and option in self.argument_spec:
-                kwargs["field"] = option
-        super().fail_json(msg, **kwargs)
-        raise AssertionError("fail_json exits the module")  # pragma: no cover - only for type checkers
 
 
 def argument_spec() -> dict[str, Any]:
@@ -328,7 +311,7 @@ def argument_spec() -> dict[str, Any]:
 
 
 def main() -> None:
-    module = MirrorModule(
+    module = AnsibleModule(
         argument_spec=argument_spec(),
         required_if=[("state", "present", ("mirror_percent",))],
         supports_check_mode=True,

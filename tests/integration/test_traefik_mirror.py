@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from modrun import run_module
@@ -163,7 +163,7 @@ def measure_mirroring(traffic: Any, world: Any, n: int = 500) -> tuple[dict[str,
 
 
 class TestLifecycle:
-    saved: dict[str, Any] = {}
+    saved: ClassVar[dict[str, Any]] = {}
 
     def test_enable_without_attach_creates_an_inactive_mirror(self, world: Any, kube: Any, audit: Any) -> None:
         before = user_part(ingress_route(kube, world))
@@ -185,9 +185,7 @@ class TestLifecycle:
         assert user_part(ingress_route(kube, world)) == before, "enable without attach must not touch the route"
 
     def test_traffic_info_reports_the_inactive_mirror(self, world: Any) -> None:
-        info = run_module(
-            "traefik_traffic_info", {"namespace": world.namespace, "route_name": world.route}
-        )
+        info = run_module("traefik_traffic_info", {"namespace": world.namespace, "route_name": world.route})
         assert not info.get("failed"), info
         mirror = next(m for m in info["mirrors"] if m["name"] == f"{world.route}-mirror")
         assert mirror["active"] is False and mirror["percent"] == 20
@@ -217,7 +215,7 @@ class TestLifecycle:
         after = user_part(ingress_route(kube, world))
         routes_before, routes_after = before["spec"]["routes"], after["spec"]["routes"]
         assert len(routes_after) == len(routes_before)
-        for index, (old, new) in enumerate(zip(routes_before, routes_after)):
+        for index, (old, new) in enumerate(zip(routes_before, routes_after, strict=True)):
             old_targets = [s["name"] for s in old["services"]]
             if old_targets == [world.wrr]:
                 assert new["services"] == [{"name": f"{world.route}-mirror", "kind": "TraefikService"}], index
@@ -259,7 +257,9 @@ class TestLifecycle:
         mirror_before = mirror_object(kube, world)
         assert mirror_before is not None
         result = transition(
-            audit, world.namespace, params(world, mirror_percent=50, attach_to_ingress=True, confirm_end_weighted_split=True)
+            audit,
+            world.namespace,
+            params(world, mirror_percent=50, attach_to_ingress=True, confirm_end_weighted_split=True),
         )
         assert [(a["verb"], a["kind"]) for a in result["actions"]] == [("patch", "TraefikService")]
         mirror_after = mirror_object(kube, world)
@@ -279,14 +279,20 @@ class TestLifecycle:
         mark = audit.mark()
         refused = run_module(
             "traefik_mirror",
-            {"route_name": world.route, "namespace": world.namespace, "state": "absent", "restore_ingress_to_wrr": False},
+            {
+                "route_name": world.route,
+                "namespace": world.namespace,
+                "state": "absent",
+                "restore_ingress_to_wrr": False,
+            },
         )
         assert refused.get("failed"), refused
         assert "restore_ingress_to_wrr" in refused["msg"]
         assert audit.writes_since(mark, namespace=world.namespace) == []
 
-    def test_disable_restores_the_route_exactly(self, world: Any, kube: Any, audit: Any, traffic: Any,
-                                                wait_for_router: Any) -> None:
+    def test_disable_restores_the_route_exactly(
+        self, world: Any, kube: Any, audit: Any, traffic: Any, wait_for_router: Any
+    ) -> None:
         args = {"route_name": world.route, "namespace": world.namespace, "state": "absent"}
         result = transition(audit, world.namespace, args)
         assert [(a["verb"], a["kind"]) for a in result["actions"]] == [
@@ -308,8 +314,9 @@ class TestLifecycle:
 # --- mirror over the weighted split (main_kind: TraefikService) --------------------------------------
 
 
-def test_mirror_over_weighted_split_keeps_users_split(seed_world: Any, kube: Any, audit: Any, traefik_api_get: Any,
-                                                      traffic: Any) -> None:
+def test_mirror_over_weighted_split_keeps_users_split(
+    seed_world: Any, kube: Any, audit: Any, traefik_api_get: Any, traffic: Any
+) -> None:
     w = seed_world(app="wrr-app")
     args = {
         "route_name": w.route,
