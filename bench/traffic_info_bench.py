@@ -270,15 +270,15 @@ def readers(kubeconfig: str, work: Path, expected: tuple[int, int], with_cli: bo
         found.append(
             Reader(
                 "lookup (ansible CLI)",
-                "ansible localhost -m debug -a msg={{ lookup(..., 'routes') | length }} (includes Ansible startup)",
+                "ansible localhost -m debug -a msg={{ lookup(..., 'routes', query='[mirrors, weighted][]') | length }} "
+                "(includes Ansible's own startup)",
                 [
                     "ansible",
                     "localhost",
                     "-m",
                     "ansible.builtin.debug",
                     "-a",
-                    "msg={{ (lookup('darklaunch.traefik.traffic', 'routes').mirrors | length) + "
-                    "(lookup('darklaunch.traefik.traffic', 'routes').weighted | length) }}",
+                    "msg={{ lookup('darklaunch.traefik.traffic', 'routes', query='[mirrors, weighted][]') | length }}",
                 ],
                 {
                     **env,

@@ -234,11 +234,38 @@ def shadow_route(world: Any, traefik_api_get: Callable[[str], Any]) -> None:
     wait_mirror_live(traefik_api_get, world, MIRROR_PERCENT)
 
 
+def require_prompt_backends(world: Any) -> None:
+    """Identical backends must answer in about the same time on every request, or a latency history
+    alone makes the main service "anomalous". A Python http.server without TCP_NODELAY writes headers
+    and body separately and stalls ~40 ms on most keep-alive requests (Nagle + delayed ACK), so its
+    mean latency swings between windows: that is a harness defect, reported as such."""
+    backend = urllib.parse.urlsplit(world.backends["stable"].url)
+    conn = http.client.HTTPConnection(backend.hostname, backend.port, timeout=5)
+    timings = []
+    try:
+        for _ in range(7):
+            started = time.perf_counter()
+            conn.request("GET", "/__darklaunch_probe")
+            conn.getresponse().read()
+            timings.append(time.perf_counter() - started)
+    finally:
+        conn.close()
+    slow = sorted(timings)[len(timings) // 2]
+    if slow > 0.02:
+        pytest.fail(
+            f"the test backends take {slow * 1000:.0f} ms per keep-alive request (median): tests/cluster/dlcluster/"
+            "backends.py must set disable_nagle_algorithm = True on its handler (TCP_NODELAY), otherwise "
+            "their latency swings between 0.3 and 44 ms and no latency statistic can call them steady.",
+            pytrace=False,
+        )
+
+
 @pytest.fixture(scope="module")
 def shadowed(
     seed_world: Callable[..., Any], traefik_api_get: Callable[[str], Any], cluster: Any
 ) -> Iterator[tuple[Any, SteadyTraffic]]:
     world = seed_world()
+    require_prompt_backends(world)
     shadow_route(world, traefik_api_get)
     world.reset_backends()
     traffic = SteadyTraffic(cluster.traefik_url, world.host, RATE, TRAFFIC_LIMIT_SECONDS).start()
@@ -279,7 +306,7 @@ def canary_findings(report: dict[str, Any], world: Any, prefix: str) -> list[dic
 
 
 def is_healthy(report: dict[str, Any]) -> bool:
-    return report["verdict"] == "ok"
+    return bool(report["verdict"] == "ok")
 
 
 # --- the tests, in order on the shadowed route -------------------------------------------------------

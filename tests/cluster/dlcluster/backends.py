@@ -109,6 +109,9 @@ class Backend:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             server_version = "darklaunch-backend"
+            # Headers and body go out in two writes; with Nagle on, the second waits for the client's
+            # delayed ACK (~40 ms) on keep-alive connections, which would swamp the latency knob.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet: tests send thousands
                 pass

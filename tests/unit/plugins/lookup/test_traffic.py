@@ -53,12 +53,18 @@ def lookup_loader() -> Iterator[Any]:
     """Ansible's ``lookup_loader`` with the collection loader installed for this module's tests only.
 
     The other unit tests import the collection as a plain package (tests/conftest.py); Ansible's loader
-    needs to import it itself, so the plain modules are set aside and put back afterwards.
+    needs to import it itself, so the plain modules are set aside and put back afterwards. Under
+    ``ansible-test units`` the collection loader is already in place and is used unchanged.
     """
     from ansible.plugins.loader import init_plugin_loader
     from ansible.plugins.loader import lookup_loader as loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
     from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
 
+    if AnsibleCollectionConfig.collection_finder is not None:
+        # ansible-test units installed its collection loader for the whole session: use it as it is.
+        yield loader
+        return
     saved = _collection_modules()
     for name in saved:
         del sys.modules[name]

@@ -18,6 +18,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import
     WindowCounts,
     compare_shadow_to_main,
     compare_to_history,
+    continuity_corrected,
     error_rate_stddev_floor,
     evaluate,
     histogram_quantile,
@@ -394,17 +395,26 @@ def test_request_rate_spike_is_not_an_anomaly() -> None:
 
 def test_error_rate_rise_against_history() -> None:
     # history rates 1%, 2%, 1%, 2%, 1%, 2%: mean 0.015, sample stddev sqrt(6 * 0.005^2 / 5) = 0.0054772
-    # floor sqrt(0.015 * 0.985 / 600) = 0.0049624 < stddev; z = (0.05 - 0.015) / 0.0054772 = 6.3901
+    # floor sqrt(0.015 * 0.985 / 600) = 0.0049624 < stddev; continuity-corrected current 29.5 / 600:
+    # z = (0.0491667 - 0.015) / 0.0054772 = 6.2380 (the value reported stays 30 / 600 = 0.05)
     history = [window(600, errors) for errors in (6, 12, 6, 12, 6, 12)]
     result = history_anomalies(history, window(600, 30))
-    assert result["error_rate"] == pytest.approx(6.390097, abs=1e-6)
+    assert result["error_rate"] == pytest.approx(6.237951, abs=1e-6)
+
+
+def test_continuity_correction_moves_half_an_error_towards_the_baseline() -> None:
+    assert continuity_corrected(3 / 100, 0.01, 100) == pytest.approx(0.025)
+    assert continuity_corrected(0.011, 0.01, 100) == 0.01  # never past the baseline
+    assert continuity_corrected(0.0, 0.01, 100) == 0.0  # better than usual: untouched
 
 
 def test_flat_error_free_history_does_not_alarm_on_one_error() -> None:
-    # floor uses p = 1/600: sqrt(p (1 - p) / 600) = 0.0016653; one error: z = 1.0008; three: z = 3.0025
+    # floor uses p = 1/600: sqrt(p (1 - p) / 600) = 0.0016653; minus half an error (continuity),
+    # one error: z = 0.5004; two: z = 1.5013; three: z = 2.5021 (warning)
     clean = [window(600, 0)] * 6
     assert history_anomalies(clean, window(600, 1)) == {}
-    assert history_anomalies(clean, window(600, 3))["error_rate"] == pytest.approx(3.002503, abs=1e-6)
+    assert history_anomalies(clean, window(600, 2)) == {}
+    assert history_anomalies(clean, window(600, 3))["error_rate"] == pytest.approx(2.502086, abs=1e-6)
 
 
 def test_latency_rise_against_history() -> None:
@@ -486,7 +496,8 @@ def test_verdict_anomalous_with_one_sentence_summary() -> None:
 
 def test_main_degrading_against_its_history_also_counts() -> None:
     # main drops from 600 to 400 requests a minute (z -3.33) while its error rate rises to 2.5%
-    # (floor sqrt(0.01 * 0.99 / 400) = 0.004975, z 3.015): two warnings besides the shadow's finding
+    # (floor sqrt(0.01 * 0.99 / 400) = 0.004975, continuity-corrected 9.5 / 400: z 2.764): two warnings
+    # besides the shadow's finding
     data = {
         MAIN: series(MAIN, [*STEADY, window(400, 10)], buckets(FAST, 4)),
         SHADOW: series(SHADOW, [window(200, 30)], buckets(FAST, 2)),
@@ -496,7 +507,7 @@ def test_main_degrading_against_its_history_also_counts() -> None:
     assert found == [
         ("shadow", "error_rate", "critical", 5.786),
         ("main", "request_rate", "warning", -3.333),
-        ("main", "error_rate", "warning", 3.015),
+        ("main", "error_rate", "warning", 2.764),
     ]
     assert report.summary.endswith("(z 5.79, critical), and 2 more anomalies.")
 
