@@ -361,11 +361,14 @@ class CallStats:
 
 
 @contextmanager
-def instrumented_prometheus_client() -> Iterator[CallStats]:
+def instrumented_prometheus_client(lookup: Any = None) -> Iterator[CallStats]:
     """Make the lookup's PrometheusClient count its queries and time its HTTP round trips (request
-    sent -> whole response read: Prometheus' evaluation plus the transfer on loopback)."""
-    module = sys.modules[LOOKUP_MODULE]
-    original: Any = getattr(module, "PrometheusClient")  # noqa: B009
+    sent -> whole response read: Prometheus' evaluation plus the transfer on loopback).
+
+    ``lookup`` (an instance) names the module to patch through its own globals: Ansible's plugin loader
+    caches plugin classes, so the module may no longer be in ``sys.modules`` under its name."""
+    namespace: dict[str, Any] = type(lookup).run.__globals__ if lookup is not None else vars(sys.modules[LOOKUP_MODULE])
+    original: Any = namespace["PrometheusClient"]
     stats = CallStats()
 
     class TimedClient(original):  # type: ignore[misc]
@@ -378,11 +381,11 @@ def instrumented_prometheus_client() -> Iterator[CallStats]:
                 stats.http_seconds += time.perf_counter() - started
                 stats.queries += 1
 
-    setattr(module, "PrometheusClient", TimedClient)  # noqa: B010
+    namespace["PrometheusClient"] = TimedClient
     try:
         yield stats
     finally:
-        setattr(module, "PrometheusClient", original)  # noqa: B010
+        namespace["PrometheusClient"] = original
 
 
 # --------------------------------------------------------------------------------------------------
@@ -404,7 +407,7 @@ class Run:
 def run_checks(lookup: Any, url: str, runs: int, window: str, history_windows: int, min_requests: int) -> list[Run]:
     results = []
     for _ in range(runs):
-        with instrumented_prometheus_client() as stats:
+        with instrumented_prometheus_client(lookup) as stats:
             started = time.perf_counter()
             report = lookup.run(
                 ["anomalies"],

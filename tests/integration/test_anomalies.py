@@ -56,8 +56,14 @@ TRAFFIC_LIMIT_SECONDS = 420.0  # a hard stop for the traffic thread, whatever ha
 def new_lookup() -> Callable[[], Any]:
     """A fresh ``darklaunch.traefik.traffic`` lookup from Ansible's plugin loader, as a playbook gets it."""
     from ansible.plugins.loader import init_plugin_loader, lookup_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
 
-    init_plugin_loader([str(COLLECTIONS_ROOT)])
+    if AnsibleCollectionConfig.collection_finder is None:
+        # Other tests import the collection as a plain package; Ansible's loader must own these names
+        # (it attaches the collection's metadata to them), so drop the plain copies first.
+        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
+            del sys.modules[name]
+        init_plugin_loader([str(COLLECTIONS_ROOT)])
 
     def new() -> Any:
         lookup = lookup_loader.get("darklaunch.traefik.traffic")
@@ -459,7 +465,7 @@ def test_cluster_wide_check_of_the_real_cluster(
     new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic], bench: ModuleType
 ) -> None:
     world, _ = shadowed
-    with bench.instrumented_prometheus_client() as stats:
+    with bench.instrumented_prometheus_client(new_lookup()) as stats:
         report = anomalies(new_lookup)
     assert report["scope"] == "cluster" and report["queries"] == 4 and stats.queries == 4
     rows = {row["service"]: row for row in report["services"]}
@@ -573,7 +579,7 @@ def test_cluster_wide_query_count_does_not_grow_with_services(new_lookup: Callab
             deadline = time.monotonic() + 30
             while True:
                 before = prometheus.api_requests()
-                with bench.instrumented_prometheus_client() as stats:
+                with bench.instrumented_prometheus_client(new_lookup()) as stats:
                     report = anomalies(new_lookup, **options)
                 after = prometheus.api_requests()
                 listed = [row["service"] for row in report["services"]]

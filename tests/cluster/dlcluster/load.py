@@ -11,7 +11,9 @@ from types import FrameType
 from .traffic import send
 
 
-def run_load(base_url: str, host: str, rate: float, seconds: float, report_path: str | None = None) -> dict[str, object]:
+def run_load(
+    base_url: str, host: str, rate: float, seconds: float, report_path: str | None = None
+) -> dict[str, object]:
     """Send ``rate`` requests per second for ``seconds`` (or until SIGTERM); return who answered."""
     if rate <= 0 or rate > 500:
         raise ValueError("rate must be between 0 and 500 requests per second")
