@@ -32,12 +32,18 @@ MAX_FILE_BYTES = 1024 * 1024
 
 def problems(path: str) -> list[str]:
     found: list[str] = []
+    reported: list[str] = []  # forbidden directories already reported: their contents are not listed
     with tarfile.open(path, "r:gz") as tar:
         for member in tar.getmembers():
             name = member.name.removeprefix("./")
-            for pattern, why in FORBIDDEN_PATHS:
-                if pattern.search(name):
-                    found.append(f"{name}: {why}")
+            if any(name.startswith(prefix + "/") for prefix in reported):
+                continue
+            hits = [why for pattern, why in FORBIDDEN_PATHS if pattern.search(name)]
+            if hits:
+                found.append(f"{name}{'/' if member.isdir() else ''}: {', '.join(hits)}")
+                if member.isdir():
+                    reported.append(name)
+                continue
             if not member.isfile():
                 continue
             if member.size > MAX_FILE_BYTES:

@@ -19,7 +19,6 @@ import http.server
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 import threading
 import time
@@ -33,12 +32,12 @@ from typing import Any
 import pytest
 from ansible.errors import AnsibleLookupError
 from modrun import run_module
+from shadow import run_playbook, wait_mirror_live
 
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_ROOT = REPO_ROOT / ".state" / "collections"
-PLAYBOOK = REPO_ROOT / "playbooks" / "anomaly_check.yml"
 
 WINDOW = "10s"
 WINDOW_SECONDS = 10.0
@@ -198,30 +197,6 @@ class SteadyTraffic:
 # --- the shadowed route ----------------------------------------------------------------------------
 
 
-def wait_mirror_live(traefik_api_get: Callable[[str], Any], world: Any, percent: int, timeout: float = 30.0) -> None:
-    """Until Traefik routes the IngressRoute through its mirror at ``percent``."""
-    mirror = f"{world.namespace}-{world.route}-mirror@kubernetescrd"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            service = traefik_api_get(f"/api/http/services/{mirror}")
-            routers = traefik_api_get("/api/http/routers?per_page=1000")
-        except Exception:
-            time.sleep(0.2)
-            continue
-        mirrors = (service.get("mirroring") or {}).get("mirrors") or []
-        routed = any(
-            router.get("service") in (mirror, mirror.split("@")[0])
-            and router.get("name", "").startswith(f"{world.namespace}-{world.route}-")
-            and router.get("status") == "enabled"
-            for router in routers
-        )
-        if routed and mirrors and mirrors[0].get("percent") == percent and service.get("status") == "enabled":
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"Traefik never routed {world.route} through its mirror at {percent}%")
-
-
 def shadow_route(world: Any, traefik_api_get: Callable[[str], Any]) -> None:
     """Stable serves every user, the canary gets a copy of MIRROR_PERCENT of the requests."""
     result = run_module(
@@ -366,8 +341,7 @@ def test_canary_failing_10_percent_is_named_with_its_error_rate(
         assert world.service("canary") in report["summary"] and "error rate" in report["summary"]
         # Users never saw those errors: the canary only gets copies.
         assert not [a for a in report["anomalies"] if a["service"] == world.metrics_label("stable")], brief(report)
-        if PLAYBOOK.exists():
-            run_playbook_expecting_anomaly(world)
+        run_playbook_expecting_anomaly(world)
     finally:
         canary.set_knobs(error_rate=0)
     wait_for_report(new_lookup, world, is_healthy, "recovery to ok after the canary's errors stopped")
@@ -401,28 +375,16 @@ def test_canary_300ms_slower_is_named_with_its_latency(
 
 def run_playbook_expecting_anomaly(world: Any) -> None:
     """playbooks/anomaly_check.yml, as an operator runs it, while the canary fails 10% of requests."""
-    completed = subprocess.run(
-        [
-            "ansible-playbook",
-            str(PLAYBOOK),
-            "-e",
-            json.dumps(
-                {
-                    "route_name": world.route,
-                    "namespace": world.namespace,
-                    "window": WINDOW,
-                    "sigma": 2,
-                    "fail_on_anomaly": True,
-                    "prometheus_url": os.environ["PROMETHEUS_URL"],
-                }
-            ),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), "ANSIBLE_NOCOLOR": "1"},
-        cwd=REPO_ROOT,
-        check=False,
+    completed = run_playbook(
+        "anomaly_check",
+        {
+            "route_name": world.route,
+            "namespace": world.namespace,
+            "window": WINDOW,
+            "sigma": 2,
+            "fail_on_anomaly": True,
+            "prometheus_url": os.environ["PROMETHEUS_URL"],
+        },
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 2, output
@@ -431,30 +393,16 @@ def run_playbook_expecting_anomaly(world: Any) -> None:
 
 
 def test_playbook_says_ok_over_identical_backends(shadowed: tuple[Any, SteadyTraffic]) -> None:
-    if not PLAYBOOK.exists():
-        pytest.skip("playbooks/anomaly_check.yml does not exist yet")
     world, _ = shadowed
-    completed = subprocess.run(
-        [
-            "ansible-playbook",
-            str(PLAYBOOK),
-            "-e",
-            json.dumps(
-                {
-                    "route_name": world.route,
-                    "namespace": world.namespace,
-                    "window": WINDOW,
-                    "fail_on_anomaly": True,
-                    "prometheus_url": os.environ["PROMETHEUS_URL"],
-                }
-            ),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), "ANSIBLE_NOCOLOR": "1"},
-        cwd=REPO_ROOT,
-        check=False,
+    completed = run_playbook(
+        "anomaly_check",
+        {
+            "route_name": world.route,
+            "namespace": world.namespace,
+            "window": WINDOW,
+            "fail_on_anomaly": True,
+            "prometheus_url": os.environ["PROMETHEUS_URL"],
+        },
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output

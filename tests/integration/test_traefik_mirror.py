@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 from modrun import run_module
+from shadow import wait_mirror_live
 
 pytestmark = pytest.mark.integration
 
@@ -110,30 +111,6 @@ def transition(audit: Any, namespace: str, args: dict[str, Any], **kw: Any) -> d
     assert again["changed"] is False and again["actions"] == []
     assert audit.writes_since(mark, namespace=namespace) == [], "an idempotent rerun must not write"
     return real
-
-
-def wait_mirror_live(cluster_api: Callable[[str], Any], world: Any, percent: int, timeout: float = 30.0) -> None:
-    """Until Traefik's router for the route goes through the mirror with ``percent``."""
-    deadline = time.monotonic() + timeout
-    wanted_service = f"{world.namespace}-{world.route}-mirror@kubernetescrd"
-    while time.monotonic() < deadline:
-        try:
-            service = cluster_api(f"/api/http/services/{wanted_service}")
-            routers = cluster_api("/api/http/routers?per_page=1000")
-        except Exception:
-            time.sleep(0.1)
-            continue
-        mirrors = (service.get("mirroring") or {}).get("mirrors") or []
-        routed = any(
-            r.get("service") in (wanted_service, wanted_service.split("@")[0])
-            and r.get("name", "").startswith(f"{world.namespace}-{world.route}-")
-            and r.get("status") == "enabled"
-            for r in routers
-        )
-        if routed and mirrors and mirrors[0].get("percent") == percent and service.get("status") == "enabled":
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"Traefik never routed {world.route} through its mirror at {percent}%")
 
 
 def settled_count(backend: Any, timeout: float = 10.0) -> int:

@@ -1,0 +1,52 @@
+"""Helpers shared by the integration tests: waiting for Traefik to route through a mirror, and running
+the collection's playbooks the way an operator does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COLLECTIONS_ROOT = REPO_ROOT / ".state" / "collections"
+
+
+def wait_mirror_live(traefik_api_get: Callable[[str], Any], world: Any, percent: int, timeout: float = 30.0) -> None:
+    """Until Traefik's router for ``world.route`` goes through its mirror, copying ``percent``."""
+    mirror = f"{world.namespace}-{world.route}-mirror@kubernetescrd"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            service = traefik_api_get(f"/api/http/services/{mirror}")
+            routers = traefik_api_get("/api/http/routers?per_page=1000")
+        except Exception:  # not built yet: Traefik answers 404 until the configuration is loaded
+            time.sleep(0.1)
+            continue
+        mirrors = (service.get("mirroring") or {}).get("mirrors") or []
+        routed = any(
+            router.get("service") in (mirror, mirror.split("@")[0])
+            and router.get("name", "").startswith(f"{world.namespace}-{world.route}-")
+            and router.get("status") == "enabled"
+            for router in routers
+        )
+        if routed and mirrors and mirrors[0].get("percent") == percent and service.get("status") == "enabled":
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"Traefik never routed {world.route} through its mirror at {percent}%")
+
+
+def run_playbook(name: str, extra_vars: dict[str, Any], timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook playbooks/<name>.yml -e <json>`` with this checkout as darklaunch.traefik."""
+    return subprocess.run(
+        ["ansible-playbook", str(REPO_ROOT / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), "ANSIBLE_NOCOLOR": "1"},
+        cwd=REPO_ROOT,
+        check=False,
+    )
