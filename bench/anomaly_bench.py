@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Benchmark: the cluster-wide anomaly check over 1,000 services' Traefik metrics.
 
 A synthetic exporter (standard library HTTP server on loopback) serves Traefik-shaped series
@@ -110,9 +110,9 @@ class SyntheticTraefik:
             error_ratio=rnd.uniform(0.005, 0.02),
             median_latency=rnd.uniform(0.02, 0.15),
             spread=rnd.uniform(0.3, 0.8),
-            requests=[0.0 for _ in CODES],
-            buckets=[[0.0 for _ in BUCKETS] for _ in CODES],
-            sums=[0.0 for _ in CODES],
+            requests=[0.0 for _code in CODES],
+            buckets=[[0.0 for _bucket in BUCKETS] for _code in CODES],
+            sums=[0.0 for _code in CODES],
         )
 
     def set_services(self, count: int) -> None:
@@ -307,7 +307,7 @@ class PrometheusProcess:
         for line in text.splitlines():
             if not line.startswith("prometheus_http_requests_total{"):
                 continue
-            labels, _, value = line.rpartition(" ")
+            labels, _sep, value = line.rpartition(" ")
             handler = labels.split('handler="', 1)[1].split('"', 1)[0]
             counts[handler] = counts.get(handler, 0.0) + float(value)
         return counts
@@ -406,7 +406,7 @@ class Run:
 
 def run_checks(lookup: Any, url: str, runs: int, window: str, history_windows: int, min_requests: int) -> list[Run]:
     results = []
-    for _ in range(runs):
+    for _run in range(runs):
         with instrumented_prometheus_client(lookup) as stats:
             started = time.perf_counter()
             report = lookup.run(
@@ -462,7 +462,7 @@ def replay_seconds(url: str, window: str, history_windows: int, min_requests: in
     options = {"window": window, "history_windows": history_windows, "min_requests": min_requests}
     check_anomalies(Recorder(), None, now=now, **options)
     timings = []
-    for _ in range(repeat):
+    for _round in range(repeat):
         started = time.perf_counter()
         check_anomalies(Replayer(), None, now=now, **options)
         timings.append(time.perf_counter() - started)
@@ -470,7 +470,7 @@ def replay_seconds(url: str, window: str, history_windows: int, min_requests: in
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n", maxsplit=1)[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--window", default="5s", help="a Prometheus duration (default 5s)")
     parser.add_argument("--history-windows", type=int, default=6)
@@ -523,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     header = ("run", "queries", "wall ms", "Prometheus HTTP ms", "beyond ms", "beyond/wall", "judged", "verdict")
     print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
+    print("|" + "|".join("---" for _column in header) + "|")
     for number, run in enumerate(runs, 1):
         beyond = run.wall - run.http
         print(

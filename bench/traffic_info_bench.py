@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 # Copyright: darklaunch.traefik contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: traefik_traffic_info and the traffic lookup against ``kubectl get ... -A -o json``.
@@ -70,7 +70,7 @@ def cluster_up(state_dir: str, port_offset: int) -> dict[str, str]:
     for line in done.stdout.splitlines():
         words = shlex.split(line)
         if len(words) == 2 and words[0] == "export":
-            key, _, value = words[1].partition("=")
+            key, _sep, value = words[1].partition("=")
             env[key] = value
     return env
 
@@ -298,7 +298,7 @@ def measure(found: Sequence[Reader], repeat: int, work: Path) -> None:
         out = work / "out.json"
         run_once(reader, out)
         reader.proof = reader.check(out.read_text())
-    for _ in range(repeat):  # interleaved, so drifting machine load hits every reader alike
+    for _round in range(repeat):  # interleaved, so drifting machine load hits every reader alike
         for reader in found:
             wall, rss = run_once(reader, work / "out.json")
             reader.wall.append(wall)

@@ -28,7 +28,7 @@ def wait_mirror_live(traefik_api_get: Callable[[str], Any], world: Any, percent:
             continue
         mirrors = (service.get("mirroring") or {}).get("mirrors") or []
         routed = any(
-            router.get("service") in (mirror, mirror.split("@")[0])
+            router.get("service") in (mirror, mirror.split("@", maxsplit=1)[0])
             and router.get("name", "").startswith(f"{world.namespace}-{world.route}-")
             and router.get("status") == "enabled"
             for router in routers

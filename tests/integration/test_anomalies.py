@@ -224,7 +224,7 @@ def require_prompt_backends(world: Any) -> None:
     conn = http.client.HTTPConnection(backend.hostname, backend.port, timeout=5)
     timings = []
     try:
-        for _ in range(7):
+        for _attempt in range(7):
             started = time.perf_counter()
             conn.request("GET", "/__darklaunch_probe")
             conn.getresponse().read()
@@ -301,7 +301,7 @@ def test_lookup_is_found_by_ansible(new_lookup: Callable[[], Any]) -> None:
 def test_identical_backends_never_alarm(new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]) -> None:
     world, traffic = shadowed
     reports = []
-    for _ in range(10):
+    for _check in range(10):
         reports.append(route_check(new_lookup, world))
         time.sleep(2.0)
     assert traffic.running and traffic.failures == 0 and set(traffic.statuses) == {200}, traffic.statuses
@@ -323,7 +323,7 @@ def test_identical_backends_never_alarm(new_lookup: Callable[[], Any], shadowed:
 def test_canary_failing_10_percent_is_named_with_its_error_rate(
     new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]
 ) -> None:
-    world, _ = shadowed
+    world = shadowed[0]
     canary = world.backends["canary"]
     canary.set_knobs(error_rate=0.1)
     try:
@@ -350,7 +350,7 @@ def test_canary_failing_10_percent_is_named_with_its_error_rate(
 def test_canary_300ms_slower_is_named_with_its_latency(
     new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]
 ) -> None:
-    world, _ = shadowed
+    world = shadowed[0]
     canary = world.backends["canary"]
     canary.set_knobs(latency_ms=300)
     try:
@@ -393,7 +393,7 @@ def run_playbook_expecting_anomaly(world: Any) -> None:
 
 
 def test_playbook_says_ok_over_identical_backends(shadowed: tuple[Any, SteadyTraffic]) -> None:
-    world, _ = shadowed
+    world = shadowed[0]
     completed = run_playbook(
         "anomaly_check",
         {
@@ -412,7 +412,7 @@ def test_playbook_says_ok_over_identical_backends(shadowed: tuple[Any, SteadyTra
 def test_cluster_wide_check_of_the_real_cluster(
     new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic], bench: ModuleType
 ) -> None:
-    world, _ = shadowed
+    world = shadowed[0]
     with bench.instrumented_prometheus_client(new_lookup()) as stats:
         report = anomalies(new_lookup)
     assert report["scope"] == "cluster" and report["queries"] == 4 and stats.queries == 4
@@ -477,7 +477,7 @@ def expect_lookup_error(new_lookup: Callable[[], Any], **options: Any) -> str:
 def test_closed_port_gives_a_clear_error(
     new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic], bench: ModuleType
 ) -> None:
-    world, _ = shadowed
+    world = shadowed[0]
     url = f"http://127.0.0.1:{bench.free_port()}"
     for options in ({}, {"route_name": world.route, "namespace": world.namespace}):
         message = expect_lookup_error(new_lookup, prometheus_url=url, **options)

@@ -49,7 +49,7 @@ def send(
     result = TrafficResult()
     conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout)
     try:
-        for _ in range(n):
+        for _request in range(n):
             all_headers = {"Host": host, **(headers or {})}
             try:
                 conn.request(method, path, body=body, headers=all_headers)
