@@ -47,7 +47,13 @@ options:
       - A JMESPath expression applied to each result, for example C(mirrors[?percent > `10`].name).
     type: str
   sigma:
-    description: Anomaly threshold in standard deviations (z-score).
+    description:
+      - Anomaly threshold in standard deviations (z-score). A comparison is an anomaly (V(warning)) from
+        this z-score and V(critical) from twice it.
+      - Cluster-wide (no O(route_name)) every service is compared three times, so the threshold each
+        comparison must reach is raised (Bonferroni) until the chance of a false alarm anywhere in the
+        answer equals that of one O(sigma) comparison; for example sigma 2 over 1,000 services (3,000
+        comparisons) becomes z 4.3. The answer reports it as C(sigma_applied).
     type: float
     default: 2.0
     env:
@@ -109,7 +115,8 @@ _raw:
   description:
     - One dict per term. V(distribution) is the same dict as the C(distribution) return of
       M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted}); V(ingressroutes) is
-      C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, window, sigma, services_checked}).
+      C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, insufficient_data, services,
+      window, sigma, sigma_applied, comparisons, queries}).
     - With O(query), whatever the JMESPath expression selects.
   type: list
   elements: raw

@@ -20,7 +20,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from statistics import NormalDist
 from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
@@ -86,6 +87,13 @@ class AnomalySettings:
     window_seconds: float = 300.0
     history_windows: int = 6
     min_requests: int = 100
+    # The threshold the checks apply: ``sigma`` itself, except cluster-wide (see family_wise_sigma).
+    applied_sigma: float | None = None
+    comparisons: int = 1
+
+    @property
+    def threshold(self) -> float:
+        return self.sigma if self.applied_sigma is None else self.applied_sigma
 
     @classmethod
     def from_options(
@@ -271,6 +279,25 @@ def severity_for(worse_z: float, sigma: float) -> str | None:
     if worse_z >= sigma:
         return SEVERITY_WARNING
     return None
+
+
+# History checks per service: request rate, error rate, mean latency.
+HISTORY_COMPARISONS_PER_SERVICE = 3
+
+
+def family_wise_sigma(sigma: float, comparisons: int) -> float:
+    """The per-comparison z threshold that keeps the chance of ANY false alarm among ``comparisons``
+    one-sided tests at that of a single ``sigma`` test (Bonferroni).
+
+    Cluster-wide, thousands of healthy services are each compared three times: at a plain sigma 2
+    (2.3% per comparison) about 7% of them would be flagged on every check. Holding the whole answer to
+    sigma's false-alarm rate turns sigma 2 over 3,000 comparisons into z >= 4.3.
+    """
+    if comparisons <= 1:
+        return sigma
+    normal = NormalDist()
+    tail = (1.0 - normal.cdf(sigma)) / comparisons
+    return max(sigma, normal.inv_cdf(1.0 - tail))
 
 
 def normalise_buckets(buckets: Iterable[HistogramBucket]) -> tuple[HistogramBucket, ...] | None:
@@ -523,7 +550,7 @@ class CheckOutcome:
         compared_to: str,
     ) -> None:
         self.judged += 1
-        severity = severity_for(-z_score if worse_is_lower else z_score, settings.sigma)
+        severity = severity_for(-z_score if worse_is_lower else z_score, settings.threshold)
         if severity is not None:
             self.anomalies.append(
                 Anomaly(self.target, self.check, metric, unit, value, baseline, z_score, severity, compared_to)
@@ -839,6 +866,9 @@ class AnomalyReport:
             "window": self.settings.window,
             "window_seconds": self.settings.window_seconds,
             "sigma": self.settings.sigma,
+            # Cluster-wide, the z-score each comparison had to reach (see family_wise_sigma).
+            "sigma_applied": round(self.settings.threshold, 3),
+            "comparisons": self.settings.comparisons,
             "history_windows": self.settings.history_windows,
             "min_requests": self.settings.min_requests,
         }
@@ -860,6 +890,11 @@ def evaluate(
     """
     cluster_wide = targets is None
     checked = _dedupe(targets) if targets is not None else _discovered_targets(series_by_service)
+    if cluster_wide:
+        comparisons = HISTORY_COMPARISONS_PER_SERVICE * len(checked)
+        settings = replace(
+            settings, applied_sigma=family_wise_sigma(settings.sigma, comparisons), comparisons=comparisons
+        )
     outcomes = [outcome for target in checked for outcome in _checks_for(target, series_by_service, settings)]
     shadow_outcomes = [outcome for outcome in outcomes if outcome.check == CHECK_SHADOW_VS_MAIN]
     primary = shadow_outcomes or [outcome for outcome in outcomes if outcome.check == CHECK_HISTORY]
@@ -927,6 +962,8 @@ def _summary(
     settings: AnomalySettings,
 ) -> str:
     span = f"over the last {settings.window} at sigma {settings.sigma:g}"
+    if settings.threshold > settings.sigma:
+        span += f" (z {settings.threshold:.1f} per comparison across {settings.comparisons} comparisons)"
     if verdict == VERDICT_ANOMALOUS:
         more = f", and {_count(len(anomalies) - 1, 'more anomaly', 'more anomalies')}" if len(anomalies) > 1 else ""
         return f"{_count(len(anomalies), 'anomaly', 'anomalies')} {span}: {anomalies[0].describe()}{more}."

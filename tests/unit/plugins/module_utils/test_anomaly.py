@@ -21,6 +21,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import
     continuity_corrected,
     error_rate_stddev_floor,
     evaluate,
+    family_wise_sigma,
     histogram_quantile,
     histogram_share_at_or_below,
     histogram_variance,
@@ -552,5 +553,38 @@ def test_critical_anomalies_come_first() -> None:
         "warn": series("warn", [*warning_history, window(600, 6, 0.15)]),
         "crit": series("crit", [*STEADY, window(300, 3)]),
     }
-    report = evaluate(data, None, SETTINGS)
+    # Named targets: the plain sigma applies (cluster-wide it would be raised, see below).
+    report = evaluate(data, [Target("warn"), Target("crit")], SETTINGS)
     assert [(a.target.service, a.severity) for a in report.anomalies] == [("crit", "critical"), ("warn", "warning")]
+
+
+@pytest.mark.parametrize(
+    ("sigma", "comparisons", "expected"),
+    [
+        # Bonferroni by hand: tail = (1 - Phi(sigma)) / m; threshold = Phi^-1(1 - tail).
+        (2.0, 1, 2.0),  # one comparison: sigma itself
+        (2.0, 3, 2.428),  # 0.02275 / 3 = 0.007583 -> z 2.428
+        (2.0, 3000, 4.326),  # 7.58e-6 -> z 4.326
+        (3.0, 30, 3.916),  # 0.00135 / 30 = 4.5e-5 -> z 3.916
+    ],
+)
+def test_family_wise_sigma(sigma: float, comparisons: int, expected: float) -> None:
+    assert family_wise_sigma(sigma, comparisons) == pytest.approx(expected, abs=0.01)
+
+
+def test_cluster_wide_holds_many_services_to_the_family_wise_threshold() -> None:
+    # A latency bump that a single-service check flags at sigma 2 (z = 0.03 / 0.0126 = 2.37) ...
+    bumped_history = [window(600, 6, latency) for latency in (0.1, 0.1, 0.1, 0.12, 0.08, 0.1)]
+    bumped = series("bumped", [*bumped_history, window(600, 6, 0.13)])
+    alone = evaluate({"bumped": bumped}, [Target("bumped")], SETTINGS)
+    assert [a.metric for a in alone.anomalies] == ["latency_mean"]
+    # ... is what 1 in ~40 healthy services shows by chance: among 100 services checked cluster-wide
+    # (300 comparisons, threshold z 3.79) it is not an alarm, while a real breakage still is.
+    data = {f"svc-{i}": series(f"svc-{i}", [*STEADY, window(600, 6, 0.1)]) for i in range(97)}
+    data["bumped"] = bumped
+    data["broken"] = series("broken", [*STEADY, window(600, 120, 0.1)])
+    data["slow"] = series("slow", [*STEADY, window(600, 6, 0.3)])
+    report = evaluate(data, None, SETTINGS).to_dict()
+    assert report["comparisons"] == 300 and report["sigma_applied"] == pytest.approx(3.788, abs=0.01)
+    assert sorted({a["service"] for a in report["anomalies"]}) == ["broken", "slow"]
+    assert "z 3.8 per comparison across 300 comparisons" in report["summary"]

@@ -218,6 +218,8 @@ def test_result_shape() -> None:
         "window",
         "window_seconds",
         "sigma",
+        "sigma_applied",
+        "comparisons",
         "history_windows",
         "min_requests",
         "scope",
@@ -225,6 +227,8 @@ def test_result_shape() -> None:
         "queries",
     }
     assert (result["window"], result["sigma"], result["evaluated_at"]) == ("1m", 3.0, NOW)
+    # Per route the requested sigma applies to every comparison as it is.
+    assert (result["sigma_applied"], result["comparisons"]) == (3.0, 1)
     shadow_row = next(row for row in result["services"] if row["role"] == "shadow")
     assert shadow_row["checks"] == {"shadow_vs_main": "ok", "history": "ok"}
     assert shadow_row["requests"] == 600
@@ -270,5 +274,7 @@ def test_prometheus_errors_propagate() -> None:
 def test_ok_summary_counts_services() -> None:
     fake = FakePrometheus({f"ns-svc-{index}-80@kubernetescrd": steady() for index in range(3)})
     assert (
-        run(fake, None)["summary"] == "No anomalies over the last 1m at sigma 2: 3 services match their recent history."
+        run(fake, None)["summary"]
+        == "No anomalies over the last 1m at sigma 2 (z 2.8 per comparison across 9 comparisons): "
+        "3 services match their recent history."
     )
