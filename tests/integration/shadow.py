@@ -15,8 +15,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_ROOT = REPO_ROOT / ".state" / "collections"
 
 
-def wait_mirror_live(traefik_api_get: Callable[[str], Any], world: Any, percent: int, timeout: float = 30.0) -> None:
-    """Until Traefik's router for ``world.route`` goes through its mirror, copying ``percent``."""
+def wait_mirror_live(
+    traefik_api_get: Callable[[str], Any], world: Any, percent: int | None = None, timeout: float = 30.0
+) -> None:
+    """Until Traefik's router for ``world.route`` goes through its mirror (copying ``percent``, if given)."""
     mirror = f"{world.namespace}-{world.route}-mirror@kubernetescrd"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -33,7 +35,8 @@ def wait_mirror_live(traefik_api_get: Callable[[str], Any], world: Any, percent:
             and router.get("status") == "enabled"
             for router in routers
         )
-        if routed and mirrors and mirrors[0].get("percent") == percent and service.get("status") == "enabled":
+        percent_ok = percent is None or (bool(mirrors) and mirrors[0].get("percent") == percent)
+        if routed and percent_ok and service.get("status") == "enabled":
             return
         time.sleep(0.1)
     raise TimeoutError(f"Traefik never routed {world.route} through its mirror at {percent}%")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import math
 import secrets
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from dlcluster.kube import Kube, object_path
 from dlcluster.testing import Cluster
 from dlcluster.world import SeedWorld, manifests
 from modrun import run_module
+from shadow import wait_mirror_live
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
@@ -346,31 +346,10 @@ def test_named_ports_are_written_as_names(
     assert spec["port"] == "http" and spec["mirrors"][0]["port"] == "http"
 
     # Traefik resolves the names: the mirror builds and users are answered by stable.
-    wait_routed_through_mirror(traefik_api_get, world)
+    wait_mirror_live(traefik_api_get, world)
     answered = traffic(world.host, n=20)
     assert answered.by_status == {200: 20}
     assert set(answered.by_body) == {world.service("stable")}
-
-
-def wait_routed_through_mirror(traefik_api_get: Callable[[str], Any], world: SeedWorld, timeout: float = 30.0) -> None:
-    """Until Traefik has built the mirror and the route's router uses it."""
-    mirror_service = f"{world.namespace}-{world.route}-mirror"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            service = traefik_api_get(f"/api/http/services/{mirror_service}@kubernetescrd")
-            routers = traefik_api_get("/api/http/routers?per_page=1000")
-        except Exception:  # not built yet: Traefik's API answers 404
-            service, routers = {}, []
-        routed = any(
-            router.get("service") in (mirror_service, f"{mirror_service}@kubernetescrd")
-            and router.get("status") == "enabled"
-            for router in routers
-        )
-        if routed and service.get("status") == "enabled":
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"Traefik never routed {world.route} through its mirror")
 
 
 @pytest.mark.parametrize(("role", "option"), [("stable", "main_port"), ("canary", "mirror_port")])
