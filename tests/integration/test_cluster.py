@@ -76,8 +76,10 @@ def test_weighted_split_reaches_stable_and_canary(world: SeedWorld, traffic: Cal
     assert result.by_status == {200: 200}
     stable, canary = world.service("stable"), world.service("canary")
     assert set(result.by_body) == {stable, canary}
-    assert 80 <= result.count(stable) <= 120, result.by_body
-    assert 80 <= result.count(canary) <= 120, result.by_body
+    # Traefik's weighted round robin is deterministic (smooth WRR), so 50/50 is 100/100 give or take the
+    # position the balancer was left in by the readiness probe.
+    assert 98 <= result.count(stable) <= 102, result.by_body
+    assert 98 <= result.count(canary) <= 102, result.by_body
     # Every request was counted by the backend that answered it, and the staging backend saw none.
     counts = world.counts()
     assert counts == {"stable": result.count(stable), "canary": result.count(canary), "staging": 0}

@@ -317,7 +317,10 @@ def test_mirror_over_weighted_split_keeps_users_split(
     before = settled_count(staging)
     answered = traffic(w.host, n=200)
     assert answered.by_status == {200: 200}
-    assert set(answered.by_body) == {w.backends["stable"].name, w.backends["canary"].name}
+    # Traefik's weighted round robin is deterministic: 50/50 stays 100/100 (a couple off for the reload).
+    counts = answered.by_body
+    assert set(counts) == {w.backends["stable"].name, w.backends["canary"].name}
+    assert all(98 <= counts[name] <= 102 for name in counts), counts
     assert 18 <= settled_count(staging) - before <= 22
 
     off = run_module("traefik_mirror", {"route_name": w.route, "namespace": w.namespace, "state": "absent"})
