@@ -253,6 +253,9 @@ def test_unknown_options_are_refused(lookup: Any) -> None:
 def test_option_aliases_are_accepted(lookup: Any) -> None:
     lookup.run(["routes"], variables={}, namespace=NS, verify_ssl=False, ssl_ca_cert="/etc/ca.pem")
     assert lookup.get_option("validate_certs") is False and lookup.get_option("ca_cert") == "/etc/ca.pem"
+    # ... and reach the Kubernetes client under their canonical names.
+    (params,) = lookup.client_params
+    assert params["validate_certs"] is False and params["ca_cert"] == "/etc/ca.pem"
 
 
 def test_distribution_term(lookup: Any) -> None:

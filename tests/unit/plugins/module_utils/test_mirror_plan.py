@@ -335,8 +335,12 @@ def test_from_options_requires_route_name() -> None:
 
 
 def test_validate_params_ignores_percent_when_absent() -> None:
-    params = validate_params(MirrorParams(route_name="shop", state="absent", mirror_percent=None))
-    assert params.state == "absent"
+    absent = MirrorParams(route_name="shop", state="absent", mirror_percent=None)
+    assert validate_params(absent) == absent.with_defaults()
+    # The same missing percent is refused when the mirror should exist.
+    with pytest.raises(DarklaunchError) as caught:
+        validate_params(MirrorParams(route_name="shop", state="present", mirror_percent=None))
+    assert caught.value.field == "mirror_percent"
 
 
 def test_main_port_with_a_traefik_service_main_is_ignored_with_a_warning() -> None:

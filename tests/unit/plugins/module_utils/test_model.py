@@ -140,7 +140,7 @@ def test_parse_kube_service_ports() -> None:
         {"name": "http", "port": 80, "target_port": "http", "protocol": "TCP"},
         {"name": "metrics", "port": 9090, "target_port": 9090, "protocol": "TCP"},
     ]
-    assert service.find_port(9090) is not None
+    assert service.find_port(9090) == service.ports[1]
     assert service.find_port("metrics") == service.ports[1]
     assert service.find_port(8080) is None
     assert service.find_port("grpc") is None
