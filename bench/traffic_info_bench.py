@@ -202,6 +202,7 @@ def readers(kubeconfig: str, work: Path, expected: tuple[int, int], with_cli: bo
         {
             "K8S_AUTH_KUBECONFIG": kubeconfig,
             "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS),
+            "ANSIBLE_HOME": env.get("ANSIBLE_HOME", str(REPO_ROOT / ".state" / "ansible-home")),  # not ~/.ansible
             "PYTHONPATH": os.pathsep.join(filter(None, [str(COLLECTIONS), env.get("PYTHONPATH")])),
         }
     )

@@ -26,6 +26,9 @@ def _link_collection() -> None:
     if str(COLLECTIONS_ROOT) not in sys.path:
         sys.path.insert(0, str(COLLECTIONS_ROOT))
     os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS_ROOT))
+    # Ansible's temporary files and caches (it and the playbooks tests run) stay out of ~/.ansible,
+    # as in scripts/test.
+    os.environ.setdefault("ANSIBLE_HOME", str(REPO_ROOT / ".state" / "ansible-home"))
 
 
 _link_collection()

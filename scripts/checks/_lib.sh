@@ -4,6 +4,13 @@
 CHECKS_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 
+# Ansible's per-user directory (ANSIBLE_HOME: its temporary files, galaxy cache, default collections
+# and roles paths, and where molecule and ansible-lint keep their work) is .state/ansible-home unless
+# the caller chose one (.ci/run gives every run a fresh temporary one): no check writes to ~/.ansible
+# or finds a collection installed there. README.md, "What the tests write where", lists the rest.
+export ANSIBLE_HOME="${ANSIBLE_HOME:-$CHECKS_REPO_ROOT/.state/ansible-home}"
+mkdir -p "$ANSIBLE_HOME"
+
 note() { printf -- '--> %s\n' "$*" >&2; }
 die() { printf 'FAILED: %s\n' "$*" >&2; exit 1; }
 
@@ -31,10 +38,26 @@ copy_collection() {
 
 # ensure_collection_link: .state/collections/ansible_collections/darklaunch/traefik -> the repository
 # (what tests/conftest.py does), so mypy and ansible-doc resolve the collection from the checkout.
+# A link or copy left there by another checkout (a moved or copied .state/) is replaced.
+CHECKOUT_COLLECTIONS="$CHECKS_REPO_ROOT/.state/collections"
 ensure_collection_link() {
-  local link="$CHECKS_REPO_ROOT/.state/collections/ansible_collections/darklaunch/traefik"
+  local link="$CHECKOUT_COLLECTIONS/ansible_collections/darklaunch/traefik"
   mkdir -p "$(dirname "$link")"
-  [[ -e $link ]] || ln -sfn "$CHECKS_REPO_ROOT" "$link"
+  if [[ ! -L $link || ! $link -ef $CHECKS_REPO_ROOT ]]; then
+    rm -rf "$link"
+    ln -sfn "$CHECKS_REPO_ROOT" "$link"
+  fi
+}
+
+# use_checkout_collection: Ansible resolves darklaunch.traefik from this checkout only. Nothing is
+# installed anywhere; a copy in ANSIBLE_HOME's collections (which ansible-lint searches first) is refused.
+use_checkout_collection() {
+  ensure_collection_link
+  export ANSIBLE_COLLECTIONS_PATH="$CHECKOUT_COLLECTIONS"
+  local stale="$ANSIBLE_HOME/collections/ansible_collections/darklaunch/traefik"
+  if [[ -e $stale && ! $stale -ef $CHECKS_REPO_ROOT ]]; then
+    die "$stale is a copy of this collection that would shadow the checkout: remove it"
+  fi
 }
 
 # tool_venv NAME REQUIREMENTS_FILE: a virtualenv under .state/venvs/NAME with exactly those pins,
