@@ -16,6 +16,9 @@ options:
   kubeconfig:
     description:
       - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+      - A dictionary's credentials (tokens, passwords, client keys and certificates, auth-provider and exec
+        plugin secrets) are masked in everything the collection prints, at any verbosity, like O(api_key) and
+        O(password) are.
       - Can also be set with the E(K8S_AUTH_KUBECONFIG) environment variable.
       - When neither this nor O(host) with credentials is given, E(KUBECONFIG) or C(~/.kube/config) is used,
         and when there is no such file, the service account of the pod the task runs in.
@@ -107,6 +110,9 @@ options:
   kubeconfig:
     description:
       - Path to a kubeconfig file, or the kubeconfig itself as a dictionary.
+      - A dictionary's credentials (tokens, passwords, client keys and certificates, auth-provider and exec
+        plugin secrets) are masked in everything the collection prints, at any verbosity, like O(api_key) and
+        O(password) are.
       - When neither this nor O(host) with credentials is given, E(KUBECONFIG) or C(~/.kube/config) is used,
         and when there is no such file, the service account of the pod Ansible runs in.
     type: raw

@@ -13,12 +13,17 @@ description:
     a C(when:) condition.
   - V(distribution) resolves O(route_name) to its traffic split (direct, weighted or mirror), main sink,
     user shares, shadow copies and a one-sentence explanation.
-  - V(routes) lists every mirroring TraefikService (main service, ports, percent copied, active or not).
+  - V(routes) lists every mirroring TraefikService (main service, ports, percent copied, active or not,
+    and the launch recorded on it by M(darklaunch.traefik.traefik_mirror)), and the launches whose process
+    stopped renewing their deadline (C(abandoned_launches)), each with the command that rolls it back.
   - V(ingressroutes) lists every IngressRoute with the live targets of each route.
   - V(anomalies) judges Traefik's Prometheus metrics. Per route (O(route_name) and O(namespace)) it
     compares each shadow backend with the main backend over the same window (5xx share with a
     two-proportion z-test; mean and p95 latency) and each backend with its own recent history (request
-    rate, error rate, latency). Without O(route_name) it checks every service Traefik reports, with a
+    rate, error rate, latency). Only the route(s) of the IngressRoute that carry the mirror are judged;
+    the backends of its other routes (a C(/health) route, a second host) are checked against their own
+    history for information (role C(other_route), listed under C(informational)) and never change the
+    verdict. Without O(route_name) it checks every service Traefik reports, with a
     constant number of PromQL queries. Too little data is V(insufficient_data), never V(ok).
   - Returns one dict per term. O(query) applies a JMESPath expression to each result.
 author:
@@ -94,6 +99,13 @@ EXAMPLES = r"""
       {{ lookup('darklaunch.traefik.traffic', 'routes', namespace='production',
                 query='mirrors[?percent > `10`].name') }}
 
+- name: Stop when a launch on this cluster was abandoned (its process was interrupted or killed)
+  ansible.builtin.assert:
+    that: abandoned | length == 0
+    fail_msg: "{{ abandoned | map(attribute='message') | list }}"
+  vars:
+    abandoned: "{{ lookup('darklaunch.traefik.traffic', 'routes', namespace='production').abandoned_launches }}"
+
 - name: Anomaly check for one route with a 2 sigma threshold
   ansible.builtin.set_fact:
     check: >-
@@ -114,14 +126,18 @@ RETURN = r"""
 _raw:
   description:
     - One dict per term. V(distribution) is the same dict as the C(distribution) return of
-      M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted}); V(ingressroutes) is
-      C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, insufficient_data, services,
-      window, sigma, sigma_applied, comparisons, queries}).
+      M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted, abandoned_launches}),
+      the same lists as that module returns; V(ingressroutes) is
+      C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, informational, insufficient_data,
+      services, window, sigma, sigma_applied, comparisons, queries}). Each C(services) row has C(service),
+      C(name), C(role) (V(main), V(shadow), V(service) or V(other_route)), C(compared_to), C(requests),
+      C(request_rate), C(error_rate), C(latency_mean), C(latency_p95) and C(checks).
     - With O(query), whatever the JMESPath expression selects.
   type: list
   elements: raw
 """
 
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -133,6 +149,11 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import HAS_KUBERNETES, KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._prometheus import PrometheusClient
+from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import (
+    auth_secrets,
+    prometheus_secrets,
+    scrub,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import (
     anomaly_targets,
     read_distribution,
@@ -148,17 +169,49 @@ except ImportError:  # pragma: no cover - exercised only where jmespath is missi
     HAS_JMESPATH = False
 
 TERMS = ("distribution", "routes", "ingressroutes", "anomalies")
+_PROMETHEUS_OPTION_NAMES = ("prometheus_url", "prometheus_token", "prometheus_password", "prometheus_headers")
+
+
+def _full_text(error: BaseException) -> str:
+    """The error's message and those of every exception chained to it, as a traceback would show them."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
 
 
 class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no type information
     def run(self, terms: list[Any], variables: Mapping[str, Any] | None = None, **kwargs: Any) -> list[Any]:
+        try:
+            return self._run(terms, variables, kwargs)
+        except Exception as error:
+            # Lookups have no no_log_values: an error that quotes a credential (a kubeconfig loader or
+            # server message) is masked here, and raised without its cause so the traceback shown at -vvv
+            # cannot quote it either.
+            secrets = self._secrets(kwargs)
+            if not any(secret in _full_text(error) for secret in secrets):
+                raise
+            raise AnsibleLookupError(scrub(str(error), secrets)) from None
+
+    def _secrets(self, direct: Mapping[str, Any]) -> set[str]:
+        """The secret option values, as given directly and as resolved (variables, environment)."""
+        options: dict[str, Any] = {}
+        for name in (*auth_argument_spec(), *_PROMETHEUS_OPTION_NAMES):
+            try:
+                options[name] = self.get_option(name)
+            except Exception:  # set_options failed or the option is not defined: only direct values are known
+                options[name] = None
+        secrets = set()
+        for source in (direct, options):
+            secrets |= auth_secrets(source) | prometheus_secrets(source)
+        return secrets
+
+    def _run(self, terms: list[Any], variables: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> list[Any]:
         self._refuse_unknown_options(kwargs)
         self.set_options(var_options=variables, direct=kwargs)
         self._validate(terms)
         try:
             results = [self._answer(str(term)) for term in terms]
         except DarklaunchError as error:
-            raise AnsibleLookupError(str(error)) from error
+            # Not chained: Ansible appends a cause's text, here the API's raw HTTP response.
+            raise AnsibleLookupError(str(error)) from None
         query = self.get_option("query")
         if query:
             results = [self._apply_query(query, result) for result in results]
@@ -215,7 +268,12 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             return self._anomalies(namespace, route_name, api_group)
         view = read_traffic(self._kube(), namespace=namespace, api_group=api_group)
         if term == "routes":
-            return {"api_group": view["api_group"], "mirrors": view["mirrors"], "weighted": view["weighted"]}
+            return {
+                "api_group": view["api_group"],
+                "mirrors": view["mirrors"],
+                "weighted": view["weighted"],
+                "abandoned_launches": view["abandoned_launches"],
+            }
         return {"api_group": view["api_group"], "ingress_routes": view["ingress_routes"]}
 
     def _anomalies(self, namespace: str | None, route_name: str | None, api_group: str | None) -> dict[str, Any]:

@@ -33,7 +33,11 @@ VERDICT_INSUFFICIENT = "insufficient_data"
 ROLE_MAIN = "main"
 ROLE_SHADOW = "shadow"
 ROLE_SERVICE = "service"
-ROLES = (ROLE_MAIN, ROLE_SHADOW, ROLE_SERVICE)
+# A backend of another route of the IngressRoute than the mirrored one: checked against its own
+# history for information, never an input to the verdict (an idle ``/health`` route must not leave
+# the mirrored route unjudged).
+ROLE_OTHER_ROUTE = "other_route"
+ROLES = (ROLE_MAIN, ROLE_SHADOW, ROLE_SERVICE, ROLE_OTHER_ROUTE)
 
 CHECK_SHADOW_VS_MAIN = "shadow_vs_main"
 CHECK_HISTORY = "history"
@@ -855,12 +859,15 @@ class AnomalyReport:
     insufficient: tuple[Insufficient, ...]
     services: tuple[dict[str, Any], ...]
     settings: AnomalySettings
+    # Findings on other routes of the IngressRoute (role other_route): reported, not part of the verdict.
+    informational: tuple[Anomaly, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "verdict": self.verdict,
             "summary": self.summary,
             "anomalies": [anomaly.to_dict() for anomaly in self.anomalies],
+            "informational": [anomaly.to_dict() for anomaly in self.informational],
             "insufficient_data": [gap.to_dict() for gap in self.insufficient],
             "services": list(self.services),
             "window": self.settings.window,
@@ -886,7 +893,9 @@ def evaluate(
     shadow-vs-main comparisons when there are shadows (a brand-new shadow has no history yet, and its
     main is the baseline that matters), otherwise every target's history check. Cluster-wide, idle
     services are reported but only make the verdict ``insufficient_data`` when no service at all
-    could be judged. Any anomaly in any check makes the verdict ``anomalous``.
+    could be judged. Any anomaly in any check makes the verdict ``anomalous``, except on
+    ``other_route`` targets: their history checks are reported (``informational``, ``services``) and
+    never change the verdict.
     """
     cluster_wide = targets is None
     checked = _dedupe(targets) if targets is not None else _discovered_targets(series_by_service)
@@ -896,28 +905,41 @@ def evaluate(
             settings, applied_sigma=family_wise_sigma(settings.sigma, comparisons), comparisons=comparisons
         )
     outcomes = [outcome for target in checked for outcome in _checks_for(target, series_by_service, settings)]
-    shadow_outcomes = [outcome for outcome in outcomes if outcome.check == CHECK_SHADOW_VS_MAIN]
-    primary = shadow_outcomes or [outcome for outcome in outcomes if outcome.check == CHECK_HISTORY]
-    anomalies = sorted(
-        (anomaly for outcome in outcomes for anomaly in outcome.anomalies),
-        key=lambda anomaly: (anomaly.severity != SEVERITY_CRITICAL, -abs(anomaly.z_score)),
+    judged = [outcome for outcome in outcomes if outcome.target.role != ROLE_OTHER_ROUTE]
+    shadow_outcomes = [outcome for outcome in judged if outcome.check == CHECK_SHADOW_VS_MAIN]
+    primary = shadow_outcomes or [outcome for outcome in judged if outcome.check == CHECK_HISTORY]
+    anomalies = _by_severity(anomaly for outcome in judged for anomaly in outcome.anomalies)
+    informational = _by_severity(
+        anomaly for outcome in outcomes if outcome.target.role == ROLE_OTHER_ROUTE for anomaly in outcome.anomalies
     )
     verdict = _verdict(anomalies, primary, cluster_wide)
-    gaps = tuple(gap for outcome in outcomes if (gap := outcome.insufficient()) is not None)
+    gaps = tuple(gap for outcome in judged if (gap := outcome.insufficient()) is not None)
     # One pass, not one scan of every outcome per service: cluster-wide there are thousands of both.
     statuses: dict[Target, dict[str, str]] = {}
     for outcome in outcomes:
         statuses.setdefault(outcome.target, {})[outcome.check] = outcome.status
     return AnomalyReport(
         verdict=verdict,
-        summary=_summary(verdict, anomalies, primary, outcomes, settings),
+        summary=_summary(verdict, anomalies, primary, judged, settings) + _informational_note(informational),
         anomalies=tuple(anomalies),
         insufficient=gaps,
         services=tuple(
             _service_row(target, series_by_service, statuses.get(target, {}), settings) for target in checked
         ),
         settings=settings,
+        informational=tuple(informational),
     )
+
+
+def _by_severity(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
+    return sorted(anomalies, key=lambda anomaly: (anomaly.severity != SEVERITY_CRITICAL, -abs(anomaly.z_score)))
+
+
+def _informational_note(informational: Sequence[Anomaly]) -> str:
+    if not informational:
+        return ""
+    more = f" (and {len(informational) - 1} more)" if len(informational) > 1 else ""
+    return f" Not part of the verdict, on another route of the IngressRoute: {informational[0].describe()}{more}."
 
 
 def _checks_for(

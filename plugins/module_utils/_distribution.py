@@ -48,6 +48,8 @@ TARGET_MISSING = "missing"
 
 ROLE_MAIN = "main"
 ROLE_SHADOW = "shadow"
+# A backend of another route of the same IngressRoute than the mirrored one: reported, never judged.
+ROLE_OTHER_ROUTE = "other_route"
 
 TraefikServices = Mapping[ObjectKey, TraefikServiceObj]
 KubeServices = Mapping[ObjectKey, KubeServiceObj]
@@ -112,6 +114,14 @@ class RouteResolution:
     cycles: tuple[tuple[str, ...], ...]
     backends: tuple[dict[str, Any], ...]
     explanation: str
+    # For each shadow's metrics label, the labels of the Services that answer the users whose requests
+    # are copied to it: the user side of the mirroring service(s), not every service of the route.
+    shadow_pairs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def carries_mirror(self) -> bool:
+        """Users of this route pass through a mirroring service (even one copying 0%)."""
+        return SPLIT_MIRROR in self.layers
 
     def traffic_split(self) -> dict[str, Any]:
         return {"type": self.split_type, "wraps_weighted": self.wraps_weighted, "layers": list(self.layers)}
@@ -134,8 +144,10 @@ class RouteResolution:
 class RouteDistribution:
     """The traffic split of an IngressRoute.
 
-    The top-level split, target, main sink and shadow describe the first route (the one operators mean
-    by "the route"); ``routes`` has every route, and ``broken``, ``cycles`` and ``backends`` cover all.
+    The top-level split, target, main sink and shadow describe the route operators mean by "the route":
+    the first one that carries a mirror, else the first one (a second route such as ``/health`` or
+    another host must not stand in for the mirrored one). ``routes`` has every route, and ``broken``,
+    ``cycles`` and ``backends`` cover all.
     """
 
     route: str
@@ -146,14 +158,20 @@ class RouteDistribution:
 
     @property
     def primary(self) -> RouteResolution | None:
-        return self.routes[0] if self.routes else None
+        return next(iter(self.mirrored_routes), self.routes[0] if self.routes else None)
 
     def all_broken(self) -> list[BrokenRef]:
         return list(self.broken) + [b for r in self.routes for b in r.broken]
 
-    def backends(self) -> list[dict[str, Any]]:
+    @property
+    def mirrored_routes(self) -> tuple[RouteResolution, ...]:
+        """The routes whose users pass through a mirror: the routes a shadow launch is judged on."""
+        return tuple(r for r in self.routes if r.carries_mirror)
+
+    def backends(self, routes: Iterable[RouteResolution] | None = None) -> list[dict[str, Any]]:
+        """Metrics-labelled backends of every route (or of ``routes``), once each."""
         seen: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for resolution in self.routes:
+        for resolution in self.routes if routes is None else routes:
             for backend in resolution.backends:
                 key = tuple(backend[k] for k in ("role", "namespace", "name", "port", "service_label"))
                 seen.setdefault(key, dict(backend))
@@ -219,6 +237,11 @@ class _RouteWalker:
         self.broken: list[BrokenRef] = []
         self.cycles: list[tuple[str, ...]] = []
         self.layers: dict[str, int] = {}  # user-path layer -> first depth it appears at
+        # While the user side of a mirroring service is walked: the user-facing sinks found below it.
+        self._mirror_mains: list[dict[tuple[Any, ...], _Sink]] = []
+        # While a mirroring service's copies are walked: the user-facing sinks the copies come from.
+        self._copied_from: tuple[_Sink, ...] | None = None
+        self.shadow_sources: dict[tuple[Any, ...], dict[tuple[Any, ...], _Sink]] = {}
 
     def walk(self) -> None:
         refs = self.route.services
@@ -243,7 +266,14 @@ class _RouteWalker:
 
     def _record(self, sink: _Sink, shadow: bool) -> None:
         bucket = self.shadow if shadow else self.main
-        key = (sink.namespace, sink.name, sink.kind, sink.port, sink.service_label)
+        key = _sink_key(sink)
+        if shadow and self._copied_from is not None:
+            sources = self.shadow_sources.setdefault(key, {})
+            for source in self._copied_from:
+                sources.setdefault(_sink_key(source), source)
+        if not shadow:
+            for captured in self._mirror_mains:
+                _add_share(captured, key, sink)
         if key in bucket:
             bucket[key].share += sink.share
         else:
@@ -355,17 +385,26 @@ class _RouteWalker:
         described = _describe_object(KIND_TRAEFIK_SERVICE, service.namespace, service.name)
         if not shadow:
             self._layer(SPLIT_MIRROR, depth)
+        self._mirror_mains.append({})
         if service.main is None or not service.main.name:
             self._break(described, f"{described} has no main service", _NOT_FOUND_EFFECT)
         else:
             self._visit(service.main, share, shadow=shadow, path=path, parent=described, depth=depth + 1)
-        for mirror in service.mirrors:
-            if not 0 <= mirror.percent <= 100:
-                cause = f"{described} copies {mirror.percent}% to {mirror.name}, outside 0..100"
-                self._break(described, cause, "Traefik rejects the service, so that route serves 404s")
-                continue
-            copied = share * Fraction(mirror.percent, 100)
-            self._visit(mirror.as_service_ref(), copied, shadow=True, path=path, parent=described, depth=depth + 1)
+        below = self._mirror_mains.pop()
+        # A copy of a copy (a mirror inside a shadow path) keeps the users it ultimately comes from.
+        outer = self._copied_from
+        if not shadow:
+            self._copied_from = tuple(sink for sink in below.values() if sink.share > 0)
+        try:
+            for mirror in service.mirrors:
+                if not 0 <= mirror.percent <= 100:
+                    cause = f"{described} copies {mirror.percent}% to {mirror.name}, outside 0..100"
+                    self._break(described, cause, "Traefik rejects the service, so that route serves 404s")
+                    continue
+                copied = share * Fraction(mirror.percent, 100)
+                self._visit(mirror.as_service_ref(), copied, shadow=True, path=path, parent=described, depth=depth + 1)
+        finally:
+            self._copied_from = outer
 
     # -- results --
 
@@ -384,6 +423,37 @@ class _RouteWalker:
 
     def ordered_layers(self) -> tuple[str, ...]:
         return tuple(sorted(self.layers, key=lambda layer: self.layers[layer]))
+
+    def shadow_pairs(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each shadow's metrics label with the labels of the user-facing Services its copies come from.
+
+        Only Services that answer users (share > 0) below the mirroring service count: a weight-0
+        backend of a weighted main has no users to compare with, and a Service that is also the shadow
+        itself (a weighted split containing the mirror) is not its own baseline."""
+        pairs: dict[str, dict[str, None]] = {}
+        for key, shadow in self.shadow.items():
+            if shadow.kind != KIND_SERVICE or shadow.service_label is None:
+                continue
+            labels = pairs.setdefault(shadow.service_label, {})
+            for source in self.shadow_sources.get(key, {}).values():
+                label = source.service_label
+                if source.kind == KIND_SERVICE and label is not None and label != shadow.service_label:
+                    labels.setdefault(label, None)
+        return tuple((label, tuple(mains)) for label, mains in pairs.items())
+
+
+def _sink_key(sink: _Sink) -> tuple[Any, ...]:
+    return (sink.namespace, sink.name, sink.kind, sink.port, sink.service_label)
+
+
+def _add_share(bucket: dict[tuple[Any, ...], _Sink], key: tuple[Any, ...], sink: _Sink) -> None:
+    known = bucket.get(key)
+    if known is None:
+        bucket[key] = _Sink(
+            sink.name, sink.kind, sink.namespace, sink.port, sink.share, sink.service_label, sink.opaque_reason
+        )
+    else:
+        known.share += sink.share
 
 
 def _main_sink_dict(sink: _Sink) -> dict[str, Any]:
@@ -470,6 +540,7 @@ def resolve_route_entry(
         cycles=tuple(walker.cycles),
         backends=tuple(_backend_dicts(main, ROLE_MAIN) + _backend_dicts(shadow, ROLE_SHADOW)),
         explanation=_explain(main, shadow, broken, ingress_route.namespace),
+        shadow_pairs=walker.shadow_pairs(),
     )
 
 
@@ -571,12 +642,12 @@ def _explain(main: Sequence[_Sink], shadow: Sequence[_Sink], broken: Sequence[Br
 
 
 def _explain_ingress_route(resolutions: Sequence[RouteResolution]) -> str:
-    primary = resolutions[0]
-    differing = sum(1 for r in resolutions[1:] if r.explanation != primary.explanation)
+    primary = next((r for r in resolutions if r.carries_mirror), resolutions[0])
+    differing = sum(1 for r in resolutions if r is not primary and r.explanation != primary.explanation)
     if not differing:
         return primary.explanation
     others = "1 other route splits" if differing == 1 else f"{differing} other routes split"
-    return f"{primary.explanation[:-1]} (for route 0, {primary.match}; {others} differently, see routes)."
+    return f"{primary.explanation[:-1]} (for route {primary.index}, {primary.match}; {others} differently, see routes)."
 
 
 # --- references and listings ---------------------------------------------------------------------------

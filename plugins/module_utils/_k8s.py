@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import is_inline_content
 
 KUBERNETES_IMPORT_ERROR: str | None
 try:
@@ -189,6 +190,12 @@ def _require_existing_files(auth: Mapping[str, Any]) -> None:
     # Checked up front: at connection time a missing file is only "[Errno 2] No such file or directory".
     for option in ("ca_cert", "client_cert", "client_key"):
         path = auth.get(option)
+        if is_inline_content(path):
+            # Never quoted back: pasted key material is a secret.
+            raise DarklaunchError(
+                f"{option} must be the path of a PEM file, not its content: write it to a file and give the path",
+                field=option,
+            )
         if path and not os.path.isfile(os.path.expanduser(str(path))):
             raise DarklaunchError(f"{option} {path} does not exist or is not a file", field=option)
 
@@ -244,6 +251,17 @@ def _kubeconfig_exists(paths: str) -> bool:
 
 
 def _load_kubeconfig(configuration: Any, source: Any, context: str | None) -> None:
+    # Neither is quoted back: a kubeconfig's text (or a list holding it) carries its credentials.
+    if is_inline_content(source):
+        raise DarklaunchError(
+            "kubeconfig is the text of a kubeconfig, not a path: give the path of the file, or the kubeconfig as "
+            "a dictionary (parse the text with the from_yaml filter)",
+            field="kubeconfig",
+        )
+    if not isinstance(source, (Mapping, str)):
+        raise DarklaunchError(
+            f"kubeconfig must be a path or a dictionary, not a {type(source).__name__}", field="kubeconfig"
+        )
     where = "the kubeconfig dict" if isinstance(source, Mapping) else f"the kubeconfig {source}"
     if not isinstance(source, Mapping) and not _kubeconfig_exists(str(source)):
         raise DarklaunchError(f"{where} does not exist; set kubeconfig to an existing file", field="kubeconfig")
@@ -364,8 +382,19 @@ def _forbidden(call: ApiCall, server_message: str, details: dict[str, Any]) -> D
             field="namespace",
             details=details,
         )
-    hint = "; the request was anonymous: set api_key or a kubeconfig" if "system:anonymous" in user else ""
-    return DarklaunchError(f"{message}{hint}", details=details)
+    if "system:anonymous" in user:
+        return DarklaunchError(f"{message}; the request was anonymous: set api_key or a kubeconfig", details=details)
+    return DarklaunchError(f"{message}; {_grant_hint(call)}", details=details)
+
+
+def _grant_hint(call: ApiCall) -> str:
+    """The RBAC rule that would allow ``call``, in the words of a Role (docs/rbac/ lists them all)."""
+    resource, _, group = call.resource.partition(".")
+    scope = f'a Role in namespace "{call.namespace}"' if call.namespace else "a ClusterRole"
+    return (
+        f'grant it with {scope}: apiGroups ["{group}"], resources [{resource}], verbs [{call.verb}] '
+        "(see docs/rbac in the darklaunch.traefik collection)"
+    )
 
 
 def _not_found(call: ApiCall, body: Mapping[str, Any], details: dict[str, Any]) -> DarklaunchError:

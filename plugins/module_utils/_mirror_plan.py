@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
@@ -23,6 +24,15 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution i
     resolve_route,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
+    LaunchOption,
+    LaunchRecord,
+    LaunchRequest,
+    launch_annotation_keys,
+    parse_launch_request,
+    plan_record,
+    read_launch_record,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
@@ -86,6 +96,8 @@ class MirrorParams:
     confirm_end_weighted_split: bool = False
     restore_ingress_to_wrr: bool = True
     api_group: str = API_GROUPS[0]
+    # The launch-in-progress record to write on the mirror (see _launch_record); None leaves it alone.
+    launch: LaunchOption | None = None
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> MirrorParams:
@@ -144,6 +156,9 @@ class Action:
     body: Any
     summary: str
     resource_version: str | None = None
+    # True when the write only starts, renews or closes the launch record: routing is unchanged. A
+    # caller that renews its record at every check can leave such writes out of its own "changed".
+    record_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,6 +167,7 @@ class Action:
             "name": self.name,
             "namespace": self.namespace,
             "summary": self.summary,
+            "record_only": self.record_only,
             "body": copy.deepcopy(self.body),
             "resource_version": self.resource_version,
         }
@@ -167,6 +183,7 @@ class MirrorPlan:
     ingress_route_before: dict[str, Any] | None
     ingress_route_after: dict[str, Any] | None
     distribution: dict[str, Any] | None = None
+    launch: LaunchRecord | None = None
 
     @property
     def changed(self) -> bool:
@@ -212,6 +229,7 @@ class MirrorPlan:
             "mirror": copy.deepcopy(self.mirror_after),
             "ingress_route": ingress_route,
             "distribution": copy.deepcopy(self.distribution),
+            "launch": self.launch.to_dict() if self.launch else None,
             "diff": self.diff,
         }
 
@@ -298,6 +316,13 @@ def validate_params(params: MirrorParams) -> MirrorParams:
     for flag in ("attach_to_ingress", "confirm_end_weighted_split", "restore_ingress_to_wrr"):
         _check_bool(getattr(params, flag), flag)
     _check_bool(params.mirror_body, "mirror_body", optional=True)
+    launch = parse_launch_request(params.launch)
+    if launch is not None and params.state != STATE_PRESENT:
+        raise DarklaunchError(
+            "launch only applies with state=present (it records a running launch on the mirror); state=absent "
+            "deletes the mirror and its launch record. Remove launch from this call.",
+            field="launch",
+        )
     size = params.max_body_size
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < -1):
         raise DarklaunchError(
@@ -325,6 +350,7 @@ def validate_params(params: MirrorParams) -> MirrorParams:
         )
     return replace(
         resolved,
+        launch=launch,
         main_port=normalise_port(resolved.main_port, "main_port"),
         mirror_port=normalise_port(resolved.mirror_port, "mirror_port"),
     )
@@ -414,6 +440,7 @@ class _Context:
     mirror_target: KubeServiceObj | None
     other_ingress_routes: list[IngressRouteObj]
     other_traefik_services: list[TraefikServiceObj]
+    now: datetime | None = None
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -435,7 +462,7 @@ class _Context:
         return ref.kind == self.params.main_kind and ref.key == (self.params.namespace, self.params.main_service)
 
 
-def _build_context(params: MirrorParams, observed: Observed) -> _Context:
+def _build_context(params: MirrorParams, observed: Observed, now: datetime | None) -> _Context:
     mirror = parse_traefik_service(observed.mirror) if observed.mirror else None
     ingress_route = parse_ingress_route(observed.ingress_route) if observed.ingress_route else None
     main_service = main_traefik_service = None
@@ -460,6 +487,7 @@ def _build_context(params: MirrorParams, observed: Observed) -> _Context:
         other_traefik_services=[
             ts for ts in (parse_traefik_service(raw) for raw in observed.traefik_services) if ts.key != mirror_key
         ],
+        now=now,
     )
 
 
@@ -595,15 +623,18 @@ def _desired_mirroring(params: MirrorParams, main_port: PortValue | None, mirror
     return mirroring
 
 
-def _new_mirror(params: MirrorParams, mirroring: dict[str, Any]) -> dict[str, Any]:
+def _new_mirror(params: MirrorParams, mirroring: dict[str, Any], launch: LaunchRecord | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": params.mirror_name,
+        "namespace": params.namespace,
+        "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+    }
+    if launch is not None:
+        metadata["annotations"] = launch.annotations()
     return {
         "apiVersion": f"{params.api_group}/{CRD_VERSION}",
         "kind": KIND_TRAEFIK_SERVICE,
-        "metadata": {
-            "name": params.mirror_name,
-            "namespace": params.namespace,
-            "labels": {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
-        },
+        "metadata": metadata,
         "spec": {"mirroring": mirroring},
     }
 
@@ -620,6 +651,74 @@ def _refuse_foreign_mirror(ctx: _Context) -> None:
             "not a mirror; refusing to change or delete it. Set mirror_name to another name.",
             field="mirror_name",
         )
+
+
+# The spec keys of a TraefikService; Traefik builds only one of them, so an object with two is ambiguous.
+_TRAEFIK_SERVICE_SPECS = ("weighted", "mirroring", "failover", "highestRandomWeight")
+
+
+def _refuse_ambiguous(ts: TraefikServiceObj | None, field_name: str) -> None:
+    spec = ts.raw.get("spec") if ts is not None and isinstance(ts.raw, Mapping) else None
+    if ts is None or not isinstance(spec, Mapping):
+        return
+    kinds = [key for key in _TRAEFIK_SERVICE_SPECS if spec.get(key) is not None]
+    if len(kinds) > 1:
+        raise DarklaunchError(
+            f"TraefikService {ts.namespace}/{ts.name} ({field_name}) has both {_join(kinds)}: Traefik builds only "
+            "one of them, so which backends answer users is ambiguous. Fix the object so that it has exactly one, "
+            "then run again.",
+            field=field_name,
+        )
+
+
+def _refuse_ambiguous_services(ctx: _Context, *, uses_wrr: bool) -> None:
+    _refuse_ambiguous(ctx.mirror, "mirror_name")
+    _refuse_ambiguous(ctx.main_traefik_service, "main_service")
+    if uses_wrr:
+        _refuse_ambiguous(ctx.wrr, "wrr_name")
+
+
+def _hand_over_hint(ctx: _Context) -> str:
+    return (
+        f"Set mirror_name to another name, or, if it is yours to replace, label it "
+        f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE} (kubectl -n {ctx.params.namespace} label traefikservice "
+        f"{ctx.params.mirror_name} {MANAGED_BY_LABEL}={MANAGED_BY_VALUE}) and run again."
+    )
+
+
+def _refuse_someone_elses_mirror(ctx: _Context) -> None:
+    """A mirror that darklaunch.traefik did not create is adopted only when it already mirrors the requested
+    main service to the requested shadow: anything else is someone else's launch, not ours to rewrite."""
+    mirror, params = ctx.mirror, ctx.params
+    if mirror is None or mirror.is_managed:
+        return
+    same_main = mirror.main is not None and ctx.is_main(mirror.main)
+    wanted_shadow = (params.namespace, params.mirror_service)
+    same_shadow = bool(mirror.mirrors) and all(
+        m.kind == KIND_SERVICE and m.key == wanted_shadow for m in mirror.mirrors
+    )
+    if same_main and same_shadow:
+        return
+    shadows = ", ".join(m.key[1] for m in mirror.mirrors) or "nothing"
+    main = mirror.main.key[1] if mirror.main else "nothing"
+    raise DarklaunchError(
+        f"TraefikService {mirror.namespace}/{mirror.name} was not created by {MANAGED_BY_VALUE} (no label "
+        f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}) and mirrors {main} to {shadows}, not {params.main_service} to "
+        f"{params.mirror_service}; refusing to rewrite someone else's mirror. {_hand_over_hint(ctx)}",
+        field="mirror_name",
+    )
+
+
+def _refuse_deleting_someone_elses_mirror(ctx: _Context, routes_on_mirror: Sequence[int]) -> None:
+    mirror = ctx.mirror
+    if mirror is None or mirror.is_managed or routes_on_mirror:
+        return
+    raise DarklaunchError(
+        f"TraefikService {mirror.namespace}/{mirror.name} was not created by {MANAGED_BY_VALUE} (no label "
+        f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}) and IngressRoute {ctx.params.route_name} does not route through "
+        f"it; refusing to delete someone else's mirror. {_hand_over_hint(ctx)}",
+        field="mirror_name",
+    )
 
 
 def _own_mirror_index(entries: Sequence[Any], params: MirrorParams) -> int | None:
@@ -707,21 +806,55 @@ def _label_ops(ctx: _Context, current: Mapping[str, Any], ops: JsonPatch, change
         )
 
 
+def _launch_after(ctx: _Context) -> tuple[LaunchRecord | None, str | None]:
+    """The mirror's launch record after this call, and the change to describe (None: unchanged)."""
+    current = read_launch_record(ctx.mirror.annotations) if ctx.mirror else None
+    request = ctx.params.launch
+    if request is None:
+        return current, None
+    if not isinstance(request, LaunchRequest) or ctx.now is None:
+        raise DarklaunchError("Internal error: plan_mirror needs a validated launch and the current time (now).")
+    change = plan_record(request, current, ctx.params.route_name, ctx.now)
+    ctx.warnings.extend(change.warnings)
+    return change.record, change.summary
+
+
+def _launch_ops(current_raw: Mapping[str, Any], record: LaunchRecord | None) -> JsonPatch:
+    """Ops that make the mirror's launch annotations equal ``record``'s, keeping every other annotation."""
+    annotations = current_raw.get("metadata", {}).get("annotations")
+    wanted = record.annotations() if record else {}
+    if not isinstance(annotations, Mapping):
+        return [{"op": "add", "path": "/metadata/annotations", "value": wanted}] if wanted else []
+    stale = [key for key in launch_annotation_keys(annotations) if key not in wanted]
+    if stale and not wanted and len(stale) == len(annotations):
+        # Only the record was there: drop the map, as the mirror was before the launch wrote it.
+        return [{"op": "remove", "path": "/metadata/annotations"}]
+    ops: JsonPatch = [{"op": "remove", "path": f"/metadata/annotations/{escape_pointer(key)}"} for key in sorted(stale)]
+    for key, value in wanted.items():
+        if annotations.get(key) != value:
+            ops.append({"op": "add", "path": f"/metadata/annotations/{escape_pointer(key)}", "value": value})
+    return ops
+
+
 def _plan_mirror_object(
     ctx: _Context, main_port: PortValue | None, mirror_port: PortValue, actions: list[Action]
-) -> dict[str, Any]:
-    """Create or patch the mirror; returns the mirror as it will be."""
+) -> tuple[dict[str, Any], LaunchRecord | None]:
+    """Create or patch the mirror (its spec and launch record in one write); returns the mirror as it
+    will be and its launch record."""
     params = ctx.params
     desired = _desired_mirroring(params, main_port, mirror_port)
+    launch, launch_change = _launch_after(ctx)
     if ctx.observed.mirror is None:
-        body = _new_mirror(params, desired)
+        body = _new_mirror(params, desired, launch)
         summary = (
             f"create TraefikService {params.mirror_name} copying {params.mirror_percent}% of requests to "
             f"{_endpoint(params.mirror_service, mirror_port)} (users are answered by "
             f"{_endpoint(params.main_service, main_port)})"
         )
+        if launch is not None:
+            summary += f"; {launch_change}"
         actions.append(Action("create", KIND_TRAEFIK_SERVICE, params.mirror_name, params.namespace, body, summary))
-        return copy.deepcopy(body)
+        return copy.deepcopy(body), launch
     current_raw = ctx.observed.mirror
     current = current_raw.get("spec", {}).get("mirroring", {})
     ops: JsonPatch = []
@@ -729,8 +862,12 @@ def _plan_mirror_object(
     _main_ref_ops(ctx, current, desired, ops, changes)
     _mirror_entry_ops(ctx, current, desired, ops, changes)
     _label_ops(ctx, current_raw, ops, changes)
+    record_ops = _launch_ops(current_raw, launch) if launch_change else []
+    if record_ops:
+        ops.extend(record_ops)
+        changes.append(str(launch_change))
     if not ops:
-        return copy.deepcopy(dict(current_raw))
+        return copy.deepcopy(dict(current_raw)), launch
     patch = [_version_test(current_raw, KIND_TRAEFIK_SERVICE), *ops]
     summary = f"patch TraefikService {params.mirror_name}: {'; '.join(changes)}"
     actions.append(
@@ -742,9 +879,10 @@ def _plan_mirror_object(
             patch,
             summary,
             ctx.mirror.resource_version if ctx.mirror else None,
+            record_only=len(ops) == len(record_ops),
         )
     )
-    return apply_json_patch(current_raw, patch)
+    return apply_json_patch(current_raw, patch), launch
 
 
 # --- attaching the IngressRoute ------------------------------------------------------------------------
@@ -892,6 +1030,23 @@ def _matching_entries(ingress_route: IngressRouteObj, predicate: Callable[[Servi
     return matched
 
 
+def _pre_launch_services(
+    ctx: _Context, index: int, entries: Sequence[Mapping[str, Any]], saved: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """What route ``index`` targeted before the launch, to save for the restore.
+
+    A route that already routes through the mirror (an attach resumed after an interruption, or one
+    redone by hand) is not the original: a record saved earlier is kept, and without one the mirror
+    entries are recorded as what a restore without a record puts back (wrr_name). Saving the mirror as
+    "the original" would make the restore keep the route on the mirror and then delete it (404s).
+    """
+    if not any(ctx.is_mirror(parse_service_ref(entry, ctx.params.namespace)) for entry in entries):
+        return [copy.deepcopy(dict(entry)) for entry in entries]
+    if str(index) in saved:
+        return [copy.deepcopy(dict(entry)) for entry in saved[str(index)]]
+    return _restored_services(ctx, index, entries, None)
+
+
 def _plan_attach(ctx: _Context, actions: list[Action]) -> dict[str, Any]:
     """Repoint the routes that target the WRR or the main service at the mirror; returns the IngressRoute after."""
     params = ctx.params
@@ -922,7 +1077,7 @@ def _plan_attach(ctx: _Context, actions: list[Action]) -> dict[str, Any]:
     ops: JsonPatch = [_version_test(ingress_route.raw, "IngressRoute")]
     for index, positions in matched.items():
         entries = _raw_route_services(ingress_route, index)
-        saved[str(index)] = [copy.deepcopy(dict(entry)) for entry in entries]
+        saved[str(index)] = _pre_launch_services(ctx, index, entries, saved)
         new_services = _repointed_services(ctx, index, entries, positions)
         ops.append({"op": "replace", "path": f"/spec/routes/{index}/services", "value": new_services})
     ops.extend(_annotation_ops(ingress_route, dump_saved_services(saved)))
@@ -1024,6 +1179,8 @@ def _present_warnings(ctx: _Context, status: str, mirror_after: Mapping[str, Any
 
 def _plan_present(ctx: _Context) -> MirrorPlan:
     _refuse_foreign_mirror(ctx)
+    _refuse_ambiguous_services(ctx, uses_wrr=ctx.params.attach_to_ingress)
+    _refuse_someone_elses_mirror(ctx)
     if ctx.params.attach_to_ingress:
         # Attaching makes the mirror live: refuse a missing backend before its port is looked for, so the
         # error names the missing Service rather than the port that cannot be chosen.
@@ -1031,7 +1188,7 @@ def _plan_present(ctx: _Context) -> MirrorPlan:
     main_port = _main_port(ctx)
     mirror_port = _mirror_port(ctx)
     actions: list[Action] = []
-    mirror_after = _plan_mirror_object(ctx, main_port, mirror_port, actions)
+    mirror_after, launch = _plan_mirror_object(ctx, main_port, mirror_port, actions)
     ingress_route_before = copy.deepcopy(dict(ctx.observed.ingress_route)) if ctx.observed.ingress_route else None
     ingress_route_after = ingress_route_before
     if ctx.params.attach_to_ingress:
@@ -1049,6 +1206,7 @@ def _plan_present(ctx: _Context) -> MirrorPlan:
         ingress_route_before=ingress_route_before,
         ingress_route_after=ingress_route_after,
         distribution=_distribution_after(ctx, ingress_route_after, mirror_after),
+        launch=launch,
     )
 
 
@@ -1072,7 +1230,16 @@ def _restored_services(
     ctx: _Context, index: int, entries: Sequence[Mapping[str, Any]], saved: Mapping[str, Any] | None
 ) -> list[dict[str, Any]]:
     if saved is not None and str(index) in saved:
-        return [copy.deepcopy(dict(entry)) for entry in saved[str(index)]]
+        recorded = [copy.deepcopy(dict(entry)) for entry in saved[str(index)]]
+        if not any(ctx.is_mirror(parse_service_ref(entry, ctx.params.namespace)) for entry in recorded):
+            return recorded
+        # A record written by an older version over an already attached route: restoring it as it is
+        # would leave the route on the mirror that is about to be deleted.
+        ctx.warnings.append(
+            f"The saved targets of route {index} name the mirror {ctx.params.mirror_name} itself; its mirror "
+            f"entries were pointed at {ctx.params.wrr_name} instead."
+        )
+        entries = recorded
     restored = []
     for entry in entries:
         if ctx.is_mirror(parse_service_ref(entry, ctx.params.namespace)):
@@ -1169,8 +1336,10 @@ def _routes_on_mirror(ctx: _Context) -> list[int]:
 def _plan_absent(ctx: _Context) -> MirrorPlan:
     params = ctx.params
     _refuse_foreign_mirror(ctx)
+    _refuse_ambiguous_services(ctx, uses_wrr=params.restore_ingress_to_wrr)
     mirror_exists = ctx.observed.mirror is not None
     on_mirror = _routes_on_mirror(ctx)
+    _refuse_deleting_someone_elses_mirror(ctx, on_mirror)
     if mirror_exists:
         blockers = _blocking_references(ctx)
         if blockers:
@@ -1223,14 +1392,15 @@ def _plan_absent(ctx: _Context) -> MirrorPlan:
 # --- entry point ---------------------------------------------------------------------------------------
 
 
-def plan_mirror(params: MirrorParams, observed: Observed) -> MirrorPlan:
+def plan_mirror(params: MirrorParams, observed: Observed, now: datetime | None = None) -> MirrorPlan:
     """Everything traefik_mirror must do, in order, to reach ``params`` from ``observed``.
 
     Same desired state as observed => no actions. Raises DarklaunchError (naming the option) instead of
-    planning anything unsafe.
+    planning anything unsafe. ``now`` (aware, UTC) is required with ``params.launch``: the record's
+    deadline is counted from it.
     """
     validated = validate_params(params)
-    ctx = _build_context(validated, observed)
+    ctx = _build_context(validated, observed, now)
     if validated.state == STATE_ABSENT:
         return _plan_absent(ctx)
     return _plan_present(ctx)

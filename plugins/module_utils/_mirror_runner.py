@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
@@ -96,12 +97,13 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
     params = replace(params, api_group=group)
     applied: list[_Applied] = []
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        plan = plan_mirror(params, observe(client, params))
+        # The clock is read here, not in the pure planner: the launch record's deadline counts from it.
+        plan = plan_mirror(params, observe(client, params), now=datetime.now(timezone.utc))
         run = MirrorRun(plan=plan, api_group=group, attempts=attempt, applied=applied)
         if check_mode or not plan.actions:
             return run
         try:
-            _apply(client, run)
+            _apply(client, run, params)
         except ConflictError as conflict:
             # Someone changed an object between our read and our write. The planner is idempotent, so
             # planning again from fresh objects finishes whatever part is still missing.
@@ -109,7 +111,7 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
                 continue
             undone = _undo(client, run, params)
             raise DarklaunchError(
-                f"{conflict.msg} The objects kept changing during {MAX_ATTEMPTS} attempts"
+                f"{conflict.msg.rstrip('.')}. The objects kept changing during {MAX_ATTEMPTS} attempts"
                 + ("; the changes made in this run were undone." if undone else ".")
                 + " Find who else edits them (a GitOps controller?) and retry.",
                 field=conflict.field,
@@ -123,9 +125,21 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
-def _apply(client: KubeWriter, run: MirrorRun) -> None:
+def _apply(client: KubeWriter, run: MirrorRun, params: MirrorParams) -> None:
     for action in run.plan.actions:
-        run.applied.append(_apply_action(client, run.plan, action))
+        try:
+            run.applied.append(_apply_action(client, run.plan, action))
+        except ConflictError as conflict:
+            # The API client knows objects, not options: name the option of the object that changed.
+            if conflict.field is None:
+                conflict.field = _option_of(action, params)
+            raise
+
+
+def _option_of(action: Action, params: MirrorParams) -> str:
+    if action.kind == "IngressRoute":
+        return "route_name"
+    return "mirror_name" if action.name == params.mirror_name else "route_name"
 
 
 def _observed_before(plan: MirrorPlan, action: Action) -> dict[str, Any] | None:

@@ -9,11 +9,12 @@ delegated to the pure ``_distribution`` code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
-    ROLE_MAIN,
+    ROLE_OTHER_ROUTE,
     ROLE_SHADOW,
     RouteDistribution,
     build_reference_index,
@@ -23,6 +24,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution i
     summarise_weighted,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
+    describe_launch,
+    read_launch_record,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     KIND_TRAEFIK_SERVICE,
     SPEC_MIRRORING,
@@ -49,6 +54,8 @@ class KubeReader(Protocol):
 
     def list(self, kind: str, namespace: str | None, page_size: int = 500) -> list[dict[str, Any]]: ...
 
+    def namespace_exists(self, name: str) -> bool: ...
+
 
 def validate_scope(namespace: str | None, route_name: str | None) -> None:
     """Names must be DNS-1123; a route is looked up in one namespace, so it needs one."""
@@ -69,22 +76,29 @@ def read_traffic(
     namespace: str | None,
     route_name: str | None = None,
     api_group: str | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """mirrors, weighted, ingress_routes (and distribution with ``route_name``) of one or all namespaces."""
+    """mirrors, weighted, ingress_routes, abandoned_launches (and distribution with ``route_name``) of one
+    or all namespaces. ``now`` (default: the clock) decides which launch records are past their deadline."""
     validate_scope(namespace, route_name)
     group = client.traefik_group(api_group)
     traefik_services = [parse_traefik_service(raw) for raw in client.list("TraefikService", namespace)]
     ingress_routes = [parse_ingress_route(raw) for raw in client.list("IngressRoute", namespace)]
+    if namespace is not None and not traefik_services and not ingress_routes and not client.namespace_exists(namespace):
+        # An empty answer would read as "no mirror here" when the namespace is a typo.
+        raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
     ts_index = index_by_key(traefik_services)
     references = build_reference_index(ingress_routes, ts_index)
+    mirrors = [
+        _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now or datetime.now(timezone.utc))
+        for ts in traefik_services
+        if ts.spec_type == SPEC_MIRRORING
+    ]
     result: dict[str, Any] = {
         "api_group": group,
         "namespace": namespace,
-        "mirrors": [
-            summarise_mirror(ts, references.get(ts.key, ()))
-            for ts in traefik_services
-            if ts.spec_type == SPEC_MIRRORING
-        ],
+        "mirrors": mirrors,
+        "abandoned_launches": abandoned_launches(mirrors),
         "weighted": [
             summarise_weighted(ts, references.get(ts.key, ()))
             for ts in traefik_services
@@ -98,6 +112,32 @@ def read_traffic(
             raise _missing_route(route_name, namespace)
         result["distribution"] = describe_route(client, wanted, ts_index).to_dict()
     return result
+
+
+def _with_launch(summary: dict[str, Any], mirror: TraefikServiceObj, now: datetime) -> dict[str, Any]:
+    """A mirror listing entry plus ``launch``: the launch recorded on it (see _launch_record), or None."""
+    record = read_launch_record(mirror.annotations)
+    summary["launch"] = (
+        None
+        if record is None
+        else describe_launch(
+            record,
+            now,
+            mirror_name=mirror.name,
+            namespace=mirror.namespace,
+            referenced_by=summary.get("referenced_by") or (),
+        )
+    )
+    return summary
+
+
+def abandoned_launches(mirrors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The launches past their deadline, each with the mirror it was found on."""
+    return [
+        {"mirror": mirror["name"], "namespace": mirror["namespace"], **mirror["launch"]}
+        for mirror in mirrors
+        if mirror.get("launch") and mirror["launch"]["abandoned"]
+    ]
 
 
 def read_distribution(
@@ -133,22 +173,50 @@ def describe_route(
 
 
 def anomaly_targets(distribution: RouteDistribution) -> list[dict[str, Any]]:
-    """The backends of a route as anomaly-check targets: each shadow is paired with the main backends."""
-    backends = distribution.backends()
-    main_labels = [b["service_label"] for b in backends if b["role"] == ROLE_MAIN]
+    """The backends of a route as anomaly-check targets.
+
+    The mirror sits on one route (or a few) of the IngressRoute, and only those routes are under test:
+    their user-facing Services are the ``main`` targets, and each ``shadow`` is paired with the Services
+    whose users its copies come from. The IngressRoute's other routes (``/health``, a second host)
+    have their own Traefik services and metrics; their backends come along as ``other_route`` targets,
+    checked against their own history for information only, so an idle one cannot leave the mirrored
+    route unjudged and a busy one is never mistaken for its main service.
+
+    Without any mirror no route is under test: every route's backends are ``main`` targets, as the
+    health of the whole IngressRoute is the question then.
+    """
+    mirrored = distribution.mirrored_routes
+    if not mirrored:
+        return [_target(backend, backend["role"], None) for backend in distribution.backends()]
+    pairs: dict[str, dict[str, None]] = {}
+    for route in mirrored:
+        for shadow_label, main_labels in route.shadow_pairs:
+            pairs.setdefault(shadow_label, {}).update(dict.fromkeys(main_labels))
     targets = []
-    for backend in backends:
+    under_test: set[str] = set()
+    for backend in distribution.backends(mirrored):
         role = backend["role"]
-        targets.append(
-            {
-                "service_label": backend["service_label"],
-                "name": backend["name"],
-                "namespace": backend["namespace"],
-                "role": role,
-                "pair": main_labels if role == ROLE_SHADOW and main_labels else None,
-            }
-        )
+        pair = list(pairs.get(backend["service_label"], {})) if role == ROLE_SHADOW else []
+        targets.append(_target(backend, role, pair or None))
+        under_test.add(backend["service_label"])
+    others = [route for route in distribution.routes if not route.carries_mirror]
+    for backend in distribution.backends(others):
+        # The same Traefik service on both routes (e.g. a shared weighted service) has one set of
+        # metrics: it is judged as part of the mirrored route.
+        if backend["service_label"] not in under_test:
+            under_test.add(backend["service_label"])
+            targets.append(_target(backend, ROLE_OTHER_ROUTE, None))
     return targets
+
+
+def _target(backend: Mapping[str, Any], role: str, pair: list[str] | None) -> dict[str, Any]:
+    return {
+        "service_label": backend["service_label"],
+        "name": backend["name"],
+        "namespace": backend["namespace"],
+        "role": role,
+        "pair": pair,
+    }
 
 
 def _read_services(client: KubeReader, namespace: str) -> dict[ObjectKey, KubeServiceObj] | None:

@@ -127,6 +127,52 @@ options:
       - API group of the Traefik CRDs. Default detect (C(traefik.io), then C(traefik.containo.us)).
     type: str
     choices: [traefik.io, traefik.containo.us]
+  launch:
+    description:
+      - Record a launch in progress on the mirror, so that a launch whose process was interrupted or killed
+        is visible to everyone as abandoned (M(darklaunch.traefik.traefik_traffic_info), the
+        P(darklaunch.traefik.traffic#lookup) lookup and C(playbooks/shadow_status.yml)), with the command
+        that rolls it back.
+      - Stored as annotations C(darklaunch.traefik/launch-*) on the mirror TraefikService (C(id), C(owner),
+        C(route), C(started), C(step), C(deadline), C(renewed); timestamps RFC 3339 UTC), written in the
+        same request as the mirror itself. Other annotations and labels of the mirror are kept.
+      - Every call renews the deadline, so every call with O(launch) writes (C(changed=true)).
+      - Only with O(state=present). Deleting the mirror (O(state=absent)) deletes the record with it.
+    type: dict
+    suboptions:
+      id:
+        description:
+          - Identifies one launch run (for example a random hex string per C(ansible-playbook) run), 1 to
+            128 letters, digits, C(.), C(_), C(:) or C(-).
+          - C(started) is kept while the id stays the same; a new id starts a new record (and warns when
+            the record it replaces was still being renewed).
+        type: str
+        required: true
+      owner:
+        description:
+          - Who or what runs the launch, for example C(alice@host pid 1234 via ansible-playbook) or
+            C(AWX job 42). Shown in the abandoned-launch message. Kept from the previous call of the same
+            launch when omitted.
+        type: str
+      step:
+        description:
+          - The percent of the current step, 1 to 100. Kept from the previous call of the same launch when omitted.
+        type: int
+      lease_seconds:
+        description:
+          - The record's deadline is now plus this many seconds. A launch that does not renew it in time is
+            reported as abandoned; choose more than the longest gap between two calls (for example twice the
+            check interval).
+        type: int
+        required: true
+      state:
+        description:
+          - V(running) writes or renews the record.
+          - V(finished) removes it (the launch ended normally and the mirror is left in place on purpose).
+            Without a record, or when the record belongs to another launch id, nothing is changed.
+        type: str
+        choices: [running, finished]
+        default: running
 requirements:
   - kubernetes >= 24.2.0
 notes:
@@ -189,6 +235,29 @@ EXAMPLES = r"""
     mirror_service: api-service-staging
     mirror_percent: 10
 
+- name: Step to 20% as part of a launch that renews its record (reported abandoned after 10 minutes of silence)
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    mirror_percent: 20
+    attach_to_ingress: true
+    confirm_end_weighted_split: true
+    launch:
+      id: "{{ launch_id }}"
+      owner: "AWX job {{ awx_job_id | default('manual') }}"
+      step: 20
+      lease_seconds: 600
+
+- name: The launch ended and the mirror stays on purpose; clear the record
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    mirror_percent: 20
+    launch:
+      id: "{{ launch_id }}"
+      lease_seconds: 600
+      state: finished
+
 - name: Set the connection once for every module of the collection
   module_defaults:
     group/darklaunch.traefik.traefik:
@@ -231,6 +300,11 @@ actions:
     summary:
       description: One sentence saying what the action changes.
       type: str
+    record_only:
+      description:
+        - V(true) when the write only starts, renews or closes the launch record (O(launch)) on the mirror, so
+          routing and percentages are unchanged.
+      type: bool
   sample:
     - verb: create
       kind: TraefikService
@@ -260,6 +334,42 @@ distribution:
       M(darklaunch.traefik.traefik_traffic_info)'s RV(darklaunch.traefik.traefik_traffic_info#module:distribution).
   returned: when the IngressRoute exists
   type: dict
+launch:
+  description:
+    - The launch record on the mirror after the run (planned, in check mode), or null when there is none.
+    - Timestamps are RFC 3339 UTC with milliseconds.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: The launch id.
+      type: str
+    owner:
+      description: Who or what runs the launch (null when not given).
+      type: str
+    route:
+      description: The IngressRoute the launch runs on.
+      type: str
+    started:
+      description: When this launch id first wrote the record.
+      type: str
+    step:
+      description: The current step's percent (null when not given).
+      type: int
+    deadline:
+      description: After this time, the launch is reported as abandoned unless renewed.
+      type: str
+    renewed:
+      description: When the record was last written.
+      type: str
+  sample:
+    id: 3f9c2a71
+    owner: alice@laptop pid 4242 via ansible-playbook
+    route: api-service-route
+    started: "2025-11-27T14:02:11.318Z"
+    step: 20
+    deadline: "2025-11-27T14:12:40.007Z"
+    renewed: "2025-11-27T14:02:40.007Z"
 warnings:
   description: Things the operator should know (inactive mirror, ended weighted split, side effects, body buffering).
   returned: always
@@ -284,6 +394,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
+from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
 
 
 def argument_spec() -> dict[str, Any]:
@@ -306,6 +417,16 @@ def argument_spec() -> dict[str, Any]:
             "confirm_end_weighted_split": {"type": "bool", "default": False},
             "restore_ingress_to_wrr": {"type": "bool", "default": True},
             "api_group": {"type": "str", "choices": ["traefik.io", "traefik.containo.us"]},
+            "launch": {
+                "type": "dict",
+                "options": {
+                    "id": {"type": "str", "required": True},
+                    "owner": {"type": "str"},
+                    "step": {"type": "int"},
+                    "lease_seconds": {"type": "int", "required": True},
+                    "state": {"type": "str", "choices": ["running", "finished"], "default": "running"},
+                },
+            },
         }
     )
 
@@ -316,6 +437,7 @@ def main() -> None:
         required_if=[("state", "present", ("mirror_percent",))],
         supports_check_mode=True,
     )
+    module.no_log_values.update(auth_secrets(module.params))  # kubeconfig dict credentials, URL passwords
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:

@@ -18,6 +18,9 @@ description:
     responses, the shadow copies and a one-sentence explanation.
   - Broken references (a route pointing at a missing TraefikService or Service, which makes Traefik
     answer 404 on it) and reference cycles are reported, not followed.
+  - Reports launches in progress recorded on the mirrors (M(darklaunch.traefik.traefik_mirror)'s
+    O(darklaunch.traefik.traefik_mirror#module:launch)); one whose deadline has passed is listed in
+    RV(abandoned_launches) with the command that rolls it back.
   - Read-only. Lists are read in pages, so very large clusters do not need one giant response.
 author:
   - darklaunch.traefik contributors (@darklaunch)
@@ -79,6 +82,13 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ route.distribution.target.kind }} {{ route.distribution.target.name }}"
 
+- name: Report launches that were interrupted or killed and left the route on the mirror
+  ansible.builtin.debug:
+    msg: "ABANDONED: {{ item.message }}"
+  loop: "{{ traffic.abandoned_launches }}"
+  loop_control:
+    label: "{{ item.namespace }}/{{ item.mirror }}"
+
 - name: Every namespace the credentials can list
   darklaunch.traefik.traefik_traffic_info:
   register: everything
@@ -105,6 +115,86 @@ mirrors:
       max_body_size: null
       active: true
       referenced_by: [{ingress_route: api-service-route, namespace: production, route_index: 0}]
+      launch: null
+  contains:
+    launch:
+      description:
+        - The launch recorded on the mirror by M(darklaunch.traefik.traefik_mirror)'s
+          O(darklaunch.traefik.traefik_mirror#module:launch) option, or null.
+        - The record fields (C(id), C(owner), C(route), C(started), C(step), C(deadline), C(renewed)) plus
+          C(abandoned), C(seconds_past_deadline), C(rollback_command) and C(message), as in RV(abandoned_launches).
+      type: dict
+      returned: always
+abandoned_launches:
+  description:
+    - Every launch recorded on a mirror whose deadline has passed (or is unreadable) - its process was
+      interrupted or killed and nobody renews it any more, so nobody owns the route. The route keeps
+      sending copies to the shadow until it is rolled back with RV(abandoned_launches[].rollback_command).
+    - Empty when no launch is abandoned.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    mirror:
+      description: Name of the mirror TraefikService that carries the record.
+      type: str
+    namespace:
+      description: Its namespace.
+      type: str
+    id:
+      description: The launch id.
+      type: str
+    owner:
+      description: Who or what ran the launch (null when it did not say).
+      type: str
+    route:
+      description: The IngressRoute the launch ran on.
+      type: str
+    started:
+      description: When the launch started (RFC 3339 UTC).
+      type: str
+    step:
+      description: The percent of the step it was at (null when it did not say).
+      type: int
+    deadline:
+      description: The deadline it stopped renewing (RFC 3339 UTC).
+      type: str
+    renewed:
+      description: When it last renewed it.
+      type: str
+    abandoned:
+      description: Always V(true) here; in RV(mirrors[].launch) V(false) while the launch renews its deadline.
+      type: bool
+    seconds_past_deadline:
+      description: Whole seconds since the deadline (0 while the launch is alive).
+      type: int
+    rollback_command:
+      description: The command that restores the IngressRoute exactly and deletes the mirror.
+      type: str
+    message:
+      description: The same facts in plain words, ending with the rollback command.
+      type: str
+  sample:
+    - mirror: api-service-route-mirror
+      namespace: production
+      id: 3f9c2a71
+      owner: alice@laptop pid 4242 via ansible-playbook
+      route: api-service-route
+      started: "2025-11-27T14:02:11.318Z"
+      step: 20
+      deadline: "2025-11-27T14:12:40.007Z"
+      renewed: "2025-11-27T14:02:40.007Z"
+      abandoned: true
+      seconds_past_deadline: 95
+      rollback_command: >-
+        ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route
+        -e namespace=production -e restore_ingress_to_wrr=true
+      message: >-
+        Launch 3f9c2a71 started by alice@laptop pid 4242 via ansible-playbook at 2025-11-27T14:02:11.318Z
+        stopped renewing its deadline 95 s ago at step 20%: it was abandoned (interrupted or killed). The
+        route still sends copies to the shadow. Roll it back with: ansible-playbook
+        darklaunch.traefik.mirror_disable -e route_name=api-service-route -e namespace=production
+        -e restore_ingress_to_wrr=true
 weighted:
   description: Every weighted (WRR) TraefikService with its weights and each backend's share of real users.
   returned: always
@@ -130,7 +220,9 @@ distribution:
       description: C(type) is V(direct), V(weighted) or V(mirror); a mirror over a weighted split says so.
       type: dict
     target:
-      description: What the IngressRoute targets right now (first route's first service).
+      description:
+        - What the IngressRoute targets right now (the first service of the route that carries a mirror,
+          else of the first route).
       type: dict
     main_sink:
       description: Services whose responses users receive, with C(user_share_percent).
@@ -170,6 +262,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic, validate_scope
 
 
@@ -185,6 +278,7 @@ def argument_spec() -> dict[str, Any]:
 
 def main() -> None:
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module.no_log_values.update(auth_secrets(module.params))  # kubeconfig dict credentials, URL passwords
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:

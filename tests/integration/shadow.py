@@ -42,14 +42,36 @@ def wait_mirror_live(
     raise TimeoutError(f"Traefik never routed {world.route} through its mirror at {percent}%")
 
 
+def playbook_command(name: str, extra_vars: dict[str, Any]) -> list[str]:
+    return ["ansible-playbook", str(REPO_ROOT / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)]
+
+
+def playbook_env() -> dict[str, str]:
+    """The environment an operator has: this checkout as darklaunch.traefik, no colours."""
+    return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), "ANSIBLE_NOCOLOR": "1"}
+
+
 def run_playbook(name: str, extra_vars: dict[str, Any], timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
     """``ansible-playbook playbooks/<name>.yml -e <json>`` with this checkout as darklaunch.traefik."""
     return subprocess.run(
-        ["ansible-playbook", str(REPO_ROOT / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)],
+        playbook_command(name, extra_vars),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), "ANSIBLE_NOCOLOR": "1"},
+        env=playbook_env(),
         cwd=REPO_ROOT,
         check=False,
     )
+
+
+def start_playbook(name: str, extra_vars: dict[str, Any], output: Path) -> subprocess.Popen[bytes]:
+    """The same, in the background, stdout and stderr into ``output`` (read it while it runs)."""
+    with output.open("wb") as sink:
+        return subprocess.Popen(
+            playbook_command(name, extra_vars),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=playbook_env(),
+            cwd=REPO_ROOT,
+        )

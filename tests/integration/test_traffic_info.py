@@ -404,7 +404,12 @@ def test_lookup_terms_through_lookup_loader(scene: Scene) -> None:
     answer = lookup("distribution", "routes", "ingressroutes", namespace=scene.a, route_name=Scene.route_a)
     distribution, routes, ingress_routes = answer["result"]
     assert distribution == module["distribution"], "the lookup and the module must answer the same"
-    assert routes == {"api_group": "traefik.io", "mirrors": module["mirrors"], "weighted": module["weighted"]}
+    assert routes == {
+        "api_group": "traefik.io",
+        "mirrors": module["mirrors"],
+        "weighted": module["weighted"],
+        "abandoned_launches": module["abandoned_launches"],
+    }
     assert ingress_routes == {"api_group": "traefik.io", "ingress_routes": module["ingress_routes"]}
 
     # query= (JMESPath) over the whole cluster: only the 20% mirror copies more than 10%.

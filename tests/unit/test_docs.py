@@ -146,6 +146,11 @@ class _Captured(Exception):
 def _module_kwargs(name: str) -> dict[str, Any]:
     """The keyword arguments the module's main() gives AnsibleModule (argument_spec, required_if, ...)."""
     module = importlib.import_module(f"ansible_collections.darklaunch.traefik.plugins.modules.{name}")
+    if not hasattr(module, "main"):
+        # A documentation-only module: its action plugin does the work and exposes the same kwargs.
+        action = importlib.import_module(f"ansible_collections.darklaunch.traefik.plugins.action.{name}")
+        kwargs: dict[str, Any] = action.module_kwargs()
+        return kwargs
 
     def capture(**kwargs: Any) -> None:
         raise _Captured(kwargs)

@@ -1,4 +1,4 @@
-"""Command line: python -m dlcluster {up,down,status,world,bind-operator} (see tests/cluster/up)."""
+"""Command line: python -m dlcluster {up,down,status,world,bind-operator,load,fault} (see tests/cluster/up)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from . import cluster
-from .backends import BackendsClient
+from .backends import BackendHandle, BackendsClient
 from .config import CRD_MODES, STATE_ROOT, InstanceConfig, default_state_dir
 from .controlplane import admin_client
+from .fault import inject_shadow_failure
 from .load import run_load
 from .rbac import bind_operator
 from .world import create_world
@@ -87,6 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     load.add_argument("--seconds", type=float, default=300.0, help="stop after this long (or on SIGTERM)")
     load.add_argument("--report", default=None, help="write the JSON summary to this file too")
 
+    fault = sub.add_parser("fault", help="make the shadow fail during a bake and time the rollback")
+    _instance_args(fault)
+    fault.add_argument("--namespace", required=True)
+    fault.add_argument("--route", required=True)
+    fault.add_argument("--backend-port", type=int, required=True, help="port of the shadow's test backend")
+    fault.add_argument("--after", type=float, default=15.0, help="seconds after the attach")
+    fault.add_argument("--error-rate", type=float, default=0.1)
+    fault.add_argument("--timeout", type=float, default=600.0)
+    fault.add_argument("--report", default=None, help="write the JSON summary to this file too")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -123,6 +134,19 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "load":
             cfg = _config(args, for_up=False)
             summary = run_load(cfg.traefik_url, args.host, args.rate, args.seconds, args.report)
+            print(json.dumps(summary, indent=2))
+        elif args.command == "fault":
+            cfg = _config(args, for_up=False)
+            summary = inject_shadow_failure(
+                admin_client(cfg),
+                BackendHandle("fault", "shadow", args.backend_port),
+                namespace=args.namespace,
+                route=args.route,
+                after=args.after,
+                error_rate=args.error_rate,
+                timeout=args.timeout,
+                report_path=args.report,
+            )
             print(json.dumps(summary, indent=2))
         elif args.command == "bind-operator":
             bind_operator(admin_client(_config(args, for_up=False)), args.namespace)

@@ -6,6 +6,7 @@ so its options come from its documentation and Ansible's config system (``set_op
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -271,10 +272,41 @@ def test_distribution_term(lookup: Any) -> None:
 def test_routes_and_ingressroutes_terms_are_the_module_answer(lookup: Any) -> None:
     routes, ingress_routes = lookup.run(["routes", "ingressroutes"], variables={}, namespace=NS)
     module_view = read_traffic(FakeKube(), namespace=NS)
-    assert routes == {"api_group": "traefik.io", "mirrors": module_view["mirrors"], "weighted": module_view["weighted"]}
+    assert routes == {
+        "api_group": "traefik.io",
+        "mirrors": module_view["mirrors"],
+        "weighted": module_view["weighted"],
+        "abandoned_launches": [],
+    }
     assert ingress_routes == {"api_group": "traefik.io", "ingress_routes": module_view["ingress_routes"]}
     assert routes["mirrors"][0]["active"] is True and routes["mirrors"][0]["percent"] == 20
     assert len(lookup.client_params) == 1, "one client for all terms of a call"
+
+
+def test_routes_term_reports_an_abandoned_launch(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    mirror = copy.deepcopy(OBJECTS["TraefikService"][0])
+    mirror["metadata"]["annotations"] = {
+        "darklaunch.traefik/launch-id": "run-a1",
+        "darklaunch.traefik/launch-owner": "AWX job 42",
+        "darklaunch.traefik/launch-started": "2025-11-27T10:00:00.000Z",
+        "darklaunch.traefik/launch-step": "50",
+        "darklaunch.traefik/launch-deadline": "2025-11-27T10:05:00.000Z",
+    }
+    monkeypatch.setitem(OBJECTS, "TraefikService", [mirror, *OBJECTS["TraefikService"][1:]])
+    (routes,) = lookup.run(["routes"], variables={}, namespace=NS)
+    launch = routes["mirrors"][0]["launch"]
+    assert launch["abandoned"] is True and launch["seconds_past_deadline"] > 0
+    command = (
+        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route -e namespace=production "
+        "-e restore_ingress_to_wrr=true"
+    )
+    assert launch["rollback_command"] == command
+    assert launch["message"].startswith("Launch run-a1 started by AWX job 42 at 2025-11-27T10:00:00.000Z stopped")
+    assert launch["message"].endswith(
+        f"at step 50%: it was abandoned (interrupted or killed). The route still sends "
+        f"copies to the shadow. Roll it back with: {command}"
+    )
+    assert routes["abandoned_launches"] == [{"mirror": "api-service-route-mirror", "namespace": NS, **launch}]
 
 
 def test_all_namespaces_without_namespace(lookup: Any) -> None:

@@ -12,12 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_check import check_anomalies
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    index_by_key,
+    parse_ingress_route,
+    parse_traefik_service,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import anomaly_targets
 
 NOW = 1_700_000_000.0
 WINDOW_SECONDS = 60.0
@@ -213,6 +222,7 @@ def test_result_shape() -> None:
         "verdict",
         "summary",
         "anomalies",
+        "informational",
         "insufficient_data",
         "services",
         "window",
@@ -278,3 +288,90 @@ def test_ok_summary_counts_services() -> None:
         == "No anomalies over the last 1m at sigma 2 (z 2.8 per comparison across 9 comparisons): "
         "3 services match their recent history."
     )
+
+
+# --- an IngressRoute with several routes: only the mirrored one is under test ------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "objects"
+# ir-three-routes: route 0 /api -> mirror (stable, 20% to canary), route 1 /health -> stable alone,
+# route 2 admin host -> staging alone. A route with one Service has a metrics label named after it.
+HEALTH = "production-api-service-route-9aa6710bc5b963b4b9a7@kubernetescrd"
+ADMIN = "production-api-service-route-5c8bbacd5f6a7d0d0541@kubernetescrd"
+
+
+def three_route_targets() -> list[dict[str, Any]]:
+    def load(name: str) -> dict[str, Any]:
+        loaded: dict[str, Any] = yaml.safe_load((FIXTURES / f"{name}.yaml").read_text())
+        return loaded
+
+    distribution = resolve_route(
+        parse_ingress_route(load("ir-three-routes")), index_by_key([parse_traefik_service(load("ts-mirror-20"))])
+    )
+    return anomaly_targets(distribution)
+
+
+def rows_by_service(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["service"]: row for row in result["services"]}
+
+
+def test_idle_second_route_never_leaves_the_mirrored_route_unjudged() -> None:
+    # /health has no metrics at all (nobody calls it); before the fix its label was part of the
+    # shadow's main service, and every check said insufficient_data.
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady(), ADMIN: steady(300)})
+    result = run(fake, three_route_targets())
+    assert result["verdict"] == "ok", result["summary"]
+    assert result["summary"].startswith("No anomalies over the last 1m at sigma 2: 1 shadow behaves like its main")
+    assert (result["queries"], fake.query_count) == (4, 4)
+    assert all(HEALTH in promql and ADMIN in promql for _kind, promql, _args in fake.calls)
+    rows = rows_by_service(result)
+    assert rows[SHADOW]["compared_to"] == MAIN and rows[SHADOW]["checks"]["shadow_vs_main"] == "ok"
+    assert (rows[HEALTH]["role"], rows[HEALTH]["checks"], rows[HEALTH]["requests"]) == (
+        "other_route",
+        {"history": "insufficient_data"},
+        None,
+    )
+    assert rows[ADMIN]["role"] == "other_route" and rows[ADMIN]["requests"] == 300
+    assert [gap["service"] for gap in result["insufficient_data"]] == []
+
+
+def test_bad_shadow_on_a_three_route_ingress_is_anomalous() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady(error_share=0.3), ADMIN: steady(300)})
+    result = run(fake, three_route_targets())
+    assert result["verdict"] == "anomalous"
+    [finding] = [a for a in result["anomalies"] if a["check"] == "shadow_vs_main"]
+    assert (finding["service"], finding["metric"], finding["compared_to"]) == (SHADOW, "error_rate", MAIN)
+    assert finding["value"] == pytest.approx(0.3)
+
+
+def test_busy_other_route_is_never_the_shadow_s_main() -> None:
+    # The admin host fails 30% of its requests. Pooled into the main service it would hide a shadow
+    # failing 10% (main at 15% errors); compared with stable alone the shadow is caught.
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady(error_share=0.1), ADMIN: steady(error_share=0.3)})
+    result = run(fake, three_route_targets())
+    assert result["verdict"] == "anomalous"
+    [finding] = [a for a in result["anomalies"] if a["check"] == "shadow_vs_main"]
+    assert (finding["compared_to"], finding["baseline"]) == (MAIN, 0.0)
+    main_rows = [row["service"] for row in result["services"] if row["role"] == "main"]
+    assert main_rows == [MAIN]
+
+
+def test_anomaly_on_another_route_is_reported_but_not_the_verdict() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady(), ADMIN: steady(current=100)})
+    result = run(fake, three_route_targets())
+    assert (result["verdict"], result["anomalies"]) == ("ok", [])
+    [note] = result["informational"]
+    assert (note["service"], note["role"], note["metric"]) == (ADMIN, "other_route", "request_rate")
+    assert "Not part of the verdict, on another route of the IngressRoute: api-service-staging" in result["summary"]
+    assert rows_by_service(result)[ADMIN]["checks"] == {"history": "anomalous"}
+
+
+def test_rows_give_one_line_per_check() -> None:
+    """What the role prints per interval check: shadow and main requests, error rate and p95."""
+    fake = FakePrometheus({MAIN: steady(error_share=0.01), SHADOW: steady(120), ADMIN: steady(300)})
+    result = run(fake, three_route_targets())
+    rows = result["services"]
+    [shadow] = [row for row in rows if row["role"] == "shadow"]
+    [main] = [row for row in rows if row["role"] == "main"]
+    assert (shadow["requests"], main["requests"]) == (120, 600)
+    assert (shadow["error_rate"], main["error_rate"]) == (0.0, pytest.approx(0.01))
+    assert shadow["latency_p95"] == pytest.approx(1.2) and main["latency_p95"] == pytest.approx(1.2)

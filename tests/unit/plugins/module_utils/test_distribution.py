@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+    RouteDistribution,
     build_reference_index,
     ingress_route_targets,
     percent_value,
@@ -20,6 +21,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_kube_service,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import anomaly_targets
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CASES = yaml.safe_load((FIXTURES / "distribution_cases.yaml").read_text())["cases"]
@@ -33,12 +35,16 @@ def traefik_services(*names: str) -> dict[tuple[str, str], Any]:
     return index_by_key(parse_traefik_service(load_object(n)) for n in names)
 
 
-def resolve_case(case: dict[str, Any]) -> dict[str, Any]:
+def resolve_case_distribution(case: dict[str, Any]) -> RouteDistribution:
     services = None
     if case["services"] is not None:
         services = index_by_key(parse_kube_service(load_object(n)) for n in case["services"])
     ingress_route = parse_ingress_route(load_object(case["ingress_route"]))
-    return resolve_route(ingress_route, traefik_services(*case["traefik_services"]), services).to_dict()
+    return resolve_route(ingress_route, traefik_services(*case["traefik_services"]), services)
+
+
+def resolve_case(case: dict[str, Any]) -> dict[str, Any]:
+    return resolve_case_distribution(case).to_dict()
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
@@ -56,6 +62,18 @@ def test_resolve_route(case: dict[str, Any]) -> None:
     if "backends" in expect:
         backends = [[b["role"], b["name"], b["port"], b["service_label"], b["percent"]] for b in result["backends"]]
         assert backends == expect["backends"]
+
+
+TARGET_CASES = [c for c in CASES if "anomaly_targets" in c["expect"]]
+
+
+@pytest.mark.parametrize("case", TARGET_CASES, ids=[c["id"] for c in TARGET_CASES])
+def test_anomaly_targets(case: dict[str, Any]) -> None:
+    """Who is judged, as what, and against whom: only the mirrored route's Services are main."""
+    targets = anomaly_targets(resolve_case_distribution(case))
+    found = [[t["role"], t["name"], t["service_label"], t["pair"]] for t in targets]
+    assert found == case["expect"]["anomaly_targets"]
+    assert all(t["namespace"] == "production" for t in targets)
 
 
 def test_distribution_shape_matches_architecture() -> None:

@@ -459,7 +459,9 @@ def test_403_names_user_verb_resource_and_namespace() -> None:
     translated = translate_api_error(error, PATCH_MIRROR)
 
     assert str(translated) == (
-        'user "alice" may not patch traefikservices.traefik.io "web-mirror" in namespace "production"'
+        'user "alice" may not patch traefikservices.traefik.io "web-mirror" in namespace "production"; grant it '
+        'with a Role in namespace "production": apiGroups ["traefik.io"], resources [traefikservices], verbs [patch] '
+        "(see docs/rbac in the darklaunch.traefik collection)"
     )
     assert translated.details["api_status"] == 403
     assert translated.details["api_message"] == message

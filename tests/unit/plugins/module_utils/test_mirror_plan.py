@@ -3,6 +3,7 @@ from __future__ import annotations
 import copy
 import itertools
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,11 @@ def case_observed(case: dict[str, Any]) -> Observed:
     )
 
 
+def case_now(case: dict[str, Any]) -> datetime | None:
+    """The planner's clock for cases with a launch record (RFC 3339 ``now``)."""
+    return datetime.fromisoformat(case["now"].replace("Z", "+00:00")) if "now" in case else None
+
+
 def describe(action: Action) -> str:
     return f"{action.verb} {action.kind} {action.name}"
 
@@ -60,12 +66,12 @@ def test_plan_mirror(case: dict[str, Any]) -> None:
     params, observed = case_params(case), case_observed(case)
     if "error" in case:
         with pytest.raises(DarklaunchError) as caught:
-            plan_mirror(params, observed)
+            plan_mirror(params, observed, now=case_now(case))
         assert caught.value.field == case["error"]["field"]
         for fragment in case["error"].get("contains", []):
             assert fragment in caught.value.msg
         return
-    plan = plan_mirror(params, observed)
+    plan = plan_mirror(params, observed, now=case_now(case))
     expect = case["expect"]
     if "status" in expect:
         assert plan.status == expect["status"]
@@ -91,7 +97,7 @@ def test_plan_mirror(case: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("case", [c for c in CASES if "expect" in c], ids=lambda c: c["id"])
 def test_every_patch_starts_with_a_resource_version_test(case: dict[str, Any]) -> None:
-    plan = plan_mirror(case_params(case), case_observed(case))
+    plan = plan_mirror(case_params(case), case_observed(case), now=case_now(case))
     for action in plan.actions:
         if action.verb == "patch":
             assert action.body[0] == {
@@ -153,8 +159,8 @@ class FakeCluster:
                 assert self.objects[key]["metadata"]["resourceVersion"] == action.resource_version
                 del self.objects[key]
 
-    def run(self, params: MirrorParams) -> Any:
-        plan = plan_mirror(params, self.observe(params))
+    def run(self, params: MirrorParams, now: datetime | None = None) -> Any:
+        plan = plan_mirror(params, self.observe(params), now=now)
         self.apply(plan.actions)
         return plan
 
@@ -297,10 +303,20 @@ def test_plan_to_dict_shape() -> None:
         "mirror",
         "ingress_route",
         "distribution",
+        "launch",
         "diff",
     }
     assert result["changed"] is True
-    assert set(result["actions"][0]) == {"verb", "kind", "name", "namespace", "summary", "body", "resource_version"}
+    assert set(result["actions"][0]) == {
+        "verb",
+        "kind",
+        "name",
+        "namespace",
+        "summary",
+        "body",
+        "resource_version",
+        "record_only",
+    }
     assert result["ingress_route"]["before"] == result["ingress_route"]["after"]
     assert result["ingress_route"]["before"][0] == {
         "index": 0,
@@ -386,3 +402,125 @@ def test_a_port_name_the_service_no_longer_has_is_replaced_by_its_only_port() ->
     assert plan.actions[0].summary == (
         "patch TraefikService api-service-route-mirror: main service api-service-stable:http -> api-service-stable:80"
     )
+
+
+# --- resuming an interrupted launch ---------------------------------------------------------------------
+
+
+def seed_cluster(ingress_route: str = "ir-to-wrr") -> FakeCluster:
+    return FakeCluster(
+        ingress_route, "ts-wrr-50-50", "svc-api-service-stable", "svc-api-service-canary", "svc-api-service-staging"
+    )
+
+
+def saved_record(cluster: FakeCluster) -> str:
+    ingress_route = cluster.get("IngressRoute", "api-service-route") or {}
+    return str(ingress_route["metadata"].get("annotations", {}).get(ANNOTATION))
+
+
+def launch_step(launch_id: str, percent: int) -> MirrorParams:
+    return api_service_params(
+        mirror_percent=percent,
+        attach_to_ingress=True,
+        confirm_end_weighted_split=True,
+        launch={"id": launch_id, "owner": "test", "step": percent, "lease_seconds": 60},
+    )
+
+
+NOW = datetime.fromisoformat("2025-11-27T10:00:00+00:00")
+
+
+def test_a_launch_resumed_after_an_interruption_restores_the_pre_launch_route() -> None:
+    cluster = seed_cluster()
+    original = cluster.get("IngressRoute", "api-service-route") or {}
+    # Interrupted between the two writes of its first step: the mirror exists, the route is not attached.
+    cluster.run(api_service_params(mirror_percent=20, launch={"id": "run-1", "lease_seconds": 60}), now=NOW)
+    assert user_visible(cluster.get("IngressRoute", "api-service-route") or {}) == user_visible(original)
+    # A new run (new id) attaches; then it is interrupted too, and a third run resumes on the attached route.
+    cluster.run(launch_step("run-2", 20), now=NOW)
+    record = saved_record(cluster)
+    assert '"api-service-route-wrr"' in record and "api-service-route-mirror" not in record
+    plan = cluster.run(launch_step("run-3", 50), now=NOW)
+    assert [describe(a) for a in plan.actions] == ["patch TraefikService api-service-route-mirror"]
+    assert saved_record(cluster) == record, "resuming must not touch the saved original"
+    cluster.run(api_service_params(state="absent"))
+    assert user_visible(cluster.get("IngressRoute", "api-service-route") or {}) == user_visible(original)
+    assert cluster.get("TraefikService", "api-service-route-mirror") is None
+
+
+def test_resuming_on_a_route_that_has_the_mirror_and_the_wrr_keeps_the_true_original() -> None:
+    cluster = seed_cluster()
+    original = cluster.get("IngressRoute", "api-service-route") or {}
+    cluster.run(launch_step("run-1", 20), now=NOW)
+    record = saved_record(cluster)
+    # Someone put the weighted service back beside the mirror before the launch was run again.
+    routes = cluster.objects[("IngressRoute", "api-service-route")]["spec"]["routes"]
+    routes[0]["services"].append({"name": "api-service-route-wrr", "kind": "TraefikService"})
+    cluster.run(launch_step("run-2", 20), now=NOW)
+    assert saved_record(cluster) == record
+    cluster.run(api_service_params(state="absent"))
+    assert user_visible(cluster.get("IngressRoute", "api-service-route") or {}) == user_visible(original)
+
+
+def test_without_a_record_the_mirror_is_never_saved_as_the_original() -> None:
+    cluster = seed_cluster("ir-mirror-and-wrr")
+    del cluster.objects[("IngressRoute", "api-service-route")]["metadata"]["annotations"][ANNOTATION]
+    cluster.objects[("TraefikService", "api-service-route-mirror")] = load_object("ts-mirror-20")
+    cluster.run(launch_step("run-1", 20), now=NOW)
+    assert "api-service-route-mirror" not in saved_record(cluster)
+    plan = cluster.run(api_service_params(state="absent"))
+    restored = cluster.get("IngressRoute", "api-service-route") or {}
+    names = [s["name"] for route in restored["spec"]["routes"] for s in route["services"]]
+    assert names == ["api-service-route-wrr", "api-service-route-wrr"], plan.warnings
+    assert cluster.get("TraefikService", "api-service-route-mirror") is None
+
+
+def test_a_saved_record_that_names_the_mirror_is_restored_to_the_wrr() -> None:
+    ingress_route = load_object("ir-to-mirror")
+    ingress_route["metadata"]["annotations"][ANNOTATION] = (
+        '{"0":[{"kind":"TraefikService","name":"api-service-route-mirror"}]}'
+    )
+    observed = replace(case_observed({"observed": {"mirror": "ts-mirror-20"}}), ingress_route=ingress_route)
+    plan = plan_mirror(api_service_params(state="absent"), observed)
+    assert plan.ingress_route_after is not None
+    assert plan.ingress_route_after["spec"]["routes"][0]["services"] == [
+        {"name": "api-service-route-wrr", "kind": "TraefikService"}
+    ]
+    assert any("name the mirror api-service-route-mirror itself" in w for w in plan.warnings)
+
+
+def test_finishing_a_launch_leaves_the_mirror_as_if_no_launch_had_recorded_itself() -> None:
+    cluster = seed_cluster()
+    cluster.run(api_service_params(mirror_percent=20, launch={"id": "run-1", "lease_seconds": 60}), now=NOW)
+    mirror = cluster.get("TraefikService", "api-service-route-mirror") or {}
+    assert sorted(mirror["metadata"]["annotations"]) == [
+        f"darklaunch.traefik/launch-{name}" for name in ("deadline", "id", "renewed", "route", "started")
+    ]
+    finish = {"id": "run-1", "lease_seconds": 60, "state": "finished"}
+    plan = cluster.run(api_service_params(mirror_percent=20, launch=finish), now=NOW)
+    assert plan.launch is None and plan.to_dict()["launch"] is None
+    mirror = cluster.get("TraefikService", "api-service-route-mirror") or {}
+    assert "annotations" not in mirror["metadata"]
+    writes = cluster.writes
+    plan = cluster.run(api_service_params(mirror_percent=20, launch=finish), now=NOW)
+    assert (plan.changed, cluster.writes) == (False, writes)
+
+
+def test_only_writes_that_touch_nothing_but_the_launch_record_are_record_only() -> None:
+    cluster = seed_cluster()
+    created = cluster.run(launch_step("run-1", 20), now=NOW)
+    assert [a.record_only for a in created.actions] == [False, False], "the create and the attach route traffic"
+    later = NOW.replace(second=30)
+    renewed = cluster.run(launch_step("run-1", 20), now=later)
+    assert [(a.kind, a.record_only) for a in renewed.actions] == [("TraefikService", True)]
+    ramped = cluster.run(launch_step("run-1", 50), now=later.replace(second=45))
+    assert [(a.kind, a.record_only) for a in ramped.actions] == [("TraefikService", False)]
+    finished = cluster.run(
+        api_service_params(
+            mirror_percent=50,
+            attach_to_ingress=True,
+            launch={"id": "run-1", "lease_seconds": 60, "state": "finished"},
+        ),
+        now=later.replace(second=50),
+    )
+    assert [(a.kind, a.record_only) for a in finished.actions] == [("TraefikService", True)]

@@ -1,0 +1,158 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of ``darklaunch.traefik.launch_watchdog`` (documented in plugins/modules/launch_watchdog.py).
+
+It runs on the controller, in the worker process ansible-playbook forks for the task, so the worker's
+parent is the ansible-playbook process the watchdog must outlive. Nothing is sent to the managed host.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
+    HAS_KUBERNETES,
+    build_configuration,
+    kubernetes_missing_error,
+    resolve_auth_options,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
+from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, scrub
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_control import arm, stop
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files import (
+    ProcessId,
+    RouteFiles,
+    route_files,
+    state_dir,
+)
+
+display = Display()
+
+# Auth options naming files: made absolute, since the watchdog must find them whatever its working directory.
+_PATH_OPTIONS = ("ca_cert", "client_cert", "client_key")
+
+
+def argument_spec() -> dict[str, Any]:
+    return with_auth(
+        {
+            "state": {"type": "str", "choices": ["armed", "disarmed"], "default": "armed"},
+            "route_name": {"type": "str", "required": True},
+            "namespace": {"type": "str", "default": "default"},
+            "mirror_name": {"type": "str"},
+            "wrr_name": {"type": "str"},
+            "restore_ingress_to_wrr": {"type": "bool", "default": True},
+            "poll_seconds": {"type": "float", "default": 1.0},
+            "grace_seconds": {"type": "float", "default": 60.0},
+            "launch_id": {"type": "str"},
+            "api_group": {"type": "str", "choices": ["traefik.io", "traefik.containo.us"]},
+        }
+    )
+
+
+def module_kwargs() -> dict[str, Any]:
+    """What an AnsibleModule of this action would be given (tests compare it with the documentation)."""
+    return {"argument_spec": argument_spec(), "supports_check_mode": True}
+
+
+class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
+    TRANSFERS_FILES = False
+    _requires_connection = False  # everything happens on the controller
+
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        secrets = auth_secrets(params)
+        try:
+            result.update(self._run(params))
+        except DarklaunchError as error:
+            # An action plugin's result is not masked like a module's: scrub the message ourselves.
+            result.update(failed=True, msg=scrub(error.msg, secrets))
+            if error.field is not None:
+                result["field"] = error.field
+        return result
+
+    def _run(self, params: dict[str, Any]) -> dict[str, Any]:
+        _check_numbers(params)
+        if not HAS_KUBERNETES:
+            raise kubernetes_missing_error()
+        auth = _absolute_paths(resolve_auth_options(params))
+        api_server = str(build_configuration(auth).host)
+        files = route_files(state_dir(), params["namespace"], params["route_name"], api_server)
+        if params["state"] == "disarmed":
+            return self._disarm(files)
+        return self._arm(files, params, auth)
+
+    def _arm(self, files: RouteFiles, params: dict[str, Any], auth: dict[str, Any]) -> dict[str, Any]:
+        route = params["route_name"]
+        if self._task.check_mode:
+            return {"changed": True, "armed": False, "pid": None, "log_path": str(files.log)}
+        controller = ProcessId.of(os.getppid())
+        config = {
+            "route_name": route,
+            "namespace": params["namespace"],
+            "mirror_name": params["mirror_name"] or f"{route}-mirror",
+            "wrr_name": params["wrr_name"] or f"{route}-wrr",
+            "restore_ingress_to_wrr": params["restore_ingress_to_wrr"],
+            "api_group": params["api_group"],
+            "poll_seconds": params["poll_seconds"],
+            "grace_seconds": params["grace_seconds"],
+            "launch_id": params["launch_id"] or None,
+            "controller": controller.to_dict(),
+            "auth": auth,
+            "armed_at": format_time(datetime.now(timezone.utc)),
+        }
+        watchdog = arm(files, config, __file__)
+        return {
+            "changed": True,
+            "armed": True,
+            "pid": watchdog.pid,
+            "controller_pid": controller.pid,
+            "log_path": str(files.log),
+        }
+
+    def _disarm(self, files: RouteFiles) -> dict[str, Any]:
+        if self._task.check_mode:
+            running = files.pid.exists()
+            return {"changed": running, "armed": False, "stopped": running, "pid": None, "log_path": str(files.log)}
+        stopped = stop(files)
+        result: dict[str, Any] = {
+            "changed": stopped.was_running,
+            "armed": False,
+            "stopped": stopped.was_running,
+            "pid": stopped.pid,
+            "log_path": str(files.log),
+            "rolled_back": bool(stopped.outcome and stopped.outcome.get("outcome") == "rolled_back"),
+        }
+        if stopped.outcome:
+            result["outcome"] = stopped.outcome
+            display.warning(
+                f"The launch watchdog had already acted before it was disarmed: {stopped.outcome.get('outcome')} "
+                f"({stopped.outcome.get('reason')}) at {stopped.outcome.get('at')}. See {files.log}."
+            )
+        return result
+
+
+def _check_numbers(params: dict[str, Any]) -> None:
+    if params["poll_seconds"] <= 0:
+        raise DarklaunchError("poll_seconds must be more than 0 (for example 1).", field="poll_seconds")
+    if params["grace_seconds"] < 0:
+        raise DarklaunchError("grace_seconds must be 0 or more (for example 60).", field="grace_seconds")
+
+
+def _absolute_paths(auth: dict[str, Any]) -> dict[str, Any]:
+    fixed = dict(auth)
+    for option in (*_PATH_OPTIONS, "kubeconfig"):
+        value = fixed.get(option)
+        if isinstance(value, str):
+            # KUBECONFIG-style lists (a:b) keep their separator; each part is made absolute.
+            fixed[option] = os.pathsep.join(
+                os.path.abspath(os.path.expanduser(part)) for part in value.split(os.pathsep)
+            )
+    return fixed

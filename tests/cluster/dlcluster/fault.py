@@ -1,0 +1,67 @@
+"""The demo's fault: make the shadow fail in the middle of a bake and time what the gate does about it.
+
+Waits until the IngressRoute routes through its mirror, lets the bake run for ``after`` seconds, sets
+the shadow backend's error rate, then waits until the route no longer goes through the mirror (the
+rollback), repairs the backend at once (back on a weighted split, users would meet it again) and
+reports the times. Bounded in time; talks only to the local cluster and backends on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from .backends import BackendHandle
+from .kube import Kube
+
+
+def _routes_through(kube: Kube, api: str, namespace: str, route: str, mirror: str) -> bool:
+    ir = kube.get(api, "IngressRoute", route, namespace)
+    return ir is not None and any(
+        service.get("name") == mirror for r in ir["spec"].get("routes", []) for service in r.get("services", [])
+    )
+
+
+def _wait(condition: Any, timeout: float, what: str) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not seen within {timeout:.0f}s")
+
+
+def inject_shadow_failure(
+    kube: Kube,
+    backend: BackendHandle,
+    *,
+    namespace: str,
+    route: str,
+    after: float,
+    error_rate: float,
+    timeout: float = 600.0,
+    report_path: str | None = None,
+    api: str = "traefik.io/v1alpha1",
+) -> dict[str, Any]:
+    mirror = f"{route}-mirror"
+    attached = _wait(lambda: _routes_through(kube, api, namespace, route, mirror), timeout, "the attach")
+    time.sleep(max(0.0, attached + after - time.monotonic()))
+    backend.set_knobs(error_rate=error_rate)
+    failing_at = time.monotonic()
+    failing_wall = time.time()
+    try:
+        restored = _wait(lambda: not _routes_through(kube, api, namespace, route, mirror), timeout, "the rollback")
+    finally:
+        backend.set_knobs(error_rate=0)
+    summary = {
+        "error_rate": error_rate,
+        "failing_after_attach_seconds": round(failing_at - attached, 1),
+        "failing_since": time.strftime("%H:%M:%S", time.localtime(failing_wall)),
+        "restored_after_seconds": round(restored - failing_at, 1),
+        "shadow_errors_on_copies": int(backend.counters()["errors"]),
+    }
+    if report_path:
+        with open(report_path, "w", encoding="utf-8") as handle:
+            json.dump(summary, handle, indent=2)
+    return summary

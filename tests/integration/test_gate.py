@@ -1,0 +1,312 @@
+"""The shadow_launch role's gate and its safety nets, run as an operator runs them
+(``ansible-playbook playbooks/shadow_launch.yml``) against the real apiserver, Traefik and Prometheus:
+
+- the gate checks during the bake and acts on a failure within one interval;
+- it fails closed when it cannot judge, and refuses a launch that would judge nothing;
+- an interrupted ``ansible-playbook`` is rolled back by the watchdog without anyone running anything;
+- a launch that stopped renewing its record is reported as abandoned, and a rerun resumes it.
+
+Every case checks the cluster's real objects and counts user responses at the client.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shadow import run_playbook, start_playbook
+from steady import SteadyTraffic
+
+pytestmark = pytest.mark.integration
+
+API = "traefik.io/v1alpha1"
+WINDOW = "10s"
+INTERVAL = 10
+RATE = 40.0  # user requests per second: 400 per window at stable, 200 copies at a 50% mirror
+
+
+# --- watching the cluster ------------------------------------------------------------------------------
+
+
+class RouteWatch:
+    """Polls the IngressRoute and the mirror every 0.2 s and keeps every change with its time."""
+
+    def __init__(self, kube: Any, world: Any) -> None:
+        self.kube = kube
+        self.world = world
+        self.seen: list[tuple[float, list[list[str]], bool]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="route-watch", daemon=True)
+
+    def __enter__(self) -> RouteWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            state = (route_targets(self.kube, self.world), mirror_exists(self.kube, self.world))
+            if not self.seen or self.seen[-1][1:] != state:
+                self.seen.append((time.monotonic(), *state))
+            self._stop.wait(0.2)
+
+    def first(self, predicate: Callable[[list[list[str]], bool], bool], after: float = 0.0) -> float | None:
+        return next((t for t, targets, mirror in self.seen if t >= after and predicate(targets, mirror)), None)
+
+    def wait_for(self, predicate: Callable[[list[list[str]], bool], bool], timeout: float, after: float = 0.0) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.first(predicate, after)
+            if found is not None:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"not seen within {timeout:.0f}s; states seen: {self.seen}")
+
+
+def route_targets(kube: Any, world: Any) -> list[list[str]]:
+    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
+    return [[service["name"] for service in route["services"]] for route in ir["spec"]["routes"]]
+
+
+def mirror_exists(kube: Any, world: Any) -> bool:
+    return kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is not None
+
+
+def ingress_route_as_user_sees_it(kube: Any, world: Any) -> dict[str, Any]:
+    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
+    meta = ir["metadata"]
+    return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
+
+
+def launch_vars(world: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "route_name": world.route,
+        "namespace": world.namespace,
+        "main_service": world.service("stable"),
+        "mirror_service": world.service("canary"),
+        "steps": [50],
+        "bake_seconds": 120,
+        "window": WINDOW,
+        "interval": INTERVAL,
+        "history_windows": 3,
+        "min_requests": 20,
+        "attach_to_ingress": True,
+        "confirm_end_weighted_split": True,
+        "prometheus_url": _prometheus_url(),
+        "teardown": True,
+        **extra,
+    }
+
+
+def _prometheus_url() -> str:
+    return os.environ["PROMETHEUS_URL"]
+
+
+def attached(world: Any) -> Callable[[list[list[str]], bool], bool]:
+    mirror = f"{world.route}-mirror"
+    return lambda targets, _mirror: any(mirror in names for names in targets)
+
+
+def restored(original: list[list[str]]) -> Callable[[list[list[str]], bool], bool]:
+    return lambda targets, mirror: targets == original and not mirror
+
+
+@pytest.fixture
+def output_file(tmp_path: Path) -> Path:
+    return tmp_path / "ansible-playbook.out"
+
+
+@pytest.fixture
+def traffic_for(cluster: Any) -> Iterator[Callable[[Any], SteadyTraffic]]:
+    started: list[SteadyTraffic] = []
+
+    def start(world: Any) -> SteadyTraffic:
+        load = SteadyTraffic(cluster.traefik_url, world.host, RATE, limit=300).start()
+        started.append(load)
+        return load
+
+    yield start
+    for load in started:
+        load.stop()
+
+
+def finish(process: subprocess.Popen[bytes], output: Path, timeout: float = 240) -> str:
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return output.read_text(errors="replace")
+
+
+# --- the gate during the bake --------------------------------------------------------------------------
+
+
+def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
+    seed_world: Callable[..., Any], kube: Any, traffic_for: Callable[[Any], SteadyTraffic], output_file: Path
+) -> None:
+    world = seed_world(app="gate-midbake")
+    before = ingress_route_as_user_sees_it(kube, world)
+    original = route_targets(kube, world)
+    canary = world.backends["canary"]
+    load = traffic_for(world)
+    time.sleep(12)  # a little history for the baseline
+
+    with RouteWatch(kube, world) as watch:
+        process = start_playbook("shadow_launch", launch_vars(world), output_file)
+        t_attached = watch.wait_for(attached(world), timeout=90)
+        # The bake starts right after the attach; the shadow starts failing 10 s into it.
+        time.sleep(max(0.0, t_attached + 10 - time.monotonic()))
+        canary.set_knobs(error_rate=0.1)
+        t_failing = time.monotonic()
+        t_restored = watch.wait_for(restored(original), timeout=120, after=t_failing)
+        # Back on the 50/50 split, users would meet the broken canary again: repair it at once.
+        canary.set_knobs(error_rate=0)
+        out = finish(process, output_file)
+    load.stop()
+
+    delay = t_restored - t_failing
+    print(f"\nshadow failing at +{t_failing - t_attached:.1f}s of the bake; route restored {delay:.1f}s later")
+    print(f"user responses: {dict(load.statuses)}, connection failures {load.failures}; by {dict(load.answered_by)}")
+    assert process.returncode != 0, out
+    assert "anomalous" in out and "rolled back" in out, out
+    # One interval for the check that sees the failure, plus the rollback (generous bound; see the note).
+    assert delay < INTERVAL + 20, f"rollback {delay:.1f}s after the shadow started failing\n{out}"
+    lines = re.findall(r"50% step, \d+/120 s, check (\d+)/12: (\w+) \| shadow (\d+) req", out)
+    assert lines and lines[-1][1] == "anomalous", out
+    assert all(verdict == "ok" for _n, verdict, _r in lines[:-1]), f"a check failed before the shadow did\n{out}"
+    assert int(lines[-1][0]) < 12, "the failure must be acted on during the bake, not at its end"
+    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert not mirror_exists(kube, world)
+    assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
+    assert canary.counters()["errors"] > 0, "the shadow's failures must have happened (on copies)"
+
+
+def test_the_default_gate_fails_closed_on_a_route_without_traffic(seed_world: Callable[..., Any], kube: Any) -> None:
+    world = seed_world(app="gate-quiet")
+    before = ingress_route_as_user_sees_it(kube, world)
+    completed = run_playbook("shadow_launch", launch_vars(world, steps=[20], bake_seconds=10, interval=5))
+    out = completed.stdout + completed.stderr
+    assert completed.returncode != 0, out
+    assert "not judged" in out and "rolled back" in out, out
+    assert "fail_on_insufficient_data=false" in out, "the way to go on blind must be named"
+    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert not mirror_exists(kube, world)
+
+
+def test_going_on_blind_is_an_explicit_choice_and_says_not_judged(seed_world: Callable[..., Any], kube: Any) -> None:
+    world = seed_world(app="gate-blind")
+    before = ingress_route_as_user_sees_it(kube, world)
+    completed = run_playbook(
+        "shadow_launch", launch_vars(world, steps=[20], bake_seconds=5, interval=5, fail_on_insufficient_data=False)
+    )
+    out = completed.stdout + completed.stderr
+    assert completed.returncode == 0, out
+    assert "NOT JUDGED" in out, out
+    assert not re.search(r"Step 20%: ok", out), out
+    assert ingress_route_as_user_sees_it(kube, world) == before
+
+
+def test_a_gate_without_attach_is_refused_before_any_change(seed_world: Callable[..., Any], kube: Any) -> None:
+    world = seed_world(app="gate-unattached")
+    versions = {
+        kind: sorted(
+            (o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in kube.list(API, kind, world.namespace)
+        )
+        for kind in ("IngressRoute", "TraefikService")
+    }
+    completed = run_playbook("shadow_launch", launch_vars(world, attach_to_ingress=False))
+    out = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert "shadow_launch_attach_to_ingress is false" in out, out
+    assert "no request would be copied" in out, out
+    after = {
+        kind: sorted(
+            (o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in kube.list(API, kind, world.namespace)
+        )
+        for kind in ("IngressRoute", "TraefikService")
+    }
+    assert after == versions
+
+
+# --- interrupted runs ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_launch_is_restored_by_the_watchdog(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic_for: Callable[[Any], SteadyTraffic],
+    output_file: Path,
+    sig: signal.Signals,
+) -> None:
+    world = seed_world(app=f"gate-{sig.name.lower()}")
+    before = ingress_route_as_user_sees_it(kube, world)
+    original = route_targets(kube, world)
+    load = traffic_for(world)
+    with RouteWatch(kube, world) as watch:
+        process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=300), output_file)
+        t_attached = watch.wait_for(attached(world), timeout=90)
+        time.sleep(max(0.0, t_attached + 5 - time.monotonic()))
+        process.send_signal(sig)
+        t_signal = time.monotonic()
+        out = finish(process, output_file, timeout=60)
+        t_restored = watch.wait_for(restored(original), timeout=60, after=t_signal)
+    load.stop()
+    print(
+        f"\n{sig.name}: ansible-playbook exited {process.returncode}; "
+        f"route restored {t_restored - t_signal:.1f}s after the signal"
+    )
+    print(f"user responses: {dict(load.statuses)}, connection failures {load.failures}")
+    assert process.returncode != 0, out
+    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert not mirror_exists(kube, world)
+    assert load.errors() == 0
+
+
+def test_a_killed_launch_is_reported_abandoned_and_a_rerun_resumes_it(
+    seed_world: Callable[..., Any], kube: Any, output_file: Path
+) -> None:
+    world = seed_world(app="gate-abandoned")
+    before = ingress_route_as_user_sees_it(kube, world)
+    original = route_targets(kube, world)
+    with RouteWatch(kube, world) as watch:
+        process = start_playbook(
+            "shadow_launch",
+            launch_vars(world, steps=[20, 50], watchdog=False, lease_seconds=3, anomaly_gate=False, bake_seconds=300),
+            output_file,
+        )
+        watch.wait_for(attached(world), timeout=90)
+        time.sleep(2)
+        process.kill()  # SIGKILL: nothing of the playbook runs any more, and no watchdog was armed
+        finish(process, output_file, timeout=30)
+    time.sleep(4)  # past the 3 s lease
+
+    status = run_playbook("shadow_status", {"route_name": world.route, "namespace": world.namespace})
+    said = status.stdout + status.stderr
+    assert status.returncode == 0, said
+    assert "ABANDONED" in said, said
+    assert "mirror_disable" in said and f"route_name={world.route}" in said, said
+    assert route_targets(kube, world) != original, "nothing may have restored the route by itself"
+
+    # The rerun resumes at the mirror's percentage and, at teardown, restores the route as it was
+    # before the first run, never the mirror-routed state the interrupted run left.
+    rerun = run_playbook(
+        "shadow_launch", launch_vars(world, steps=[20, 50], anomaly_gate=False, bake_seconds=1), timeout=240
+    )
+    out = rerun.stdout + rerun.stderr
+    assert rerun.returncode == 0, out
+    assert "resuming" in out, out
+    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert not mirror_exists(kube, world)
