@@ -389,7 +389,7 @@ def _forbidden(call: ApiCall, server_message: str, details: dict[str, Any]) -> D
 
 def _grant_hint(call: ApiCall) -> str:
     """The RBAC rule that would allow ``call``, in the words of a Role (docs/rbac/ lists them all)."""
-    resource, _, group = call.resource.partition(".")
+    resource, _dot, group = call.resource.partition(".")
     scope = f'a Role in namespace "{call.namespace}"' if call.namespace else "a ClusterRole"
     return (
         f'grant it with {scope}: apiGroups ["{group}"], resources [{resource}], verbs [{call.verb}] '

@@ -42,6 +42,7 @@ from dlcluster.testing import (  # noqa: E402
 )
 from dlcluster.traffic import TrafficResult, send  # noqa: E402
 from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
+from shadow import COLLECTIONS_ROOT  # noqa: E402
 
 # --- the cluster -------------------------------------------------------------------------------
 
@@ -303,3 +304,28 @@ def containo_cluster() -> Iterator[Cluster]:
         yield cluster_from_env(env)
     finally:
         subprocess.run([str(DOWN), "--state-dir", state], capture_output=True, check=False)
+
+
+# --- the lookup, as Ansible loads it ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def new_lookup() -> Callable[[], Any]:
+    """A fresh ``darklaunch.traefik.traffic`` lookup from Ansible's plugin loader, as a playbook gets it."""
+    from ansible.plugins.loader import init_plugin_loader, lookup_loader
+    from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+    if AnsibleCollectionConfig.collection_finder is None:
+        # Other tests import the collection as a plain package; Ansible's loader must own these names
+        # (it attaches the collection's metadata to them), so drop the plain copies first.
+        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
+            del sys.modules[name]
+        init_plugin_loader([str(COLLECTIONS_ROOT)])
+
+    def new() -> Any:
+        lookup = lookup_loader.get("darklaunch.traefik.traffic")
+        assert lookup is not None, f"Ansible does not find darklaunch.traefik.traffic under {COLLECTIONS_ROOT}"
+        return lookup
+
+    new()
+    return new

@@ -52,28 +52,6 @@ TRAFFIC_LIMIT_SECONDS = 420.0  # a hard stop for the traffic thread, whatever ha
 
 
 @pytest.fixture(scope="module")
-def new_lookup() -> Callable[[], Any]:
-    """A fresh ``darklaunch.traefik.traffic`` lookup from Ansible's plugin loader, as a playbook gets it."""
-    from ansible.plugins.loader import init_plugin_loader, lookup_loader
-    from ansible.utils.collection_loader import AnsibleCollectionConfig
-
-    if AnsibleCollectionConfig.collection_finder is None:
-        # Other tests import the collection as a plain package; Ansible's loader must own these names
-        # (it attaches the collection's metadata to them), so drop the plain copies first.
-        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
-            del sys.modules[name]
-        init_plugin_loader([str(COLLECTIONS_ROOT)])
-
-    def new() -> Any:
-        lookup = lookup_loader.get("darklaunch.traefik.traffic")
-        assert lookup is not None, f"Ansible does not find darklaunch.traefik.traffic under {COLLECTIONS_ROOT}"
-        return lookup
-
-    new()
-    return new
-
-
-@pytest.fixture(scope="module")
 def bench() -> ModuleType:
     """bench/anomaly_bench.py: the synthetic Traefik exporter, a throwaway Prometheus, the timed client."""
     spec = importlib.util.spec_from_file_location("anomaly_bench", REPO_ROOT / "bench" / "anomaly_bench.py")

@@ -18,7 +18,6 @@ shadow failing 20% of its copies is ``anomalous``, compared with stable alone, w
 Windows are 10 s (Prometheus scrapes every second); the module takes two to three minutes.
 """
 
-# ruff: noqa: F811  (tests take the imported `new_lookup` fixture as a parameter of the same name)
 from __future__ import annotations
 
 import copy
@@ -30,13 +29,12 @@ from typing import Any
 import pytest
 from modrun import run_module
 from shadow import wait_mirror_live
-from test_anomalies import (  # the lookup as Ansible loads it, and the steady traffic of the anomaly tests
+from steady import SteadyTraffic
+from test_anomalies import (  # the anomaly tests' settings and helpers
     MIN_REQUESTS,
     WINDOW_SECONDS,
-    SteadyTraffic,
     anomalies,
     brief,
-    new_lookup,  # noqa: F401  (the fixture, shared: tests take it by that name)
     require_prompt_backends,
 )
 

@@ -195,7 +195,7 @@ class MemoryKube:
         return copy.deepcopy(found) if found else None
 
     def list(self, kind: str, namespace: str | None, page_size: int = 500) -> list[dict[str, Any]]:
-        return [copy.deepcopy(obj) for (k, _), obj in self.objects.items() if k == kind]
+        return [copy.deepcopy(obj) for (k, _name), obj in self.objects.items() if k == kind]
 
     def create(self, kind: str, namespace: str | None, body: Any) -> dict[str, Any]:
         self.writes.append(f"create {kind}")
