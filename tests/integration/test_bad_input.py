@@ -14,10 +14,11 @@ bad-canary) and the malformed objects of the ``MALFORMED`` section below.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -63,7 +64,7 @@ class Case:
     field: str | None  # the option the result's ``field`` names; None: refused by Ansible / no field
     words: tuple[str, ...] = ()  # each must appear in the message
     base: bool = True  # start from the valid attach arguments of the seed route
-    remove: tuple[str, ...] = field(default_factory=tuple)  # base arguments to drop
+    remove: tuple[str, ...] = dataclasses.field(default_factory=tuple)  # base arguments to drop
 
 
 def case(id: str, args: dict[str, Any], field: str | None, *words: str, base: bool = True) -> Case:

@@ -201,7 +201,7 @@ def test_concurrent_attaches_and_disables_lose_nothing(
     disable_args = {"route_name": world.route, "namespace": world.namespace, "state": "absent"}
     editor2 = ManualEditor(kube, world.namespace, world.route, edits=4, spread=2.0)
     # The second editor appends the middleware again; expected below.
-    disabled = _race([lambda: run_module("traefik_mirror", disable_args) for _ in range(RUNS)], editor2)
+    disabled = _race([lambda: run_module("traefik_mirror", disable_args) for _run in range(RUNS)], editor2)
     disable_ok, disable_conflicts = _assert_succeeded_or_conflict(disabled)
     assert disable_ok >= 1, f"no disable succeeded: {disabled}"
 

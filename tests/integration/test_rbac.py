@@ -103,7 +103,7 @@ OPERATOR_OPERATIONS: dict[str, Callable[[Scene], dict[str, Any]]] = {
     "lookup routes": lambda s: _lookup(s, "routes", namespace=s.namespace),
     "lookup ingressroutes": lambda s: _lookup(s, "ingressroutes", namespace=s.namespace),
     "lookup anomalies of the route": lambda s: _lookup(s, "anomalies", namespace=s.namespace, route_name=s.route),
-    "watchdog reads the mirror": lambda s: _read_mirror_as_the_watchdog_does(s),
+    "watchdog reads the mirror": _read_mirror_as_the_watchdog_does,
     "disable": lambda s: _mirror(s, state="absent"),
 }
 
@@ -305,7 +305,7 @@ def test_viewer_cluster_role_reads_every_namespace(
 # --- every rule is needed ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("resource", "verb"), list(OPERATOR_REMOVALS), ids=lambda v: str(v))
+@pytest.mark.parametrize(("resource", "verb"), list(OPERATOR_REMOVALS), ids=str)
 def test_operator_role_without_one_permission_names_it(kube: Kube, scene: Scene, resource: str, verb: str) -> None:
     group = "" if resource == "services" else IO
     bind_role(kube, scene, without(load(OPERATOR_ROLE), resource, verb, group))
@@ -319,7 +319,7 @@ def test_operator_role_without_one_permission_names_it(kube: Kube, scene: Scene,
     assert_names_the_missing_permission(result, scene.auth["impersonate_user"], verb, full, scope, scene.namespace)
 
 
-@pytest.mark.parametrize(("resource", "verb"), list(VIEWER_REMOVALS), ids=lambda v: str(v))
+@pytest.mark.parametrize(("resource", "verb"), list(VIEWER_REMOVALS), ids=str)
 def test_viewer_cluster_role_without_one_permission_names_it(
     kube: Kube, scene: Scene, bind_cluster_role: Callable[[Scene, dict[str, Any]], None], resource: str, verb: str
 ) -> None:
