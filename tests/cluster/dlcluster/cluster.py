@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from . import backends, controlplane, prometheus, traefik
 from .config import CLUSTER_DIR, InstanceConfig
-from .crds import crd_documents
+from .crds import instance_crd_documents
 from .pki import ensure_pki, ensure_tokens, write_kubeconfigs
 from .procs import ProcessTable, port_is_free, require_alive, wait_until
 from .rbac import bind_operator, install_cluster_rbac
@@ -75,6 +75,7 @@ def exports(cfg: InstanceConfig) -> list[str]:
         "DARKLAUNCH_CRDS": cfg.crds,
     }
     if cfg.traefik:
+        values["DARKLAUNCH_TRAEFIK_VERSION"] = cfg.traefik_version
         values["TRAEFIK_URL"] = cfg.traefik_url
         values["TRAEFIK_API_URL"] = cfg.traefik_api_url
     if cfg.prometheus:
@@ -142,10 +143,12 @@ def _wait(cfg: InstanceConfig, procs: ProcessTable, name: str) -> None:
 
 def _configure_api(cfg: InstanceConfig) -> None:
     kube = controlplane.admin_client(cfg)
-    crds = crd_documents(cfg.crds)
+    crds = instance_crd_documents(cfg)
     kube.apply_all(crds)
     kube.wait_crds_established([doc["metadata"]["name"] for doc in crds])
-    install_cluster_rbac(kube, with_traefik=cfg.traefik)
+    install_cluster_rbac(
+        kube, with_traefik=cfg.traefik, traefik_major=cfg.traefik_major, traefik_version=cfg.crd_version
+    )
     kube.ensure_namespace(cfg.operator_namespace)
     bind_operator(kube, cfg.operator_namespace)
     if cfg.traefik:

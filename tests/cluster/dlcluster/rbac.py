@@ -69,7 +69,9 @@ def bind_operator(kube: Kube, namespace: str, user: str = "shadow-operator") -> 
     )
 
 
-def install_cluster_rbac(kube: Kube, with_traefik: bool) -> None:
+def install_cluster_rbac(
+    kube: Kube, with_traefik: bool, traefik_major: int = 3, traefik_version: str | None = None
+) -> None:
     kube.apply_all(viewer_documents())
     if with_traefik:
-        kube.apply_all(traefik_rbac_documents())
+        kube.apply_all(traefik_rbac_documents(traefik_major, traefik_version))

