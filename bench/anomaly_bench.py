@@ -372,10 +372,10 @@ def instrumented_prometheus_client(lookup: Any = None) -> Iterator[CallStats]:
     stats = CallStats()
 
     class TimedClient(original):  # type: ignore[misc]
-        def _send(self, request: Any, promql: str) -> tuple[int, bytes]:
+        def _send(self, path: str, data: bytes) -> tuple[int, bytes]:
             started = time.perf_counter()
             try:
-                result: tuple[int, bytes] = super()._send(request, promql)
+                result: tuple[int, bytes] = super()._send(path, data)
                 return result
             finally:
                 stats.http_seconds += time.perf_counter() - started
@@ -436,8 +436,8 @@ def run_checks(lookup: Any, url: str, runs: int, window: str, history_windows: i
 
 def replay_seconds(url: str, window: str, history_windows: int, min_requests: int, repeat: int = 3) -> float:
     """Parsing + statistics alone: the same four answers fetched once, then replayed from memory."""
-    from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_check import check_anomalies
-    from ansible_collections.darklaunch.traefik.plugins.module_utils._prometheus import PrometheusClient
+    from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_check import check_anomalies
+    from ansible_collections.darklaunch.traefik.plugins.plugin_utils._prometheus import PrometheusClient
 
     client = PrometheusClient(url)
     answers: dict[str, list[dict[str, Any]]] = {}
@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
 
     lookup = load_lookup()
-    from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import parse_prometheus_duration
+    from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import parse_prometheus_duration
 
     window_seconds = parse_prometheus_duration(args.window)
     exporter = SyntheticTraefik(args.services).start()

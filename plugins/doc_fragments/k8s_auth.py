@@ -97,6 +97,17 @@ options:
         (for example V(team-a,viewers)).
     type: list
     elements: str
+  request_timeout:
+    description:
+      - Seconds each request to the Kubernetes API may take (connecting included) before the task fails.
+        Defaults to 20.
+      - A refused connection is tried once more; a request that got no answer is never repeated, because the
+        API may have applied it.
+      - When the API stops answering between two writes, the task fails within about this time and its message
+        says which writes were made, what state the route is in, and that a rerun finishes the change.
+      - Can also be set with the E(K8S_AUTH_REQUEST_TIMEOUT) environment variable. Not a C(kubernetes.core)
+        option.
+    type: float
 requirements:
   - kubernetes (the Python client library) on the host the module runs on
 notes:
@@ -208,6 +219,14 @@ options:
     elements: str
     env:
       - name: K8S_AUTH_IMPERSONATE_GROUPS
+  request_timeout:
+    description:
+      - Seconds each request to the Kubernetes API may take (connecting included) before the lookup fails.
+        Defaults to 20.
+      - Not a C(kubernetes.core) option.
+    type: float
+    env:
+      - name: K8S_AUTH_REQUEST_TIMEOUT
 requirements:
   - kubernetes (the Python client library) on the Ansible controller
 notes:
@@ -221,6 +240,8 @@ options:
   prometheus_url:
     description:
       - Base URL of the Prometheus server that scrapes Traefik's metrics, for example V(http://prometheus:9090).
+      - For Thanos, Cortex or Mimir, the base URL of their Prometheus-compatible query API (for Mimir
+        V(http://mimir/prometheus)).
     type: str
     env:
       - name: PROMETHEUS_URL
@@ -243,6 +264,24 @@ options:
     type: str
     env:
       - name: PROMETHEUS_PASSWORD
+  prometheus_headers:
+    description:
+      - Extra HTTP headers sent with every Prometheus request, as a dict, for example
+        an C(X-Scope-OrgID) header naming the tenant of a Mimir, Cortex or Thanos tenant.
+      - In the environment variable, a JSON object.
+      - Values of headers whose name suggests a credential (C(Authorization), C(X-Api-Key), anything with
+        C(token), C(secret), C(password), C(key) or C(cookie)) are hidden from all output.
+    type: raw
+    env:
+      - name: PROMETHEUS_HEADERS
+  prometheus_timeout:
+    description:
+      - Seconds to wait for each Prometheus answer. Prometheus is asked to give up slightly earlier, so a
+        heavy query ends with its own explanation.
+    type: float
+    default: 10
+    env:
+      - name: PROMETHEUS_TIMEOUT
   prometheus_validate_certs:
     description:
       - Whether to verify the TLS certificate of an V(https) O(prometheus_url).
@@ -253,7 +292,42 @@ options:
   prometheus_ca_cert:
     description:
       - Path to the CA certificate (bundle) that signed Prometheus's certificate.
-    type: path
+      - Paths of this and the other Prometheus file options are read on the controller; C(~) and
+        environment variables in them are expanded, and an empty value means unset (as an AWX credential
+        without that file injects it).
+    type: str
     env:
       - name: PROMETHEUS_CA_CERT
+  prometheus_client_cert:
+    description:
+      - Path to a PEM client certificate for Prometheus servers or proxies that require mutual TLS.
+        It may also contain the private key.
+    type: str
+    env:
+      - name: PROMETHEUS_CLIENT_CERT
+  prometheus_client_key:
+    description:
+      - Path to the PEM private key of O(prometheus_client_cert), when it is in a file of its own.
+    type: str
+    env:
+      - name: PROMETHEUS_CLIENT_KEY
+  prometheus_proxy:
+    description:
+      - URL of an HTTP proxy to reach Prometheus through, for example V(http://proxy.example.com:3128);
+        a user and password may be given in it (V(http://user:password@proxy:3128)), and are hidden from
+        all output.
+      - Without it, the proxy environment variables apply (E(http_proxy), E(https_proxy)), as for every
+        Ansible HTTP client (C(ansible.module_utils.urls)); in both cases hosts listed in E(no_proxy) are
+        reached directly.
+    type: str
+    env:
+      - name: PROMETHEUS_PROXY
+  prometheus_selector:
+    description:
+      - Label matchers added to every query, built-in and custom, for a Prometheus shared by several
+        clusters or several Traefik deployments, for example V(cluster="prod-eu") or
+        V(cluster="prod-eu",job="traefik"). A dict of label names and values means equality matchers.
+    type: raw
+    env:
+      - name: PROMETHEUS_SELECTOR
 """

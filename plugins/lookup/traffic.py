@@ -24,7 +24,14 @@ description:
     the backends of its other routes (a C(/health) route, a second host) are checked against their own
     history for information (role C(other_route), listed under C(informational)) and never change the
     verdict. Without O(route_name) it checks every service Traefik reports, with a
-    constant number of PromQL queries. Too little data is V(insufficient_data), never V(ok).
+    constant number of PromQL queries (4). Too little data is V(insufficient_data), never V(ok).
+  - With O(metrics), custom checks written in PromQL (p99 latency, a business metric, any exporter's
+    series) are judged in the same answer; each costs its own queries only (1, or 2 for a comparison).
+  - O(prometheus_selector) narrows every query, built-in and custom, to one set of series of a shared
+    Prometheus. Each query the lookup sends is shown at C(-vvv) (never a credential or header).
+  - V(series) returns the shadow's and the main's request rate, 5xx share and p95 latency of O(route_name)
+    over time, from O(start) to O(end) (Prometheus range queries over O(window), at most 240 points each),
+    for charts such as the M(darklaunch.traefik.launch_report) page.
   - Returns one dict per term. O(query) applies a JMESPath expression to each result.
 author:
   - darklaunch.traefik contributors (@darklaunch)
@@ -34,7 +41,7 @@ options:
     required: true
     type: list
     elements: str
-    choices: [distribution, routes, ingressroutes, anomalies]
+    choices: [distribution, routes, ingressroutes, anomalies, series]
   route_name:
     description:
       - IngressRoute name. Required for V(distribution); optional for V(anomalies) (omit for cluster-wide).
@@ -75,6 +82,63 @@ options:
     description: Fewer requests than this for a service in the window gives V(insufficient_data) for it.
     type: int
     default: 100
+  metrics:
+    description:
+      - Custom checks for the V(anomalies) term, judged in the same answer as the built-in ones; needs
+        O(route_name) (they judge the route's shadow).
+      - Each item has a O(metrics[].name), a PromQL O(metrics[].query) and exactly one rule,
+        O(metrics[].max) or O(metrics[].min) (a threshold on the query's value), or O(metrics[].max_ratio) or
+        O(metrics[].max_increase) (the same query run for the shadow and for the main service, compared).
+      - "Placeholders in O(metrics[].query): C($shadow) and C($main) (Traefik C(service) label values, as a
+        regex alternation: use them with C(=~)), C($namespace), C($route) and C($window) (O(window)).
+        C(${shadow}) works too. Jinja braces would be templated by Ansible first, hence the dollar signs."
+      - For O(metrics[].max_ratio) and O(metrics[].max_increase) the query is written for the shadow; the
+        main service's run puts the main's label where C($shadow) is.
+      - The query must return one series. An error from Prometheus (a typo in the PromQL) makes the check
+        V(error); no data, NaN or several series make it V(inconclusive). Neither ever passes, so the
+        whole verdict is not V(ok) then.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the check, shown in the report and in messages. Unique.
+        type: str
+        required: true
+      query:
+        description: PromQL giving one value (an instant vector of one series, or a scalar).
+        type: str
+        required: true
+      description:
+        description: Free text shown with the check.
+        type: str
+      max:
+        description: Anomalous when the value is above this.
+        type: float
+      min:
+        description: Anomalous when the value is below this.
+        type: float
+      max_ratio:
+        description:
+          - Anomalous when shadow value / main value is above this (and a shadow value above 0 against 0).
+        type: float
+      max_increase:
+        description: Anomalous when shadow value - main value is above this.
+        type: float
+  start:
+    description:
+      - For V(series), the start of the time range, in seconds since the epoch (UTC). Default 15 minutes
+        before O(end).
+    type: float
+  end:
+    description: For V(series), the end of the time range, in seconds since the epoch. Default now.
+    type: float
+  service_labels:
+    description:
+      - For V(series), the Traefik C(service) label values of each side, a dict with keys C(shadow) and C(main)
+        each holding a list, for example those of the C(services) rows of an earlier V(anomalies) answer. Needed
+        once the launch is over (the route no longer carries the mirror). Default the route's current shadow and
+        main.
+    type: dict
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth.plugins
   - darklaunch.traefik.k8s_auth.prometheus
@@ -117,6 +181,31 @@ EXAMPLES = r"""
     that: check.verdict != 'anomalous'
     fail_msg: "{{ check.summary }}"
 
+- name: Custom checks beside the built-in ones, on a Prometheus shared by several clusters
+  ansible.builtin.set_fact:
+    check: >-
+      {{ lookup('darklaunch.traefik.traffic', 'anomalies', route_name='shop-route', namespace='shop',
+                prometheus_url='https://mimir.example.com/prometheus',
+                prometheus_headers={'X-Scope-OrgID': 'platform'},
+                prometheus_selector='cluster="prod-eu"',
+                metrics=shop_checks) }}
+  vars:
+    shop_checks:
+      - name: p99 latency
+        query: >-
+          histogram_quantile(0.99, sum by (le)
+          (rate(traefik_service_request_duration_seconds_bucket{service=~"$shadow"}[$window])))
+        max: 0.5
+      - name: orders per second
+        query: sum(rate(shop_orders_created_total{namespace="$namespace", version="canary"}[$window]))
+        min: 1
+      - name: retries
+        query: sum(increase(traefik_service_retries_total{service=~"$shadow"}[$window]))
+        max_increase: 5
+      - name: open connections
+        query: sum(traefik_open_connections{entrypoint="websecure"})
+        max: 1000
+
 - name: Anything flagged cluster-wide right now?
   ansible.builtin.debug:
     msg: "{{ lookup('darklaunch.traefik.traffic', 'anomalies').summary }}"
@@ -129,26 +218,39 @@ _raw:
       M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted, abandoned_launches}),
       the same lists as that module returns; V(ingressroutes) is
       C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, informational, insufficient_data,
-      services, window, sigma, sigma_applied, comparisons, queries}). Each C(services) row has C(service),
+      services, window, sigma, sigma_applied, comparisons, queries, builtin_queries}), plus C(metrics) with
+      O(metrics) and C(selector) with O(prometheus_selector). Each C(services) row has C(service),
       C(name), C(role) (V(main), V(shadow), V(service) or V(other_route)), C(compared_to), C(requests),
       C(request_rate), C(error_rate), C(latency_mean), C(latency_p95) and C(checks).
+    - C(queries) counts every Prometheus query of the answer, C(builtin_queries) those of the built-in
+      checks (4, whatever the number of services).
+    - Each C(metrics) row has C(name), C(rule) (a dict of the rule and its number), C(value) (for comparisons
+      the ratio or increase, with C(shadow_value) and C(main_value)), C(verdict) (V(ok), V(anomalous),
+      V(inconclusive) or V(error)), C(message), C(query) (as sent; C(main_query) for comparisons),
+      C(queries), and for V(inconclusive) or V(error) a C(reason) (V(query_error), V(no_data), V(nan),
+      V(several_series), V(no_shadow)).
+    - V(series) is C({request_rate, error_rate, latency_p95, start, end, step, labels}); each metric has
+      C(shadow) and C(main) lists of C([time, value]) points (value null where Prometheus has none, for example
+      no traffic), and C(labels) the Traefik C(service) labels of each side.
     - With O(query), whatever the JMESPath expression selects.
   type: list
   elements: raw
 """
 
+import json
+import os
+import time
 import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_check import check_anomalies
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import HAS_KUBERNETES, KubeClient
-from ansible_collections.darklaunch.traefik.plugins.module_utils._prometheus import PrometheusClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import (
     auth_secrets,
     prometheus_secrets,
@@ -160,6 +262,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view i
     read_traffic,
     validate_scope,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_check import check_anomalies
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._prometheus import PrometheusClient
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import parse_selector
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import fetch_series, labels_by_role
 
 try:
     import jmespath
@@ -168,8 +274,16 @@ try:
 except ImportError:  # pragma: no cover - exercised only where jmespath is missing
     HAS_JMESPATH = False
 
-TERMS = ("distribution", "routes", "ingressroutes", "anomalies")
-_PROMETHEUS_OPTION_NAMES = ("prometheus_url", "prometheus_token", "prometheus_password", "prometheus_headers")
+TERMS = ("distribution", "routes", "ingressroutes", "anomalies", "series")
+DEFAULT_SERIES_SECONDS = 15 * 60.0
+_PROMETHEUS_OPTION_NAMES = (
+    "prometheus_url",
+    "prometheus_token",
+    "prometheus_password",
+    "prometheus_headers",
+    "prometheus_proxy",
+)
+display = Display()
 
 
 def _full_text(error: BaseException) -> str:
@@ -198,6 +312,12 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
                 options[name] = self.get_option(name)
             except Exception:  # set_options failed or the option is not defined: only direct values are known
                 options[name] = None
+        headers = options.get("prometheus_headers")
+        if isinstance(headers, str):
+            try:
+                options["prometheus_headers"] = json.loads(headers)
+            except ValueError:
+                options["prometheus_headers"] = None
         secrets = set()
         for source in (direct, options):
             secrets |= auth_secrets(source) | prometheus_secrets(source)
@@ -266,6 +386,8 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             ).to_dict()
         if term == "anomalies":
             return self._anomalies(namespace, route_name, api_group)
+        if term == "series":
+            return self._series(namespace, route_name, api_group)
         view = read_traffic(self._kube(), namespace=namespace, api_group=api_group)
         if term == "routes":
             return {
@@ -285,17 +407,57 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             )
             targets = anomaly_targets(distribution)
             route = {"route": route_name, "namespace": namespace, "explanation": distribution.explanation}
+        client = self._prometheus()
         report = check_anomalies(
-            self._prometheus(),
+            client,
             targets,
             sigma=self.get_option("sigma"),
             window=self.get_option("window"),
             history_windows=self.get_option("history_windows"),
             min_requests=self.get_option("min_requests"),
+            selector=self.get_option("prometheus_selector"),
+            metrics=self.get_option("metrics"),
+            route={"route": route_name, "namespace": namespace} if route_name else None,
+        )
+        display.vvv(
+            f"darklaunch.traefik.traffic: anomalies answered with {client.query_count} Prometheus queries "
+            f"({report.get('builtin_queries', 0)} built-in): {report['verdict']}"
         )
         if route is not None:
             report["route"] = route
         return report
+
+    def _series(self, namespace: str | None, route_name: str | None, api_group: str | None) -> dict[str, Any]:
+        if not route_name:
+            raise DarklaunchError("the series term needs route_name (and namespace).", field="route_name")
+        labels = self.get_option("service_labels")
+        if labels:
+            if not isinstance(labels, Mapping) or not all(isinstance(v, list) for v in labels.values()):
+                raise DarklaunchError(
+                    "service_labels must map shadow and main to lists of Traefik service labels.",
+                    field="service_labels",
+                )
+            labels = {role: [str(label) for label in labels.get(role) or []] for role in ("shadow", "main")}
+        else:
+            distribution = read_distribution(
+                self._kube(), namespace=namespace or "", route_name=route_name, api_group=api_group
+            )
+            labels = labels_by_role(anomaly_targets(distribution))
+        end = self.get_option("end") or time.time()
+        start = self.get_option("start") or end - DEFAULT_SERIES_SECONDS
+        if start >= end:
+            raise DarklaunchError(f"start ({start}) must be before end ({end}).", field="start")
+        client = self._prometheus()
+        series = fetch_series(
+            client.query_range,
+            labels,
+            start=float(start),
+            end=float(end),
+            window=str(self.get_option("window")),
+            selector=parse_selector(self.get_option("prometheus_selector")),
+        )
+        display.vvv(f"darklaunch.traefik.traffic: series answered with {client.query_count} Prometheus queries")
+        return series
 
     def _prometheus(self) -> PrometheusClient:
         url = self.get_option("prometheus_url")
@@ -310,7 +472,13 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             username=self.get_option("prometheus_username"),
             password=self.get_option("prometheus_password"),
             validate_certs=self.get_option("prometheus_validate_certs"),
-            ca_cert=self.get_option("prometheus_ca_cert"),
+            ca_cert=_path_option(self.get_option("prometheus_ca_cert")),
+            timeout=self.get_option("prometheus_timeout"),
+            headers=_headers_option(self.get_option("prometheus_headers")),
+            client_cert=_path_option(self.get_option("prometheus_client_cert")),
+            client_key=_path_option(self.get_option("prometheus_client_key")),
+            proxy=self.get_option("prometheus_proxy"),
+            log=lambda line: display.vvv(f"darklaunch.traefik.traffic: {line}"),
         )
 
     @staticmethod
@@ -319,3 +487,30 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             return jmespath.search(query, result)
         except jmespath.exceptions.JMESPathError as error:
             raise AnsibleLookupError(f"query {query!r} is not a valid JMESPath expression: {error}") from error
+
+
+def _headers_option(value: Any) -> Mapping[str, Any] | None:
+    """``prometheus_headers`` as a dict; the environment variable (and AWX) give it as a JSON object."""
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise DarklaunchError(
+                "prometheus_headers must be a dict, or in PROMETHEUS_HEADERS a JSON object such as "
+                '{"X-Scope-OrgID": "tenant-a"}.',
+                field="prometheus_headers",
+            ) from None
+    if not isinstance(value, Mapping):
+        raise DarklaunchError(
+            "prometheus_headers must be a dict of header names to values.", field="prometheus_headers"
+        )
+    return value
+
+
+def _path_option(value: Any) -> str | None:
+    """A file option: ``~`` and variables expanded; empty (as AWX injects a file it was not given) is unset."""
+    if value is None or not str(value).strip():
+        return None
+    return os.path.expanduser(os.path.expandvars(str(value).strip()))

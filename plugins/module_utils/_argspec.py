@@ -31,6 +31,7 @@ _AUTH_ARGUMENT_SPEC: Final[ArgumentSpec] = {
     "no_proxy": {"type": "str"},
     "impersonate_user": {"type": "str"},
     "impersonate_groups": {"type": "list", "elements": "str"},
+    "request_timeout": {"type": "float"},
 }
 
 

@@ -42,3 +42,22 @@ class ConflictError(DarklaunchError):
 
     Callers re-read and re-plan; the message names the object so a final failure says who to look at.
     """
+
+
+class ApiUnavailableError(DarklaunchError):
+    """The Kubernetes API did not answer: refused, reset, or no answer within the request timeout.
+
+    ``request_sent`` tells whether the request may have reached the API (a write may then have been
+    applied although no answer came back); a refused connection sent nothing.
+    """
+
+    def __init__(
+        self,
+        msg: str,
+        *,
+        request_sent: bool,
+        field: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(msg, field=field, details=details)
+        self.request_sent = request_sent

@@ -22,7 +22,11 @@ from urllib.parse import quote, urlencode
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import (
+    ApiUnavailableError,
+    ConflictError,
+    DarklaunchError,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import is_inline_content
 
 KUBERNETES_IMPORT_ERROR: str | None
@@ -50,8 +54,10 @@ CRDS_MISSING_MESSAGE: Final = (
 )
 USER_AGENT: Final = "darklaunch.traefik"
 FIELD_MANAGER: Final = "darklaunch.traefik"
+# Every request gets request_timeout seconds (connecting at most CONNECT_TIMEOUT_SECONDS of them), so a
+# stopped or hanging API server fails a run within that time instead of stalling the play.
+DEFAULT_REQUEST_TIMEOUT_SECONDS: Final = 20.0
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
-READ_TIMEOUT_SECONDS: Final = 60.0
 
 # (option, environment variables in order of preference, value type), as kubernetes.core reads them:
 # K8S_AUTH_<OPTION> first, then K8S_AUTH_<kubernetes client attribute>.
@@ -70,6 +76,7 @@ AUTH_ENV_FALLBACKS: Final[tuple[tuple[str, tuple[str, ...], str], ...]] = (
     ("no_proxy", ("K8S_AUTH_NO_PROXY",), "str"),
     ("impersonate_user", ("K8S_AUTH_IMPERSONATE_USER",), "str"),
     ("impersonate_groups", ("K8S_AUTH_IMPERSONATE_GROUPS",), "list"),
+    ("request_timeout", ("K8S_AUTH_REQUEST_TIMEOUT",), "str"),
 )
 AUTH_OPTION_NAMES: Final = tuple(option for option, _env, _type in AUTH_ENV_FALLBACKS)
 
@@ -472,10 +479,29 @@ def _field_paths(fields: Mapping[str, Any], prefix: str = "", depth: int = 2) ->
     return paths
 
 
-def _connection_error(error: Exception, host: str, proxy: str | None) -> DarklaunchError:
+def request_timeout_seconds(value: Any) -> float:
+    """The ``request_timeout`` option as seconds (default when unset); refused unless a positive number."""
+    if _is_unset(value):
+        return DEFAULT_REQUEST_TIMEOUT_SECONDS
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if not 0 < seconds <= 3600 or isinstance(value, bool):
+        raise DarklaunchError(
+            f"request_timeout must be a number of seconds between 0 and 3600 (default "
+            f"{DEFAULT_REQUEST_TIMEOUT_SECONDS:g}), not {value!r}",
+            field="request_timeout",
+        )
+    return seconds
+
+
+def _connection_error(
+    error: Exception, host: str, proxy: str | None, request: str = "", timeout: float | None = None
+) -> DarklaunchError:
     reason = getattr(error, "reason", None) or error
     text = str(reason)
-    details = {"api_error": text}
+    details: dict[str, Any] = {"api_error": text}
     if isinstance(reason, (urllib3.exceptions.SSLError, OSError)) and _looks_like_tls(text):
         return DarklaunchError(
             f"TLS error talking to the Kubernetes API at {host}: {text}. Set ca_cert to the CA that signed the "
@@ -490,18 +516,27 @@ def _connection_error(error: Exception, host: str, proxy: str | None) -> Darklau
             field="proxy",
             details=details,
         )
+    # A request that never got a connection was not sent; after that, the API may have acted on it.
+    sent = not isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+    details["request_sent"] = sent
+    if request:
+        details["request"] = request
     # NewConnectionError subclasses ConnectTimeoutError, so only a timeout that is not a refusal is one.
     if isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
         reason, urllib3.exceptions.NewConnectionError
     ):
-        return DarklaunchError(
-            f"the Kubernetes API at {host} did not answer in time ({text}); check host and the network",
-            field="host",
+        within = f" within {timeout:g} s (request_timeout)" if timeout else " in time"
+        return ApiUnavailableError(
+            f"the Kubernetes API at {host} did not answer {request or 'a request'}{within}: {text}. "
+            "Check that the API server is up and reachable, or raise request_timeout if it is only slow",
+            request_sent=sent,
+            field="request_timeout",
             details=details,
         )
-    return DarklaunchError(
+    return ApiUnavailableError(
         f"cannot connect to the Kubernetes API at {host}: {text}. Check host (K8S_AUTH_HOST) or the server of "
-        "the kubeconfig / context in use",
+        "the kubeconfig / context in use" + (f" (the request was {request})" if request else ""),
+        request_sent=sent,
         field="host",
         details=details,
     )
@@ -535,6 +570,7 @@ class KubeClient:
         impersonate_user: str | None = None,
         impersonate_groups: Iterable[str] = (),
         api_group: str | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT_SECONDS,
     ) -> None:
         self._api_client = api_client
         self._configuration = api_client.configuration
@@ -543,7 +579,12 @@ class KubeClient:
         self._impersonate_user = impersonate_user
         self._impersonate_groups = tuple(impersonate_groups)
         self._traefik_group: str | None = None
-        self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS)
+        self._request_timeout = request_timeout
+        self._timeout = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, request_timeout), read=request_timeout)
+        # A refused connection is tried once more (an API server restarting); a request that was sent is
+        # never repeated: a read that timed out would take the whole timeout again, and a write may have
+        # been applied.
+        self._retries = urllib3.Retry(total=1, connect=1, read=0, status=0, other=0, redirect=False, backoff_factor=0.5)
         self._write_count = 0
         if api_group not in (None, "", "auto"):
             self.traefik_group(api_group)
@@ -557,12 +598,14 @@ class KubeClient:
         if not HAS_KUBERNETES:
             raise kubernetes_missing_error()
         auth = resolve_auth_options(params)
+        request_timeout = request_timeout_seconds(auth.get("request_timeout"))
         configuration = build_configuration(auth)
         return cls(
             kubernetes.client.ApiClient(configuration),
             impersonate_user=auth.get("impersonate_user"),
             impersonate_groups=auth.get("impersonate_groups") or (),
             api_group=params.get("api_group"),
+            request_timeout=request_timeout,
         )
 
     @property
@@ -578,6 +621,11 @@ class KubeClient:
     @property
     def host(self) -> str:
         return self._host
+
+    @property
+    def request_timeout(self) -> float:
+        """Seconds each request to the API may take."""
+        return self._request_timeout
 
     @property
     def write_count(self) -> int:
@@ -811,11 +859,13 @@ class KubeClient:
                 body=encoded,
                 headers=self._headers(content_type),
                 timeout=self._timeout,
+                retries=self._retries,
                 redirect=False,
                 preload_content=True,
             )
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise _connection_error(err, self._host, self._configuration.proxy) from err
+            request = f"{method} {path}"
+            raise _connection_error(err, self._host, self._configuration.proxy, request, self._request_timeout) from err
         return int(response.status), bytes(response.data)
 
     def _headers(self, content_type: str | None) -> HTTPHeaderDict:

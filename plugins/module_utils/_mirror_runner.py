@@ -6,6 +6,11 @@ A concurrent change between read and write makes the write fail (every write car
 it read); the whole observe -> plan -> apply cycle is then repeated on fresh objects. A failure after
 part of a ``state=present`` change was written undoes that part, so a refused attach does not leave a
 half-done launch behind.
+
+When the API stops answering (refused, reset, or no answer within the request timeout) nothing is undone:
+the undo could not be sent either, and the unanswered write may have been applied, so deleting what came
+before it could leave a route pointing at nothing. The writes are ordered so that every prefix of them is
+safe for users; the error then says which writes were made, what state the route is in, and how to finish.
 """
 
 from __future__ import annotations
@@ -16,7 +21,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import (
+    ApiUnavailableError,
+    ConflictError,
+    DarklaunchError,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
     STATE_ABSENT,
     Action,
@@ -60,6 +69,8 @@ class MirrorRun:
     api_group: str
     attempts: int
     applied: list[_Applied] = field(default_factory=list)
+    # The write the API did not answer, if it stopped answering during the apply.
+    unanswered: Action | None = None
 
 
 def observe(client: KubeWriter, params: MirrorParams) -> Observed:
@@ -92,18 +103,27 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
     """Converge the cluster to ``options`` (module params). Raises DarklaunchError with nothing changed,
     or with its own partial work undone."""
     params = MirrorParams.from_options(options).with_defaults()
-    group = client.traefik_group(options.get("api_group"))
+    try:
+        group = client.traefik_group(options.get("api_group"))
+    except ApiUnavailableError as error:
+        raise _interrupted(error, None, params) from None
     # The detected group, not the option's default, names the apiVersion of the objects written.
     params = replace(params, api_group=group)
     applied: list[_Applied] = []
+    run: MirrorRun | None = None
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        # The clock is read here, not in the pure planner: the launch record's deadline counts from it.
-        plan = plan_mirror(params, observe(client, params), now=datetime.now(timezone.utc))
+        try:
+            # The clock is read here, not in the pure planner: the launch record's deadline counts from it.
+            plan = plan_mirror(params, observe(client, params), now=datetime.now(timezone.utc))
+        except ApiUnavailableError as error:
+            raise _interrupted(error, run, params) from None
         run = MirrorRun(plan=plan, api_group=group, attempts=attempt, applied=applied)
         if check_mode or not plan.actions:
             return run
         try:
             _apply(client, run, params)
+        except ApiUnavailableError as error:
+            raise _interrupted(error, run, params) from None
         except ConflictError as conflict:
             # Someone changed an object between our read and our write. The planner is idempotent, so
             # planning again from fresh objects finishes whatever part is still missing.
@@ -129,11 +149,79 @@ def _apply(client: KubeWriter, run: MirrorRun, params: MirrorParams) -> None:
     for action in run.plan.actions:
         try:
             run.applied.append(_apply_action(client, run.plan, action))
+        except ApiUnavailableError:
+            run.unanswered = action
+            raise
         except ConflictError as conflict:
             # The API client knows objects, not options: name the option of the object that changed.
             if conflict.field is None:
                 conflict.field = _option_of(action, params)
             raise
+
+
+def _interrupted(error: ApiUnavailableError, run: MirrorRun | None, params: MirrorParams) -> ApiUnavailableError:
+    """The API stopped answering: say what was written, what state the route is in and how to finish."""
+    done = [applied.action for applied in run.applied] if run else []
+    unanswered = run.unanswered if run else None
+    remaining = run.plan.actions[run.plan.actions.index(unanswered) + 1 :] if run and unanswered else []
+    sentences = [error.msg.rstrip(". ") + "."]
+    if done:
+        sentences.append(f"Done before that: {'; '.join(action.summary for action in done)}.")
+    else:
+        sentences.append("Nothing was written before that.")
+    if unanswered is not None:
+        outcome = "the API may or may not have applied it" if error.request_sent else "it was not sent"
+        sentences.append(f"Unanswered ({outcome}): {unanswered.summary}.")
+    if remaining:
+        sentences.append(f"Not done: {'; '.join(action.summary for action in remaining)}.")
+    if run is not None:
+        sentences.append(_route_state(run, params, error.request_sent))
+    if params.state == STATE_ABSENT:
+        sentences.append(
+            "To finish, rerun this task (state=absent) once the API answers: it reads the cluster again and "
+            "makes only the writes still missing."
+        )
+    else:
+        sentences.append(
+            "To finish, rerun this task once the API answers: it reads the cluster again and makes only the "
+            "writes still missing; or run it with state=absent to go back to the route as it was."
+        )
+    details = dict(error.details)
+    details["done"] = [action.summary for action in done]
+    details["not_done"] = [action.summary for action in remaining]
+    if unanswered is not None:
+        details["unanswered"] = unanswered.summary
+    return ApiUnavailableError(" ".join(sentences), request_sent=error.request_sent, field=error.field, details=details)
+
+
+def _route_state(run: MirrorRun, params: MirrorParams, request_sent: bool) -> str:
+    """Where users' requests go now, from which of the run's IngressRoute writes were made."""
+    route, mirror = params.route_name, params.mirror_name
+    ingress_writes = [action for action in run.plan.actions if action.kind == "IngressRoute"]
+    if not ingress_writes:
+        return f"The IngressRoute {route} was not to be changed by this run: users are routed as before."
+    written = any(applied.action in ingress_writes for applied in run.applied)
+    unknown = not written and run.unanswered in ingress_writes and request_sent
+    if params.state == STATE_ABSENT:
+        if written:
+            return f"The IngressRoute {route} is restored: it no longer goes through the mirror {mirror}."
+        if unknown:
+            return (
+                f"The IngressRoute {route} is either restored or still goes through the mirror {mirror}, which "
+                "still exists: either way users are answered as before."
+            )
+        return (
+            f"The IngressRoute {route} still goes through the mirror {mirror}, which still exists: users are "
+            "answered by its main service."
+        )
+    if written:
+        return f"The IngressRoute {route} goes through the mirror {mirror}: users are answered by its main service."
+    if unknown:
+        return (
+            f"The IngressRoute {route} either routes as before or already goes through the mirror {mirror}; "
+            "every object it can point at exists."
+        )
+    return f"The IngressRoute {route} is unchanged: users are routed as before, not through the mirror {mirror}."
 
 
 def _option_of(action: Action, params: MirrorParams) -> str:

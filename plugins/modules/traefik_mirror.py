@@ -179,6 +179,12 @@ notes:
   - Traefik keeps its mirroring counters per process and resets them on every configuration reload; each
     replica counts on its own.
   - Websocket upgrades and request bodies larger than O(max_body_size) are not mirrored.
+  - Writes are ordered so that every prefix of them leaves users served (the mirror is created before an
+    IngressRoute points at it, and deleted after the IngressRoute is restored). If the Kubernetes API refuses a
+    write with an error, the writes this run already made are undone. If the API stops answering (refused
+    connection, reset, or no answer within O(request_timeout)), nothing is undone, because the unanswered
+    write may have been applied; the failure message and the result's C(done), C(unanswered) and C(not_done)
+    say what was written and what state the route is in, and rerunning the task finishes the change.
 seealso:
   - module: darklaunch.traefik.traefik_traffic_info
   - plugin: darklaunch.traefik.traffic

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +43,13 @@ def wait_mirror_live(
     raise TimeoutError(f"Traefik never routed {world.route} through its mirror at {percent}%")
 
 
+# Launch reports of test runs go to /tmp, not into the checkout (the playbooks run from the repository root).
+REPORT_DIR = Path(tempfile.gettempdir()) / "darklaunch-test-reports"
+
+
 def playbook_command(name: str, extra_vars: dict[str, Any]) -> list[str]:
+    if name in ("shadow_launch", "shadow_launch_fleet"):
+        extra_vars = {"report_dir": str(REPORT_DIR), **extra_vars}
     return ["ansible-playbook", str(REPO_ROOT / "playbooks" / f"{name}.yml"), "-e", json.dumps(extra_vars)]
 
 

@@ -474,6 +474,19 @@ def test_lookup_prints_no_secret(
         "prometheus_url_with_password": (
             "lookup('darklaunch.traefik.traffic', 'anomalies', kubeconfig=k8s_config, prometheus_url=prom_url_pw)"
         ),
+        "anomalies_headers": (
+            "lookup('darklaunch.traefik.traffic', 'anomalies', route_name=route, namespace=ns, kubeconfig=k8s_config,"
+            " prometheus_url=prom, prometheus_headers={'Authorization': 'Bearer ' ~ prom_header_token,"
+            " 'X-Scope-OrgID': 'tenant-a'}, prometheus_timeout=20)"
+        ),
+        "headers_wrong_prometheus": (
+            "lookup('darklaunch.traefik.traffic', 'anomalies', kubeconfig=k8s_config,"
+            " prometheus_url='http://127.0.0.1:9', prometheus_headers={'X-Api-Key': prom_api_key})"
+        ),
+        "prometheus_proxy_password": (
+            "lookup('darklaunch.traefik.traffic', 'anomalies', kubeconfig=k8s_config, prometheus_url=prom,"
+            " prometheus_proxy=prom_proxy_url)"
+        ),
         "unauthorized": "lookup('darklaunch.traefik.traffic', 'routes', namespace=ns, kubeconfig=bad_config)",
         "broken_kubeconfig": "lookup('darklaunch.traefik.traffic', 'routes', namespace=ns, kubeconfig=broken_config)",
         "proxy": (
@@ -509,6 +522,9 @@ def test_lookup_prints_no_secret(
         "prom_token2": s.add("prometheus-token-2", junk("prometheus-token-2")),
         "prom_password": s.add("prometheus-password", junk("prometheus-password")),
         "prom_url_pw": f"http://grafana:{s.add('prometheus-url-password', junk('prom-url-password'))}@127.0.0.1:9",
+        "prom_header_token": s.add("prometheus-header-token", junk("prometheus-header-token")),
+        "prom_api_key": s.add("prometheus-api-key", junk("prometheus-api-key")),
+        "prom_proxy_url": f"http://squid:{s.add('prometheus-proxy-password', junk('prom-proxy-password'))}@127.0.0.1:9",
         "proxy_token": s.add("lookup-proxy-token", junk("lookup-proxy-token")),
         "proxy_password": s.add("lookup-proxy-basic-password", junk("lookup-proxy-basic-password")),
         "proxy_url": f"http://squid:{s.add('lookup-proxy-password', junk('lookup-proxy-password'))}@127.0.0.1:9",
@@ -529,10 +545,14 @@ def test_lookup_prints_no_secret(
     assert run.completed.returncode == 0, run.output
     by_name = json.loads(results.read_text())
     assert by_name["distribution"]["msg"]["route"] == world.route, "the dict's token must have authenticated"
-    for name in ("anomalies_token", "anomalies_basic"):
+    for name in ("anomalies_token", "anomalies_basic", "anomalies_headers"):
         assert by_name[name]["msg"]["verdict"] in ("ok", "anomalous", "insufficient_data"), by_name[name]
     assert "Prometheus" in failed_with(by_name, "wrong_prometheus")
     assert "prometheus_url" in failed_with(by_name, "prometheus_url_with_password")
+    assert "Cannot reach Prometheus" in failed_with(by_name, "headers_wrong_prometheus")
+    assert "through the proxy http://127.0.0.1:9 (from prometheus_proxy)" in failed_with(
+        by_name, "prometheus_proxy_password"
+    )
     assert "401" in failed_with(by_name, "unauthorized")
     assert failed_with(by_name, "broken_kubeconfig")
     assert "proxy" in failed_with(by_name, "proxy")
@@ -599,7 +619,11 @@ def test_role_prints_no_secret(
     passing = {
         **base_vars,
         "shadow_launch_prometheus_url": cluster.prometheus_url,
-        "shadow_launch_prometheus_auth": {"prometheus_token": s.add("role-prom-token", junk("role-prom-token"))},
+        "shadow_launch_prometheus_auth": {
+            "prometheus_token": s.add("role-prom-token", junk("role-prom-token")),
+            "prometheus_headers": {"X-Api-Key": s.add("role-prom-api-key", junk("role-prom-api-key"))},
+            "prometheus_timeout": 20,
+        },
     }
     runs = [Run("the role (gate on)", ansible_playbook(playbook, passing, "--diff"), left_behind)]
     assert runs[-1].completed.returncode == 0, runs[-1].output

@@ -25,9 +25,7 @@ TRAEFIK_V2_VERSION = "2.11.0"
 # directory, <TRAEFIK_BIN_ROOT>/<version>/bin/traefik, never over the pinned one in site-packages. A
 # cache in the user's home (documented in the README), not .state/: the v2 build takes minutes, and a
 # fresh clone (CI's) would otherwise pay it on every run.
-TRAEFIK_BIN_ROOT = (
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darklaunch" / "traefik-releases"
-)
+TRAEFIK_BIN_ROOT = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "darklaunch" / "traefik-releases"
 
 
 @dataclass(frozen=True)

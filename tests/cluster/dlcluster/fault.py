@@ -47,6 +47,8 @@ def inject_shadow_failure(
     mirror = f"{route}-mirror"
     attached = _wait(lambda: _routes_through(kube, api, namespace, route, mirror), timeout, "the attach")
     time.sleep(max(0.0, attached + after - time.monotonic()))
+    if not _routes_through(kube, api, namespace, route, mirror):
+        raise RuntimeError(f"the launch was rolled back before the fault was injected ({after:.0f}s after the attach)")
     backend.set_knobs(error_rate=error_rate)
     failing_at = time.monotonic()
     failing_wall = time.time()

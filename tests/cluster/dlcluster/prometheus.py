@@ -13,11 +13,36 @@ from .procs import ProcessTable, require_alive, wait_until
 NAME = "prometheus"
 
 
+# Loopback ports of exporters that tests run only while they need them (nothing listens otherwise, so
+# those jobs just have up == 0): the prometheus port plus these offsets, whose last digits no base
+# port uses, so instances with other port offsets never collide.
+REMOTE_CLUSTER_EXPORTER_OFFSET = 5
+APP_EXPORTER_OFFSET = 6
+
+
+def remote_cluster_exporter_port(cfg: InstanceConfig) -> int:
+    return cfg.ports["prometheus"] + REMOTE_CLUSTER_EXPORTER_OFFSET
+
+
+def app_exporter_port(cfg: InstanceConfig) -> int:
+    return cfg.ports["prometheus"] + APP_EXPORTER_OFFSET
+
+
 def config(cfg: InstanceConfig) -> dict[str, object]:
     return {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [
             {"job_name": "traefik", "static_configs": [{"targets": [f"127.0.0.1:{cfg.ports['traefik_api']}"]}]},
+            # A shared Prometheus: Traefik-like series of "another cluster", told apart by their label
+            # (tests/integration/test_prometheus_options.py, prometheus_selector).
+            {
+                "job_name": "remote-cluster-traefik",
+                "static_configs": [
+                    {"targets": [f"127.0.0.1:{remote_cluster_exporter_port(cfg)}"], "labels": {"cluster": "remote"}}
+                ],
+            },
+            # An application's own counters (a business metric for custom checks).
+            {"job_name": "app", "static_configs": [{"targets": [f"127.0.0.1:{app_exporter_port(cfg)}"]}]},
         ],
     }
 

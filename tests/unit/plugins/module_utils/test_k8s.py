@@ -23,7 +23,11 @@ from kubernetes.config import incluster_config
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _k8s
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec, with_auth
-from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import (
+    ApiUnavailableError,
+    ConflictError,
+    DarklaunchError,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     CRDS_MISSING_MESSAGE,
     ApiCall,
@@ -854,3 +858,70 @@ def test_with_auth_merges_and_refuses_to_redefine_auth_options() -> None:
     assert merged["kubeconfig"] == {"type": "raw"}
     with pytest.raises(ValueError, match="host"):
         with_auth({"host": {"type": "str"}})
+
+
+# --------------------------------------------------------------------------------------------------
+# Request timeout: an API server that stops answering fails the call within request_timeout
+
+
+def test_request_timeout_defaults_to_20_seconds_and_comes_from_option_or_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert KubeClient.from_params({"host": "http://127.0.0.1:1", "api_key": "t"}).request_timeout == 20.0
+    assert (
+        KubeClient.from_params({"host": "http://127.0.0.1:1", "api_key": "t", "request_timeout": 3}).request_timeout
+        == 3.0
+    )
+    monkeypatch.setenv("K8S_AUTH_REQUEST_TIMEOUT", "7.5")
+    assert KubeClient.from_params({"host": "http://127.0.0.1:1", "api_key": "t"}).request_timeout == 7.5
+
+
+@pytest.mark.parametrize("value", [0, -1, "soon", True, 4000])
+def test_a_bad_request_timeout_is_refused_with_its_field(value: Any) -> None:
+    with pytest.raises(DarklaunchError) as caught:
+        KubeClient.from_params({"host": "http://127.0.0.1:1", "api_key": "t", "request_timeout": value})
+    assert caught.value.field == "request_timeout"
+    assert "request_timeout must be a number of seconds" in str(caught.value)
+
+
+def test_an_api_that_does_not_answer_fails_once_within_the_timeout_and_says_the_request_may_have_applied() -> None:
+    received: list[bytes] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _address = listener.accept()
+            except OSError:
+                return
+            held.append(connection)  # read the request, never answer
+            received.append(connection.recv(65536))
+
+    threading.Thread(target=accept, daemon=True).start()
+    host = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    client = KubeClient.from_params({"host": host, "api_key": "t", "request_timeout": 0.5, "api_group": "traefik.io"})
+    try:
+        with pytest.raises(ApiUnavailableError) as caught:
+            client.json_patch("IngressRoute", "ns", "r", [{"op": "add", "path": "/x", "value": 1}])
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+    error = caught.value
+    assert error.request_sent is True
+    assert error.field == "request_timeout"
+    assert str(error).startswith(f"the Kubernetes API at {host} did not answer PATCH ")
+    assert "within 0.5 s (request_timeout)" in str(error)
+    assert len(received) == 1, "a request that was sent is never repeated"
+
+
+def test_a_refused_connection_is_unavailable_and_nothing_was_sent() -> None:
+    client = KubeClient.from_params({"host": f"http://127.0.0.1:{unused_port()}", "api_key": "t"})
+    with pytest.raises(ApiUnavailableError) as caught:
+        client.get("Service", "ns", "x")
+    assert caught.value.request_sent is False
+    assert caught.value.details["request"] == "GET /api/v1/namespaces/ns/services/x"

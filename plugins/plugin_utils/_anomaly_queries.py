@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import (
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
     AnomalySettings,
     HistogramBucket,
     ServiceSeries,
@@ -73,9 +73,12 @@ def service_matcher(service_labels: Iterable[str] | None) -> str:
     return "service=~" + promql_string("|".join(escape_regex(label) for label in labels))
 
 
-def build_queries(service_labels: Iterable[str] | None, settings: AnomalySettings, end: float) -> AnomalyQueries:
-    """The four queries of a check ending at ``end`` (Unix seconds)."""
-    selector = service_matcher(service_labels)
+def build_queries(
+    service_labels: Iterable[str] | None, settings: AnomalySettings, end: float, extra_matchers: str = ""
+) -> AnomalyQueries:
+    """The four queries of a check ending at ``end`` (Unix seconds). ``extra_matchers`` (the
+    ``prometheus_selector``, e.g. ``cluster="prod-eu"``) narrow every query to one set of series."""
+    selector = service_matcher(service_labels) + (f",{extra_matchers}" if extra_matchers else "")
     window = settings.window
 
     def increase_by(metric: str, by: str, extra_matchers: str = "") -> str:

@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_check import check_anomalies
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
@@ -27,6 +26,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_traefik_service,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import anomaly_targets
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_check import check_anomalies
 
 NOW = 1_700_000_000.0
 WINDOW_SECONDS = 60.0
@@ -235,6 +235,7 @@ def test_result_shape() -> None:
         "scope",
         "evaluated_at",
         "queries",
+        "builtin_queries",
     }
     assert (result["window"], result["sigma"], result["evaluated_at"]) == ("1m", 3.0, NOW)
     # Per route the requested sigma applies to every comparison as it is.
@@ -292,7 +293,7 @@ def test_ok_summary_counts_services() -> None:
 
 # --- an IngressRoute with several routes: only the mirrored one is under test ------------------------
 
-FIXTURES = Path(__file__).parent / "fixtures" / "objects"
+FIXTURES = Path(__file__).parents[1] / "module_utils" / "fixtures" / "objects"
 # ir-three-routes: route 0 /api -> mirror (stable, 20% to canary), route 1 /health -> stable alone,
 # route 2 admin host -> staging alone. A route with one Service has a metrics label named after it.
 HEALTH = "production-api-service-route-9aa6710bc5b963b4b9a7@kubernetescrd"

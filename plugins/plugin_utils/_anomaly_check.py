@@ -12,7 +12,9 @@ import time as time_module
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
+    ROLE_MAIN,
     ROLE_SHADOW,
     ROLES,
     AnomalySettings,
@@ -20,12 +22,21 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import
     Target,
     evaluate,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_queries import (
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_metrics import (
+    CheckContext,
+    MetricCheck,
+    combine_verdict,
+    parse_metric_checks,
+    run_metric_check,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_queries import (
     AnomalyQueries,
     assemble_series,
     build_queries,
+    escape_regex,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._prometheus import PrometheusQueryError
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import parse_selector
 
 
 class PrometheusQuerier(Protocol):
@@ -43,15 +54,26 @@ def check_anomalies(
     history_windows: Any = 6,
     min_requests: Any = 100,
     now: float | None = None,
+    selector: Any = None,
+    metrics: Any = None,
+    route: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Check the given services (or, with ``targets=None``, every service Traefik reports).
 
     ``targets`` items: ``{service_label, name, namespace, role: main|shadow|service, pair}`` where
     ``pair`` is, for a shadow, the metric label of its main service (or a list of them when the main
-    is a weighted split). Always issues exactly ``AnomalyQueries.count`` (4) queries, or none when
-    the target list is empty.
+    is a weighted split). The built-in checks always issue exactly ``AnomalyQueries.count`` (4)
+    queries, or none when the target list is empty; each custom check in ``metrics`` adds its own
+    (1, or 2 for ``max_ratio`` / ``max_increase``). ``selector`` (``prometheus_selector``) adds label
+    matchers to all of them; ``route`` (``{route, namespace}``) fills ``$route`` and ``$namespace``.
     """
     settings = AnomalySettings.from_options(sigma, window, history_windows, min_requests)
+    extra_matchers = parse_selector(selector)
+    checks = parse_metric_checks(metrics)
+    if checks and targets is None:
+        raise DarklaunchError(
+            "metrics (custom checks) judge a route's shadow: give route_name and namespace.", field="metrics"
+        )
     parsed_targets = parse_targets(targets) if targets is not None else None
     evaluated_at = time_module.time() if now is None else float(now)
     labels = _labels_to_fetch(parsed_targets)
@@ -59,14 +81,59 @@ def check_anomalies(
         series: dict[str, ServiceSeries] = {}
         queries_sent = 0
     else:
-        queries = build_queries(labels, settings, evaluated_at)
+        queries = build_queries(labels, settings, evaluated_at, extra_matchers)
         series = fetch_series(client, queries)
         queries_sent = queries.count
     report = evaluate(series, parsed_targets, settings).to_dict()
     report["scope"] = "cluster" if parsed_targets is None else "services"
     report["evaluated_at"] = round(evaluated_at, 3)
+    report["builtin_queries"] = queries_sent
+    if extra_matchers:
+        report["selector"] = extra_matchers
+    if checks:
+        context = _check_context(parsed_targets or [], settings.window, route, extra_matchers)
+        rows = run_metric_checks(client, checks, context, round(evaluated_at, 3))
+        report["metrics"] = rows
+        queries_sent += sum(row["queries"] for row in rows)
+        report["verdict"], report["summary"] = combine_verdict(report["verdict"], report["summary"], rows)
     report["queries"] = queries_sent
     return report
+
+
+def run_metric_checks(
+    client: PrometheusQuerier, checks: Sequence[MetricCheck], context: CheckContext | None, at: float
+) -> list[dict[str, Any]]:
+    """Each custom check as one instant query (two for comparisons) at the same time as the built-in ones."""
+    return [
+        run_metric_check(
+            check,
+            context,
+            lambda promql: client.query(promql, time=at),
+            lambda error: isinstance(error, PrometheusQueryError),
+        )
+        for check in checks
+    ]
+
+
+def _check_context(
+    targets: Sequence[Target], window: str, route: Mapping[str, Any] | None, extra_matchers: str
+) -> CheckContext | None:
+    shadows = sorted({target.service for target in targets if target.role == ROLE_SHADOW})
+    mains = sorted(
+        {pair for target in targets if target.role == ROLE_SHADOW for pair in target.pairs}
+        or {target.service for target in targets if target.role == ROLE_MAIN}
+    )
+    if not shadows and not mains:
+        return None
+    route = route or {}
+    return CheckContext(
+        shadow="|".join(escape_regex(label) for label in shadows),
+        main="|".join(escape_regex(label) for label in mains),
+        namespace=str(route.get("namespace") or ""),
+        route=str(route.get("route") or ""),
+        window=window,
+        selector=extra_matchers,
+    )
 
 
 def fetch_series(client: PrometheusQuerier, queries: AnomalyQueries) -> dict[str, ServiceSeries]:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
     AnomalySettings,
     HistogramBucket,
     ServiceSeries,
@@ -36,7 +37,6 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import
     two_proportion_z,
     welch_z,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 
 INF = math.inf
 SHADOW = "production-api-service-canary-80@kubernetescrd"
@@ -392,6 +392,18 @@ def test_request_rate_drop_is_anomalous() -> None:
 
 def test_request_rate_spike_is_not_an_anomaly() -> None:
     assert history_anomalies(STEADY, window(1200, 12, 0.1)) == {}
+
+
+def test_a_shadows_request_rate_is_set_by_the_mirror_not_judged_against_its_history() -> None:
+    # A canary that served half the users behind a weighted split now gets 20% copies: its rate "drops"
+    # by design. The same drop on a main service is anomalous (test_request_rate_drop_is_anomalous).
+    shadow = compare_to_history(Target(SHADOW, role="shadow"), series(SHADOW, [*STEADY, window(300, 3, 0.1)]), SETTINGS)
+    assert (shadow.status, shadow.judged, shadow.anomalies) == ("ok", 2, [])
+    # Its errors still count against its history.
+    failing = compare_to_history(
+        Target(SHADOW, role="shadow"), series(SHADOW, [*STEADY, window(300, 60, 0.1)]), SETTINGS
+    )
+    assert [anomaly.metric for anomaly in failing.anomalies] == ["error_rate"]
 
 
 def test_error_rate_rise_against_history() -> None:

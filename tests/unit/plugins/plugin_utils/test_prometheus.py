@@ -8,6 +8,7 @@ import base64
 import datetime
 import ipaddress
 import json
+import os
 import socket
 import ssl
 import threading
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._prometheus import PrometheusClient
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._prometheus import PrometheusClient
 
 VECTOR = {
     "status": "success",
@@ -321,7 +322,7 @@ def test_bad_urls_are_refused(url: str, expected: str) -> None:
 
 @pytest.mark.parametrize("timeout", [0, -1, float("inf"), "soon"])
 def test_bad_timeouts_are_refused(timeout: Any) -> None:
-    assert error_of(lambda: PrometheusClient("http://127.0.0.1:9090", timeout=timeout)).field == "timeout"
+    assert error_of(lambda: PrometheusClient("http://127.0.0.1:9090", timeout=timeout)).field == "prometheus_timeout"
 
 
 # ---- TLS ----------------------------------------------------------------------------------------
@@ -424,3 +425,47 @@ def test_https_url_to_a_plain_http_server(prometheus: FakePrometheusServer) -> N
     err = error_of(lambda: PrometheusClient(https_url).query("up"))
     assert "TLS handshake with Prometheus" in str(err)
     assert "(http/https)" in str(err)
+
+
+def test_extra_headers_are_sent(prometheus: FakePrometheusServer) -> None:
+    client = PrometheusClient(prometheus.url, headers={"X-Scope-OrgID": "tenant-a"})
+    client.query("up")
+    # Header names are case-insensitive (urllib sends "X-scope-orgid").
+    sent = {name.lower(): value for name, value in prometheus.seen[-1].headers.items()}
+    assert sent["x-scope-orgid"] == "tenant-a"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Bad Name": "x"}, {"Content-Type": "text/plain"}, {"X-Ok": "two\nlines"}, {"X-Ok": ["list"]}, "X-Ok: 1"],
+)
+def test_bad_headers_are_refused_without_quoting_values(headers: Any) -> None:
+    err = error_of(lambda: PrometheusClient("http://127.0.0.1:9090", headers=headers))
+    assert err.field == "prometheus_headers" and "lines" not in str(err)
+
+
+def test_authorization_twice_is_refused() -> None:
+    err = error_of(lambda: PrometheusClient("http://127.0.0.1:9090", token="t", headers={"authorization": "x"}))
+    assert err.field == "prometheus_headers"
+
+
+@pytest.mark.parametrize("proxy", ["proxy:3128", "socks5://proxy:1080", "http://proxy"])
+def test_bad_proxies_are_refused(proxy: str) -> None:
+    assert error_of(lambda: PrometheusClient("http://127.0.0.1:9090", proxy=proxy)).field == "prometheus_proxy"
+
+
+def test_explicit_proxy_is_used_and_the_environment_is_restored(prometheus: FakePrometheusServer) -> None:
+    # The fake server answers absolute-form requests too, so it can stand in for the proxy.
+    client = PrometheusClient("http://prometheus.invalid:9090", proxy=prometheus.url)
+    client.query("up")
+    assert prometheus.seen[-1].path == "http://prometheus.invalid:9090/api/v1/query"
+    assert "http_proxy" not in os.environ and "HTTP_PROXY" not in os.environ
+
+
+def test_missing_files_are_named_before_any_request(tmp_path: Path) -> None:
+    for option, kwargs in (
+        ("prometheus_ca_cert", {"ca_cert": str(tmp_path / "nope.pem")}),
+        ("prometheus_client_cert", {"client_cert": str(tmp_path / "nope.pem")}),
+        ("prometheus_client_key", {"client_key": str(tmp_path / "key.pem")}),
+    ):
+        assert error_of(lambda kwargs=kwargs: PrometheusClient("https://127.0.0.1:9", **kwargs)).field == option

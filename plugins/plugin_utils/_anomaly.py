@@ -728,13 +728,19 @@ def main_label(target: Target) -> str:
 
 
 def compare_to_history(target: Target, series: ServiceSeries | None, settings: AnomalySettings) -> CheckOutcome:
-    """Request rate, error rate and mean latency of the current window against the previous windows."""
+    """Request rate, error rate and mean latency of the current window against the previous windows.
+
+    A shadow's request rate is left out: the mirror's percentage sets it (a canary that served 50% of
+    users behind a weighted split and now gets 20% copies "drops" by design, and every ramp moves it).
+    Its errors and latency still count, against its history and, in compare_shadow_to_main, its main.
+    """
     outcome = CheckOutcome(target, CHECK_HISTORY)
     current = series.current if series is not None else None
     if series is None or current is None:
         outcome.gaps.append(f"no metrics for this service in the last {settings.window}")
         return outcome
-    _score_request_rate_history(outcome, current, series.history, settings)
+    if target.role != ROLE_SHADOW:
+        _score_request_rate_history(outcome, current, series.history, settings)
     if current.requests < settings.min_requests:
         outcome.gaps.append(
             f"{current.requests:.0f} requests in the last {settings.window}, fewer than min_requests "

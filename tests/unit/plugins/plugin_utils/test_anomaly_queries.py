@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly import (
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
     AnomalySettings,
     HistogramBucket,
     WindowCounts,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._anomaly_queries import (
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_queries import (
     assemble_series,
     build_queries,
     escape_regex,

@@ -1,0 +1,131 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the launch report shows, from what the shadow_launch role collected: pure, no I/O.
+
+The role hands over its raw records (every gate check as the lookup answered it, each step, each
+change); this module reduces each check to the shadow's and the main's numbers, exactly as the gate
+saw them, and the summary AWX workflows get through ``set_stats``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+ROLES = ("shadow", "main")
+
+
+def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
+    generated = time.time() if now is None else now
+    checks = [check_row(check) for check in params.get("checks") or [] if isinstance(check, Mapping)]
+    steps = [step_row(step) for step in params.get("steps") or [] if isinstance(step, Mapping)]
+    # The role records each write batch once: {at, summaries: [...]}; a single {at, summary} works too.
+    changes = [
+        {"at": epoch(change.get("at")), "summary": str(summary)}
+        for change in params.get("changes") or []
+        if isinstance(change, Mapping)
+        for summary in (change.get("summaries") or [change.get("summary", "")])
+    ]
+    verdicts = [str(check["verdict"]) for check in checks]
+    stats = {
+        "route": params.get("route_name"),
+        "namespace": params.get("namespace"),
+        "outcome": params.get("outcome"),
+        "steps": [{"percent": s["percent"], "result": s["result"]} for s in steps],
+        "checks": len(checks),
+        "anomalous_checks": verdicts.count("anomalous"),
+        "inconclusive_checks": verdicts.count("insufficient_data"),
+    }
+    return {
+        "route": params.get("route_name"),
+        "namespace": params.get("namespace"),
+        "outcome": params.get("outcome"),
+        "summary": params.get("summary"),
+        "generated_at": generated,
+        "file_time": datetime.fromtimestamp(generated, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ"),
+        "steps": steps,
+        "checks": checks,
+        "changes": changes,
+        "final_state": dict(params.get("final_state") or {}),
+        "series": dict(params.get("series") or {}),
+        "stats": stats,
+    }
+
+
+def check_row(check: Mapping[str, Any]) -> dict[str, Any]:
+    """One gate check: when, which step, the verdict, and the shadow's and main's numbers."""
+    rows = [row for row in check.get("services") or [] if isinstance(row, Mapping)]
+    row: dict[str, Any] = {
+        "at": epoch(check.get("at")),
+        "percent": check.get("percent"),
+        "verdict": check.get("verdict"),
+        "summary": check.get("summary", ""),
+        "anomalies": [
+            str(anomaly.get("description") or anomaly)
+            for anomaly in check.get("anomalies") or []
+            if isinstance(anomaly, Mapping)
+        ],
+    }
+    for role in ROLES:
+        row[role] = side(row for row in rows if row.get("role") == role)
+    return row
+
+
+def side(rows: Any) -> dict[str, float | None]:
+    """Several rows of one role (a main behind a weighted split): requests and rates add up, the 5xx
+    share is weighted by requests, and p95 is the slowest one's."""
+    rows = list(rows)
+    requests = [float(r["requests"]) for r in rows if _number(r.get("requests"))]
+    total = sum(requests) if requests else None
+    errors = [
+        float(r["requests"]) * float(r["error_rate"])
+        for r in rows
+        if _number(r.get("requests")) and _number(r.get("error_rate"))
+    ]
+    p95 = [float(r["latency_p95"]) for r in rows if _number(r.get("latency_p95"))]
+    rates = [float(r["request_rate"]) for r in rows if _number(r.get("request_rate"))]
+    return {
+        "requests": total,
+        "request_rate": sum(rates) if rates else None,
+        "error_rate": (sum(errors) / total) if errors and total else (0.0 if total else None),
+        "latency_p95": max(p95) if p95 else None,
+    }
+
+
+def step_row(step: Mapping[str, Any]) -> dict[str, Any]:
+    raw_tally = step.get("tally")
+    tally: Mapping[str, Any] = raw_tally if isinstance(raw_tally, Mapping) else {}
+    return {
+        "percent": step.get("percent"),
+        "result": str(step.get("result", "")),
+        "tally": {key: int(tally.get(key, 0) or 0) for key in ("ok", "anomalous", "inconclusive")},
+        "start": epoch(step.get("start")),
+        "end": epoch(step.get("end")),
+    }
+
+
+def epoch(value: Any) -> float | None:
+    """Seconds since the epoch from a number, a numeric string or an ISO 8601 time (naive means UTC)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if _number(value):
+        return float(value)
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def _number(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,307 @@
+"""Live load and never dangling (issue 11, items 1 and 2), against the real apiserver, Traefik and
+Prometheus.
+
+Users send at least 100 requests per second through Traefik during three cycles:
+
+- the modules' whole cycle: enable -> attach -> ramp -> teardown (``traefik_mirror`` run as Ansible runs it);
+- the role's rollback path: the shadow starts failing during the bake and the gate rolls back;
+- the role's interrupted path: SIGINT during the bake, and the controller's watchdog restores the route.
+
+Every response is counted at the client and at the backends: no user request fails, and the shadow
+(``<app>-staging``, never one of the route's user-facing backends) answers no user at any time, in
+particular between the attach and the restore as the IngressRoute's watch saw them. Meanwhile the API's
+watch records every version of the namespace's IngressRoutes, TraefikServices and Services: at no recorded
+version does a route reach an object that does not exist. After each step Traefik's own API says the
+router is enabled and its service loaded without errors. ``-s`` prints the figures.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubewatch import NamespaceWatch
+from modrun import run_module
+from shadow import start_playbook
+from userload import UserLoad, check_users, traefik_forgot, traefik_loaded, traefik_routes
+
+pytestmark = pytest.mark.integration
+
+API = "traefik.io/v1alpha1"
+SHADOW = "staging"  # the shadow backend: not in the route's weighted split, so it may never answer a user
+
+
+@pytest.fixture
+def user_load(cluster: Any) -> Iterator[Callable[[Any], UserLoad]]:
+    started: list[UserLoad] = []
+
+    def start(world: Any) -> UserLoad:
+        load = UserLoad.start(cluster.traefik_url, world.host)
+        started.append(load)
+        return load
+
+    yield start
+    for load in started:
+        load.stop()
+
+
+def ingress_route(kube: Any, world: Any) -> dict[str, Any]:
+    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
+    meta = ir["metadata"]
+    return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
+
+
+def mirror_exists(kube: Any, world: Any) -> bool:
+    return kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is not None
+
+
+def attached_window(watch: NamespaceWatch, world: Any) -> tuple[float, float]:
+    """When the watch saw the IngressRoute start and stop routing through the mirror."""
+    mirror = f"{world.route}-mirror"
+    start = end = None
+    for event in watch.ordered():
+        if event.kind != "IngressRoute" or event.name != world.route:
+            continue
+        through = any(
+            ref.get("name") == mirror for route in event.obj["spec"].get("routes", []) for ref in route["services"]
+        )
+        if through and start is None:
+            start = event.at
+        elif not through and start is not None and end is None:
+            end = event.at
+    assert start is not None and end is not None, f"attach and restore not both seen: {watch.timeline()}"
+    return start, end
+
+
+def check_watch(watch: NamespaceWatch, load: UserLoad, world: Any, label: str) -> None:
+    start, end = attached_window(watch, world)
+    answered, errors = load.between(start, end)
+    print(
+        f"[{label}] watch: {watch.versions()} versions recorded ({watch.versions('IngressRoute')} IngressRoute, "
+        f"{watch.versions('TraefikService')} TraefikService); mirror attached for {end - start:.1f} s, "
+        f"user responses meanwhile by {dict(answered)}, errors {errors}"
+    )
+    assert not watch.errors, watch.errors
+    assert watch.versions("IngressRoute") >= 2 and watch.versions("TraefikService") >= 2, watch.timeline()
+    assert watch.dangling_moments() == [], "\n".join(watch.timeline())
+    assert answered.get(world.service(SHADOW), 0) == 0 and errors == 0
+    assert sum(answered.values()) > 0, "no user traffic while attached: the window is wrong"
+
+
+def launch_vars(world: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "route_name": world.route,
+        "namespace": world.namespace,
+        "main_service": world.service("stable"),
+        "mirror_service": world.service(SHADOW),
+        "steps": [50],
+        "bake_seconds": 120,
+        "window": "10s",
+        "interval": 10,
+        "history_windows": 3,
+        "min_requests": 20,
+        "attach_to_ingress": True,
+        "confirm_end_weighted_split": True,
+        "prometheus_url": os.environ["PROMETHEUS_URL"],
+        "teardown": True,
+        **extra,
+    }
+
+
+def finish(process: subprocess.Popen[bytes], output: Path, timeout: float = 180) -> str:
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return output.read_text(errors="replace")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return time.monotonic()
+        time.sleep(0.1)
+    raise AssertionError(f"{what} not seen within {timeout:.0f} s")
+
+
+def test_the_modules_whole_cycle_under_load_never_fails_a_user(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    admin_kubeconfig: Path,
+    traefik_api_get: Callable[[str], Any],
+    user_load: Callable[[Any], UserLoad],
+) -> None:
+    world = seed_world(app="live-cycle")
+    before = ingress_route(kube, world)
+    mirror, wrr = f"{world.route}-mirror", world.wrr
+    base = {
+        "route_name": world.route,
+        "namespace": world.namespace,
+        "main_service": world.service("stable"),
+        "mirror_service": world.service(SHADOW),
+    }
+    steps: list[str] = []
+    with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
+        load = user_load(world)
+        time.sleep(2)
+
+        enabled = run_module("traefik_mirror", {**base, "mirror_percent": 10})
+        assert enabled.get("changed") and enabled["status"] == "inactive", enabled
+        traefik_loaded(traefik_api_get, world, mirror)
+        waited = traefik_routes(traefik_api_get, world, wrr)
+        steps.append(f"enable: Traefik still routes through {wrr}, mirror loaded ({waited:.1f} s)")
+
+        attached = run_module(
+            "traefik_mirror",
+            {**base, "mirror_percent": 10, "attach_to_ingress": True, "confirm_end_weighted_split": True},
+        )
+        assert attached.get("changed") and attached["status"] == "active", attached
+        steps.append(f"attach: router -> {mirror} at 10% ({traefik_routes(traefik_api_get, world, mirror, 10):.1f} s)")
+        time.sleep(3)
+
+        ramped = run_module(
+            "traefik_mirror",
+            {**base, "mirror_percent": 50, "attach_to_ingress": True, "confirm_end_weighted_split": True},
+        )
+        assert ramped.get("changed") and ramped["status"] == "active", ramped
+        steps.append(f"ramp: router -> {mirror} at 50% ({traefik_routes(traefik_api_get, world, mirror, 50):.1f} s)")
+        time.sleep(3)
+
+        torn_down = run_module(
+            "traefik_mirror", {"route_name": world.route, "namespace": world.namespace, "state": "absent"}
+        )
+        assert torn_down.get("changed") and torn_down["status"] == "absent", torn_down
+        steps.append(f"teardown: router -> {wrr} ({traefik_routes(traefik_api_get, world, wrr):.1f} s)")
+        traefik_forgot(traefik_api_get, world, mirror)
+        time.sleep(2)
+        load.stop()
+
+    print("\n" + "\n".join(f"[cycle] Traefik after {step}" for step in steps))
+    check_users(load, world, SHADOW, "cycle")
+    check_watch(watch, load, world, "cycle")
+    assert world.backends[SHADOW].counters()["total"] > 0, "the shadow got no copies"
+    assert ingress_route(kube, world) == before
+    assert not mirror_exists(kube, world)
+
+
+def test_the_roles_rollback_under_load_never_fails_a_user(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    admin_kubeconfig: Path,
+    traefik_api_get: Callable[[str], Any],
+    user_load: Callable[[Any], UserLoad],
+    tmp_path: Path,
+) -> None:
+    world = seed_world(app="live-rollback")
+    before = ingress_route(kube, world)
+    mirror, wrr = f"{world.route}-mirror", world.wrr
+    shadow = world.backends[SHADOW]
+    output = tmp_path / "ansible-playbook.out"
+    with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
+        load = user_load(world)
+        time.sleep(12)  # a little history for the gate's baseline
+        process = start_playbook("shadow_launch", launch_vars(world), output)
+        try:
+            wait_until(lambda: mirror in str(kube.get(API, "IngressRoute", world.route, world.namespace)), 90, "attach")
+            traefik_routes(traefik_api_get, world, mirror, 50)
+            time.sleep(3)
+            shadow.set_knobs(error_rate=0.3)
+            failing = time.monotonic()
+            out = finish(process, output)
+        finally:
+            shadow.set_knobs(error_rate=0)
+        restored_after = time.monotonic() - failing
+        traefik_routes(traefik_api_get, world, wrr)
+        traefik_forgot(traefik_api_get, world, mirror)
+        time.sleep(1)
+        load.stop()
+
+    print(f"\n[rollback] shadow failing; playbook ended {restored_after:.1f} s later (rc {process.returncode})")
+    assert process.returncode != 0, out
+    assert "anomalous" in out and "rolled back" in out, out
+    check_users(load, world, SHADOW, "rollback")
+    check_watch(watch, load, world, "rollback")
+    assert shadow.counters()["errors"] > 0, "the shadow's failures must have happened (on copies)"
+    assert ingress_route(kube, world) == before
+    assert not mirror_exists(kube, world)
+
+
+def test_an_interrupted_launch_under_load_never_fails_a_user(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    admin_kubeconfig: Path,
+    traefik_api_get: Callable[[str], Any],
+    user_load: Callable[[Any], UserLoad],
+    tmp_path: Path,
+) -> None:
+    world = seed_world(app="live-sigint")
+    before = ingress_route(kube, world)
+    mirror, wrr = f"{world.route}-mirror", world.wrr
+    output = tmp_path / "ansible-playbook.out"
+    with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
+        load = user_load(world)
+        process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=300), output)
+        wait_until(lambda: mirror in str(kube.get(API, "IngressRoute", world.route, world.namespace)), 90, "attach")
+        traefik_routes(traefik_api_get, world, mirror, 50)
+        time.sleep(5)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        out = finish(process, output, timeout=60)
+        restored = wait_until(lambda: not mirror_exists(kube, world), 60, "the watchdog's restore")
+        traefik_routes(traefik_api_get, world, wrr)
+        traefik_forgot(traefik_api_get, world, mirror)
+        time.sleep(1)
+        load.stop()
+
+    print(
+        f"\n[SIGINT] ansible-playbook exited {process.returncode}; "
+        f"restored {restored - interrupted:.1f} s after the signal"
+    )
+    assert process.returncode != 0, out
+    check_users(load, world, SHADOW, "SIGINT")
+    check_watch(watch, load, world, "SIGINT")
+    assert ingress_route(kube, world) == before
+
+
+def test_the_watch_sees_a_dangling_route_when_there_is_one(
+    kube: Any, admin_kubeconfig: Path, make_namespace: Callable[[str], str]
+) -> None:
+    """The never-dangling check is only worth something if it fails on a dangling route: make one."""
+    namespace = make_namespace("live-dangling")
+    route = {
+        "apiVersion": API,
+        "kind": "IngressRoute",
+        "metadata": {"name": "r", "namespace": namespace},
+        "spec": {
+            "entryPoints": ["web"],
+            "routes": [
+                {
+                    "match": "Host(`dangling.test`)",
+                    "kind": "Rule",
+                    "services": [{"name": "m", "kind": "TraefikService"}],
+                }
+            ],
+        },
+    }
+    mirror = {
+        "apiVersion": API,
+        "kind": "TraefikService",
+        "metadata": {"name": "m", "namespace": namespace},
+        "spec": {"mirroring": {"name": "gone", "port": 80, "mirrors": [{"name": "gone", "port": 80, "percent": 5}]}},
+    }
+    with NamespaceWatch(admin_kubeconfig, namespace) as watch:
+        kube.apply(route)
+        kube.apply(mirror)
+        kube.delete(API, "TraefikService", "m", namespace)
+    problems = watch.dangling_moments()
+    assert any("TraefikService m does not exist" in p for p in problems), problems
+    assert any("Service gone does not exist" in p for p in problems), problems
+    assert any(p.startswith("after DELETED TraefikService m") for p in problems), problems
