@@ -34,7 +34,12 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan im
     Observed,
     plan_mirror,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._model import KIND_SERVICE
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    KIND_SERVICE,
+    KIND_TRAEFIK_SERVICE,
+    parse_ingress_route,
+    parse_traefik_service,
+)
 
 MAX_ATTEMPTS = 3
 _SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
@@ -74,29 +79,124 @@ class MirrorRun:
 
 
 def observe(client: KubeWriter, params: MirrorParams) -> Observed:
-    """Everything the planner needs, read from the params' namespace."""
+    """What the planner needs, before the objects only the reported traffic split needs (see _plan)."""
+    return _observe(client, params)[0]
+
+
+def _plan(client: KubeWriter, params: MirrorParams, now: datetime) -> MirrorPlan:
+    """Plan from by-name reads, then read what the planned IngressRoute reaches and was not read yet, so the
+    reported traffic split is complete (usually nothing: the route reaches the mirror and its two Services)."""
+    observed, reads = _observe(client, params)
+    plan = plan_mirror(params, observed, now=now)
+    while reads.read_reachable(plan):
+        plan = plan_mirror(params, reads.observed(), now=now)
+    return plan
+
+
+def _observe(client: KubeWriter, params: MirrorParams) -> tuple[Observed, _NamedReads]:
+    """What the planner needs, read by name; a namespace is listed only where the answer depends on objects
+    whose names are not known: before deleting a mirror (does anything else route through it?) and when the
+    mirror is not attached by this run (is it live through another route?). Each object is read once, so one
+    plan sees one version of the IngressRoute."""
     ns = params.namespace
-    if not client.namespace_exists(ns):
+    mirror = client.get(KIND_TRAEFIK_SERVICE, ns, params.mirror_name)
+    # Deleting needs every reference to the mirror. Attaching makes route_name's IngressRoute route through the
+    # mirror (or the plan is refused), so it is live whatever other routes do; otherwise only they can make it.
+    lists_references = mirror is not None if params.state == STATE_ABSENT else not params.attach_to_ingress
+    if lists_references:
+        routes = client.list("IngressRoute", ns)
+        ingress_route = next((item for item in routes if _name(item) == params.route_name), None)
+    else:
+        routes = []
+        ingress_route = client.get("IngressRoute", ns, params.route_name)
+    if mirror is None and ingress_route is None and not client.namespace_exists(ns):
         raise DarklaunchError(f'namespace "{ns}" does not exist: check namespace.', field="namespace")
-    traefik_services = client.list("TraefikService", ns)
-    by_name = {item["metadata"]["name"]: item for item in traefik_services}
-    services = client.list("Service", ns)
-    services_by_name = {item["metadata"]["name"]: item for item in services}
-    main = (
-        services_by_name.get(params.main_service)
-        if params.main_kind == KIND_SERVICE
-        else by_name.get(params.main_service)
-    )
-    return Observed(
-        mirror=by_name.get(params.mirror_name),
-        ingress_route=client.get("IngressRoute", ns, params.route_name),
-        wrr=by_name.get(params.wrr_name),
+    traefik_services = client.list(KIND_TRAEFIK_SERVICE, ns) if lists_references else []
+    reads = _NamedReads(client, ns, traefik_services)
+    reads.remember(KIND_TRAEFIK_SERVICE, params.mirror_name, mirror)
+    wrr = reads.get(KIND_TRAEFIK_SERVICE, params.wrr_name)
+    main = reads.get(params.main_kind, params.main_service)
+    mirror_target = reads.get(KIND_SERVICE, params.mirror_service)
+    observed = reads.observed(
+        mirror=mirror,
+        ingress_route=ingress_route,
+        wrr=wrr,
         main=main,
-        mirror_target=services_by_name.get(params.mirror_service),
-        routes_referencing_mirror=client.list("IngressRoute", ns),
-        traefik_services=traefik_services,
-        services=services,
+        mirror_target=mirror_target,
+        routes_referencing_mirror=routes,
     )
+    return observed, reads
+
+
+def _name(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+class _NamedReads:
+    """By-name reads of one namespace's Services and TraefikServices, each name read at most once (a miss is
+    remembered too). Whatever was read is handed to the planner, which resolves the traffic split from it."""
+
+    def __init__(
+        self,
+        client: KubeWriter,
+        namespace: str,
+        traefik_services: list[dict[str, Any]],
+    ) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._objects: dict[str, Any] = {}
+        self.count = 0  # requests made
+        # A listed namespace already holds every TraefikService: a name that is not there does not exist.
+        self._listed = bool(traefik_services)
+        self._known: dict[tuple[str, str], dict[str, Any] | None] = {
+            (KIND_TRAEFIK_SERVICE, _name(item)): item for item in traefik_services
+        }
+
+    def remember(self, kind: str, name: str, obj: dict[str, Any] | None) -> None:
+        self._known[(kind, name)] = obj
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        key = (kind, name)
+        if key not in self._known:
+            if kind == KIND_TRAEFIK_SERVICE and self._listed:
+                self._known[key] = None
+            else:
+                self.count += 1
+                self._known[key] = self._client.get(kind, self._namespace, name)
+        return self._known[key]
+
+    def observed(self, **objects: Any) -> Observed:
+        """Observed from ``objects`` (the named ones; the last ones given when empty) and everything read."""
+        self._objects = objects or self._objects
+        found = [(kind, obj) for (kind, _name_), obj in self._known.items() if obj is not None]
+        return Observed(
+            **self._objects,
+            traefik_services=[obj for kind, obj in found if kind == KIND_TRAEFIK_SERVICE],
+            services=[obj for kind, obj in found if kind == KIND_SERVICE],
+        )
+
+    def read_reachable(self, plan: MirrorPlan) -> bool:
+        """Read the Services and TraefikServices the planned IngressRoute reaches that were not read yet, so
+        that the reported traffic split is complete; True if anything new was read."""
+        route = plan.ingress_route_after
+        if route is None:
+            return False
+        # The planned mirror, not the one read: the route reaches what the mirror will mirror.
+        planned = {_name(plan.mirror_after): plan.mirror_after} if plan.mirror_after else {}
+        pending = [ref for r in parse_ingress_route(route).routes for ref in r.services]
+        seen: set[tuple[str, str]] = set()
+        count_before = self.count
+        while pending:
+            ref = pending.pop()
+            if ref.namespace != self._namespace or (ref.kind, ref.name) in seen:
+                continue
+            seen.add((ref.kind, ref.name))
+            obj = planned.get(ref.name) if ref.kind == KIND_TRAEFIK_SERVICE else None
+            if obj is None:
+                obj = self.get(ref.kind, ref.name)
+            if obj is not None and ref.kind == KIND_TRAEFIK_SERVICE:
+                pending.extend(parse_traefik_service(obj).children())
+        return self.count > count_before
 
 
 def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bool) -> MirrorRun:
@@ -114,7 +214,7 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             # The clock is read here, not in the pure planner: the launch record's deadline counts from it.
-            plan = plan_mirror(params, observe(client, params), now=datetime.now(timezone.utc))
+            plan = _plan(client, params, datetime.now(timezone.utc))
         except ApiUnavailableError as error:
             raise _interrupted(error, run, params) from None
         run = MirrorRun(plan=plan, api_group=group, attempts=attempt, applied=applied)

@@ -1,0 +1,284 @@
+"""playbooks/shadow_launch_fleet.yml on two real clusters at the same time: the session's cluster and a
+second instance of the harness (its own apiserver, Traefik, Prometheus and backends; state
+.state/cluster-fleet-b, ports +200), each an inventory host with its own kubeconfig and Prometheus.
+
+- the canary cluster's shadow fails: it is rolled back, the second wave never starts, both clusters end
+  exactly as before;
+- the canary cluster passes and a cluster of the second wave fails: that one is rolled back by the role,
+  and with rollback_launched_on_failure=true the canary cluster too.
+
+Both check the IngressRoutes and mirrors in each apiserver, the user responses at the client and what the
+backends of each cluster received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from shadow import REPO_ROOT, playbook_env, wait_mirror_live
+from steady import SteadyTraffic
+
+CLUSTER_DIR = REPO_ROOT / "tests" / "cluster"
+if str(CLUSTER_DIR) not in sys.path:
+    sys.path.insert(0, str(CLUSTER_DIR))
+
+from dlcluster import traefik as traefik_api  # noqa: E402
+from dlcluster.backends import BackendsClient  # noqa: E402
+from dlcluster.rbac import bind_operator  # noqa: E402
+from dlcluster.testing import DOWN, Cluster, cluster_from_env, run_up  # noqa: E402
+from dlcluster.traffic import send  # noqa: E402
+from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+API = "traefik.io/v1alpha1"
+FLEET_B_STATE = os.environ.get("DARKLAUNCH_FLEET_B_STATE_DIR") or str(REPO_ROOT / ".state" / "cluster-fleet-b")
+FLEET_B_PORT_OFFSET = os.environ.get("DARKLAUNCH_FLEET_B_PORT_OFFSET") or "200"
+RATE = 30.0  # user requests per second and cluster: 150 copies per 10 s window at a 50% mirror
+
+
+@pytest.fixture(scope="module")
+def cluster_b() -> Iterator[Cluster]:
+    """The second cluster, started for this module and stopped at its end."""
+    env = run_up("--state-dir", FLEET_B_STATE, "--port-offset", FLEET_B_PORT_OFFSET)
+    try:
+        yield cluster_from_env(env)
+    finally:
+        subprocess.run([str(DOWN), "--state-dir", FLEET_B_STATE], capture_output=True, check=False)
+
+
+class Site:
+    """One cluster of the fleet with the seed's world in it, as the test sees it."""
+
+    def __init__(self, name: str, cluster: Cluster, world: SeedWorld) -> None:
+        self.name = name
+        self.cluster = cluster
+        self.kube = cluster.kube("admin")
+        self.world = world
+
+    def route(self) -> dict[str, Any]:
+        ir = self.kube.get(API, "IngressRoute", self.world.route, self.world.namespace)
+        meta = ir["metadata"]
+        return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
+
+    def has_mirror(self) -> bool:
+        return self.kube.get(API, "TraefikService", f"{self.world.route}-mirror", self.world.namespace) is not None
+
+    def inventory_vars(self) -> dict[str, Any]:
+        return {
+            "k8s_auth": {"kubeconfig": str(self.cluster.kubeconfigs["shadow-operator"])},
+            "prometheus_url": self.cluster.prometheus_url,
+        }
+
+    def attached(self) -> bool:
+        ir = self.kube.get(API, "IngressRoute", self.world.route, self.world.namespace)
+        mirror = f"{self.world.route}-mirror"
+        return any(s["name"] == mirror for r in ir["spec"]["routes"] for s in r["services"])
+
+    def fail_shadow_while_attached(self) -> threading.Thread:
+        """The new version fails half its requests once the mirror is attached (so only copies fail), and is
+        repaired the moment the route is restored: back on the weighted split, users would meet it again."""
+        canary = self.world.backends["canary"]
+
+        def run() -> None:
+            deadline = time.monotonic() + 300
+            while not self.attached() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            # Traefik applies the change a moment after the apiserver has it: until then users are still on
+            # the weighted split, where a failing canary would answer some of them.
+            wait_mirror_live(lambda path: traefik_api.api_get(self.cluster.traefik_api_url or "", path), self.world)
+            canary.set_knobs(error_rate=0.5)
+            while self.attached() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            canary.set_knobs(error_rate=0)
+
+        thread = threading.Thread(target=run, name=f"fail-shadow-{self.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def traffic(self) -> SteadyTraffic:
+        return SteadyTraffic(self.cluster.traefik_url or "", self.world.host, RATE, limit=240).start()
+
+
+def _wait_routable(cluster: Cluster, world: SeedWorld) -> None:
+    traefik_api.wait_for_api_object(
+        cluster.traefik_api_url or "",
+        "routers",
+        lambda r: r["name"].startswith(f"{world.namespace}-{world.route}-") and r.get("status") == "enabled",
+        f"a router for {world.route}",
+    )
+    deadline = time.monotonic() + 30
+    while send(cluster.traefik_url or "", world.host, 1, path="/__probe").statuses != [200]:
+        assert time.monotonic() < deadline, f"{world.host} is not routed"
+        time.sleep(0.1)
+    world.reset_backends()
+
+
+@pytest.fixture
+def fleet(
+    cluster: Cluster, cluster_b: Cluster, make_namespace: Callable[[str], str], request: pytest.FixtureRequest
+) -> Iterator[dict[str, Site]]:
+    """The same app, route and namespace in both clusters (as a fleet deploys it)."""
+    namespace = make_namespace("fleet")
+    app = "fleet-" + request.node.name.rsplit("_", 1)[-1][:8]
+    sites: dict[str, Site] = {}
+    created: list[tuple[BackendsClient, SeedWorld]] = []
+    for name, member in (("cluster-a", cluster), ("cluster-b", cluster_b)):
+        backends = BackendsClient(member.backends_url or "")
+        world = create_world(member.kube("admin"), backends, namespace, app)
+        created.append((backends, world))
+        bind_operator(member.kube("admin"), namespace)
+        _wait_routable(member, world)
+        sites[name] = Site(name, member, world)
+    yield sites
+    for backends, world in created:
+        remove_world_backends(backends, world)
+
+
+def write_inventory(path: Path, canary: list[Site], rest: list[Site]) -> Path:
+    inventory = {
+        "all": {
+            "vars": {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"},
+            "children": {
+                "canary_clusters": {"hosts": {site.name: site.inventory_vars() for site in canary}},
+                "clusters": {"hosts": {site.name: site.inventory_vars() for site in rest}},
+            },
+        }
+    }
+    path.write_text(yaml.safe_dump(inventory))
+    return path
+
+
+def run_fleet(inventory: Path, world: SeedWorld, **extra: Any) -> subprocess.CompletedProcess[str]:
+    extra_vars = {
+        "route_name": world.route,
+        "namespace": world.namespace,
+        "main_service": world.service("stable"),
+        "mirror_service": world.service("canary"),
+        "steps": "50",
+        "bake_seconds": 10,
+        "window": "10s",
+        "interval": 5,
+        # The test machine's latency is noisy (two shared cores); the failing shadow is far beyond 5.
+        "sigma": 5,
+        "history_windows": 3,
+        "min_requests": 20,
+        "attach_to_ingress": True,
+        "confirm_end_weighted_split": True,
+        **extra,
+    }
+    env = {k: v for k, v in playbook_env().items() if not k.startswith(("K8S_AUTH_", "PROMETHEUS_"))}
+    return subprocess.run(
+        [
+            "ansible-playbook",
+            "-i",
+            str(inventory),
+            str(REPO_ROOT / "playbooks" / "shadow_launch_fleet.yml"),
+            "-e",
+            json.dumps(extra_vars),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        env=env,
+        cwd=REPO_ROOT,
+        check=False,
+    )
+
+
+def copies_received(site: Site, load: SteadyTraffic) -> int:
+    """Requests the canary backend got beyond the user responses it answered (the weighted split's share)."""
+    canary = site.world.backends["canary"]
+    copies: int = canary.total - load.answered_by[canary.name]
+    return copies
+
+
+def summary_lines(out: str) -> list[str]:
+    start = out.rfind("Fleet shadow launch of")
+    assert start >= 0, out[-4000:]
+    return [line.strip().strip('",') for line in out[start:].splitlines()[:8]]
+
+
+def test_a_failing_canary_cluster_is_rolled_back_and_the_second_wave_never_starts(
+    fleet: dict[str, Site], tmp_path: Path
+) -> None:
+    a, b = fleet["cluster-a"], fleet["cluster-b"]
+    before = {site.name: site.route() for site in (a, b)}
+    inventory = write_inventory(tmp_path / "fleet.yml", canary=[b], rest=[a])
+    loads = {site.name: site.traffic() for site in (a, b)}
+    time.sleep(12)  # a little history for the baselines
+    failing = b.fail_shadow_while_attached()
+
+    started = time.monotonic()
+    completed = run_fleet(inventory, b.world)
+    seconds = time.monotonic() - started
+    failing.join(timeout=10)
+    for load in loads.values():
+        load.stop()
+    out = completed.stdout + completed.stderr
+    print(f"\nfleet run: rc {completed.returncode} in {seconds:.1f} s")
+    print("\n".join(summary_lines(out)))
+
+    assert completed.returncode != 0, out[-4000:]
+    lines = summary_lines(out)
+    assert "2 clusters, 1 failed (the later waves did not start)" in lines[0], lines
+    assert any(line.startswith("- cluster-b: ROLLED BACK") and "anomalous" in line for line in lines), lines
+    assert any(line.startswith("- cluster-a: NOT STARTED - cluster-b failed in an earlier wave") for line in lines)
+    # The second wave never started: cluster-a's canary served only its users' share of the weighted split,
+    # no copy; cluster-b's canary got copies on top of its user share.
+    assert copies_received(a, loads["cluster-a"]) == 0
+    assert copies_received(b, loads["cluster-b"]) > 0
+    assert b.world.backends["canary"].counters()["errors"] > 0, "cluster-b's shadow failed, on copies"
+    for site in (a, b):
+        assert site.route() == before[site.name], site.name
+        assert not site.has_mirror(), site.name
+        assert loads[site.name].errors() == 0, (
+            f"{site.name}: users saw {dict(loads[site.name].statuses)}, failures {loads[site.name].failures}"
+        )
+        assert loads[site.name].sent > 0
+
+
+def test_a_failure_in_the_second_wave_rolls_back_the_launched_canary_when_asked(
+    fleet: dict[str, Site], tmp_path: Path
+) -> None:
+    a, b = fleet["cluster-a"], fleet["cluster-b"]
+    before = {site.name: site.route() for site in (a, b)}
+    inventory = write_inventory(tmp_path / "fleet.yml", canary=[a], rest=[b])
+    loads = {site.name: site.traffic() for site in (a, b)}
+    time.sleep(12)
+    failing = b.fail_shadow_while_attached()
+
+    started = time.monotonic()
+    completed = run_fleet(inventory, a.world, rollback_launched_on_failure=True)
+    seconds = time.monotonic() - started
+    failing.join(timeout=10)
+    for load in loads.values():
+        load.stop()
+    out = completed.stdout + completed.stderr
+    print(f"\nfleet run: rc {completed.returncode} in {seconds:.1f} s")
+    print("\n".join(summary_lines(out)))
+
+    assert completed.returncode != 0, out[-4000:]
+    lines = summary_lines(out)
+    assert lines[0].endswith("2 clusters, 1 failed."), lines
+    assert any(line.startswith("- cluster-a: LAUNCHED, THEN ROLLED BACK") for line in lines), lines
+    assert any(line.startswith("- cluster-b: ROLLED BACK") for line in lines), lines
+    # Both waves ran: each cluster's shadow received copies.
+    assert copies_received(a, loads["cluster-a"]) > 0
+    assert copies_received(b, loads["cluster-b"]) > 0
+    for site in (a, b):
+        assert site.route() == before[site.name], site.name
+        assert not site.has_mirror(), site.name
+        assert loads[site.name].errors() == 0, (
+            f"{site.name}: users saw {dict(loads[site.name].statuses)}, failures {loads[site.name].failures}"
+        )
