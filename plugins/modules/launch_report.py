@@ -19,7 +19,7 @@ description:
     boundaries and every gate check marked; a table of every check with the numbers the gate judged; what
     was changed in the cluster and when; and who serves users at the end."
   - The page needs no network, no CDN and no JavaScript; it is readable in any browser and prints.
-  - The M(darklaunch.traefik.shadow_launch) role calls it at the end of every launch, passed or rolled back,
+  - The P(darklaunch.traefik.shadow_launch#role) role calls it at the end of every launch, passed or rolled back,
     with the records it kept. Use it directly only to render a report from such records.
 author:
   - darklaunch.traefik contributors (@darklaunch)
