@@ -29,7 +29,7 @@ BINARY_MAGIC = [
 ]
 MAX_FILE_BYTES = 1024 * 1024
 # Every source header cites LICENSES/GPL-3.0-or-later.txt: the tarball must carry what it cites.
-REQUIRED_FILES = ["LICENSES/GPL-3.0-or-later.txt", "COPYING", "galaxy.yml", "meta/runtime.yml"]
+REQUIRED_FILES = ["LICENSES/GPL-3.0-or-later.txt", "COPYING", "MANIFEST.json", "meta/runtime.yml"]
 
 
 def problems(path: str) -> list[str]:
