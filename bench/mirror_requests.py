@@ -53,7 +53,9 @@ def run_module(collections: Path, args: dict[str, Any]) -> dict[str, Any]:
         collections / "ansible_collections" / "darklaunch" / "traefik" / "plugins" / "modules" / "traefik_mirror.py"
     )
     try:
-        done = subprocess.run([sys.executable, str(module), handle.name], capture_output=True, text=True, env=env)
+        done = subprocess.run(
+            [sys.executable, str(module), handle.name], capture_output=True, text=True, env=env, check=False
+        )
     finally:
         os.unlink(handle.name)
     result: dict[str, Any] = json.loads(done.stdout)

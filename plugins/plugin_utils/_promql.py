@@ -118,9 +118,7 @@ def add_matchers(promql: str, matchers: str) -> str:
             end = number.end() if number else position + 1
             out.append(promql[position:end])
             position = end
-        elif _NAME.match(promql, position):
-            name_match = _NAME.match(promql, position)
-            assert name_match is not None
+        elif (name_match := _NAME.match(promql, position)) is not None:
             name = name_match.group(0)
             end = name_match.end()
             following = _next_significant(promql, end)

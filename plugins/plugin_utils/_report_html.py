@@ -254,7 +254,7 @@ def _time_span(report: Mapping[str, Any]) -> tuple[float, float]:
     times += [float(c["at"]) for c in report.get("checks") or [] if c.get("at") is not None]
     if not times:
         return 0.0, 1.0
-    return min(times), max(max(times), min(times) + 1.0)
+    return min(times), max([*times, min(times) + 1.0])
 
 
 def _nice_top(value: float) -> float:

@@ -121,7 +121,7 @@ def _survey_value_errors(question: dict[str, Any], value: Any) -> list[str]:
         if question.get("max") not in ("", None) and len(value) > int(question["max"]):
             return [f"{variable}: {value!r} is longer than {question['max']}"]
     elif kind == "integer":
-        if type(value) is not int:
+        if not isinstance(value, int) or isinstance(value, bool):  # bool is an int to Python, not to AWX
             return [f"{variable}: expected an integer, got {value!r}"]
         if question.get("min") not in ("", None) and value < int(question["min"]):
             return [f"{variable}: {value} is below {question['min']}"]

@@ -86,7 +86,7 @@ class InstanceConfig:
         if self.port_offset % 10 or self.port_offset < 0:
             raise ValueError(f"--port-offset must be a non-negative multiple of 10, got {self.port_offset}")
         self.crd_version = self.crd_version or self.traefik_version
-        if self.traefik_major not in (2, 3) or self.traefik_major != int(self.crd_version.split(".")[0]):
+        if self.traefik_major not in (2, 3) or self.traefik_major != int(self.crd_version.split(".", maxsplit=1)[0]):
             raise ValueError(
                 f"--traefik-version {self.traefik_version} with CRDs of {self.crd_version}: both must be the "
                 "same major version, 2.x or 3.x"
@@ -107,7 +107,7 @@ class InstanceConfig:
 
     @property
     def traefik_major(self) -> int:
-        return int(self.traefik_version.split(".")[0])
+        return int(self.traefik_version.split(".", maxsplit=1)[0])
 
     # --- paths -------------------------------------------------------------------------------
     @property
