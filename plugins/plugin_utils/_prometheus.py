@@ -10,6 +10,7 @@ other Ansible HTTP client. Only the lookup uses it, on the controller, hence ``p
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import math
 import os
@@ -26,6 +27,9 @@ from typing import Any, NoReturn, Union
 from ansible.module_utils.urls import Request, make_context
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+
+# ansible-core 2.16's Request has no ``context`` argument (the collection supports 2.16 and later).
+_REQUEST_TAKES_CONTEXT = "context" in inspect.signature(Request.__init__).parameters
 
 # A time or a step as Prometheus accepts it: Unix seconds, or text (RFC 3339, or a duration for steps).
 TimeArg = Union[float, int, str]
@@ -102,7 +106,7 @@ class PrometheusClient:
             # A redirect would replay the Authorization header wherever it points and turn the POST into a
             # GET without the query; telling the user the right URL is safer.
             follow_redirects="none",
-            context=_tls_context(self.base_url, validate_certs, ca_cert, client_cert, client_key),
+            **_tls_options(self.base_url, validate_certs, ca_cert, client_cert, client_key),
         )
 
     def query(self, promql: str, time: TimeArg | None = None) -> list[dict[str, Any]]:
@@ -389,6 +393,22 @@ def _user_headers(headers: Mapping[str, Any] | None) -> dict[str, str]:
             )
         checked[text] = str(value)
     return checked
+
+
+def _tls_options(
+    base_url: str, validate_certs: Any, ca_cert: str | None, client_cert: str | None, client_key: str | None
+) -> dict[str, Any]:
+    """Request's TLS arguments: the context itself where Request takes one (ansible-core 2.17 and later),
+    else the same settings as separate arguments (2.16), from which Request builds the same context."""
+    context = _tls_context(base_url, validate_certs, ca_cert, client_cert, client_key)
+    if _REQUEST_TAKES_CONTEXT:
+        return {"context": context}
+    return {
+        "validate_certs": validate_certs not in (False, "false", "False", "no", "0", 0),
+        "ca_path": ca_cert or None,
+        "client_cert": client_cert or None,
+        "client_key": client_key or None,
+    }
 
 
 def _tls_context(
