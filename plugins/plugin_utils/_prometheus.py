@@ -288,6 +288,11 @@ def _proxy_environment(proxy: str | None) -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+            # Request installs the opener it built (with this proxy) as the process-wide default of
+            # urllib.request.urlopen; without this, every later urlopen in the controller process, ours or
+            # another plugin's, would go through prometheus_proxy. The next urlopen builds a fresh default
+            # from the restored environment.
+            urllib.request.install_opener(None)
 
 
 def _asks_for_client_certificate(error: ssl.SSLError) -> bool:

@@ -14,6 +14,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -460,6 +461,10 @@ def test_explicit_proxy_is_used_and_the_environment_is_restored(prometheus: Fake
     client.query("up")
     assert prometheus.seen[-1].path == "http://prometheus.invalid:9090/api/v1/query"
     assert "http_proxy" not in os.environ and "HTTP_PROXY" not in os.environ
+    # Nor does the proxy stay in urllib's process-wide opener: a later plain urlopen goes direct.
+    with urllib.request.urlopen(prometheus.url + "/api/v1/query", data=b"query=up", timeout=5):
+        pass
+    assert prometheus.seen[-1].path == "/api/v1/query"
 
 
 def test_missing_files_are_named_before_any_request(tmp_path: Path) -> None:
