@@ -166,7 +166,8 @@ class Kube:
         while pending:
             for name in sorted(pending):
                 crd = self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name)
-                conditions = (crd or {}).get("status", {}).get("conditions", [])
+                # A CRD just created has "conditions": null until the apiserver's controller gets to it.
+                conditions = ((crd or {}).get("status") or {}).get("conditions") or []
                 if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:
