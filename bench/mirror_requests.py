@@ -3,11 +3,12 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: API requests per traefik_mirror operation, in an empty namespace and in a crowded one.
 
-Runs enable, attach, an idempotent rerun, a ramp and teardown on the local cluster (``eval
-"$(tests/cluster/up)"`` first) as a fresh user bound to the shipped operator Role, and counts that user's
-requests in the apiserver's audit log (every request the Role is asked about, refused ones included; the
-group discovery document is not audited). The crowded namespace also holds ``--services`` Services,
-``--traefik-services`` TraefikServices and ``--ingress-routes`` IngressRoutes. Prints one markdown table.
+Runs enable, attach, an idempotent rerun, a ramp, the launch's status (traefik_traffic_info with route_name)
+and teardown on the local cluster (``eval "$(tests/cluster/up)"`` first) as a fresh user bound to the shipped
+operator Role, and counts that user's requests in the apiserver's audit log (every request the Role is asked
+about, refused ones included; the group discovery document is not audited). The crowded namespace also holds
+``--services`` Services, ``--traefik-services`` TraefikServices and ``--ingress-routes`` IngressRoutes. Prints
+one markdown table.
 
     python bench/mirror_requests.py
     python bench/mirror_requests.py --collections /tmp/old --role /tmp/old-role.yaml   # another version
@@ -45,12 +46,12 @@ RBAC = "rbac.authorization.k8s.io"
 API = "traefik.io/v1alpha1"
 
 
-def run_module(collections: Path, args: dict[str, Any]) -> dict[str, Any]:
+def run_module(collections: Path, args: dict[str, Any], module_name: str = "traefik_mirror") -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     env = dict(os.environ, PYTHONPATH=str(collections))
     module = (
-        collections / "ansible_collections" / "darklaunch" / "traefik" / "plugins" / "modules" / "traefik_mirror.py"
+        collections / "ansible_collections" / "darklaunch" / "traefik" / "plugins" / "modules" / f"{module_name}.py"
     )
     try:
         done = subprocess.run(
@@ -60,7 +61,7 @@ def run_module(collections: Path, args: dict[str, Any]) -> dict[str, Any]:
         os.unlink(handle.name)
     result: dict[str, Any] = json.loads(done.stdout)
     if result.get("failed"):
-        raise SystemExit(f"traefik_mirror failed: {result.get('msg')}")
+        raise SystemExit(f"{module_name} failed: {result.get('msg')}")
     return result
 
 
@@ -130,9 +131,19 @@ OPERATIONS = {
     "enable": {"mirror_percent": 20},
     "attach": {"mirror_percent": 20, "attach_to_ingress": True, "confirm_end_weighted_split": True},
     "rerun": {"mirror_percent": 20, "attach_to_ingress": True, "confirm_end_weighted_split": True},
+    "rerun, api_group set": {
+        "mirror_percent": 20,
+        "attach_to_ingress": True,
+        "confirm_end_weighted_split": True,
+        "api_group": "traefik.io",
+    },
     "ramp": {"mirror_percent": 50, "attach_to_ingress": True, "confirm_end_weighted_split": True},
-    "teardown": {"state": "absent"},
+    # Status of the launch: traefik_traffic_info with route_name (the module's own options only).
+    "status (traefik_traffic_info, route_name)": {"module": "traefik_traffic_info"},
+    # As mirror_disable runs it: route_name only, so main_service / mirror_service take their default names.
+    "teardown (route_name only)": {"state": "absent", "main_service": None, "mirror_service": None},
 }
+INFO_OPTIONS = ("route_name", "namespace", "kubeconfig", "impersonate_user")
 
 
 def measure(
@@ -163,10 +174,17 @@ def _count_requests(
     counts: dict[str, tuple[int, int, Any]] = {}
     for name, options in OPERATIONS.items():
         mark = audit.mark()
-        result = run_module(collections, {**base, **options})
+        module_name = options.get("module", "traefik_mirror")
+        if module_name == "traefik_mirror":
+            result = run_module(collections, {**base, **options})
+        else:
+            result = run_module(collections, {key: base[key] for key in INFO_OPTIONS}, module_name)
         events = [e for e in audit.events_since(mark) if (e.get("impersonatedUser") or {}).get("username") == user]
         verbs = Counter("write" if e["verb"] in ("create", "patch", "update", "delete") else "read" for e in events)
         counts[name] = (verbs["read"], verbs["write"], result.get("changed"))
+        if os.environ.get("BENCH_SHOW_REQUESTS"):
+            for event in events:
+                print(f"  {name}: {event['verb']} {event.get('requestURI', '')}", file=sys.stderr)
     return counts
 
 

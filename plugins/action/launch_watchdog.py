@@ -17,13 +17,14 @@ from ansible.utils.display import Display
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
     HAS_KUBERNETES,
     build_configuration,
     kubernetes_missing_error,
     resolve_auth_options,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, scrub
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_control import arm, stop
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files import (
@@ -51,7 +52,7 @@ def argument_spec() -> dict[str, Any]:
             "poll_seconds": {"type": "float", "default": 1.0},
             "grace_seconds": {"type": "float", "default": 60.0},
             "launch_id": {"type": "str"},
-            "api_group": {"type": "str", "choices": ["traefik.io", "traefik.containo.us"]},
+            "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
         }
     )
 

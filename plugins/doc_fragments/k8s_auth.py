@@ -1,6 +1,6 @@
 # Copyright: darklaunch.traefik contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Kubernetes (and Prometheus) connection options.
+"""Kubernetes (and Prometheus) connection options, and the Traefik API group option (API_GROUP).
 
 DOCUMENTATION pairs with ``plugins/module_utils/_argspec.py:auth_argument_spec``. Modules cannot declare
 ``env:``, so their descriptions name the variables; PLUGINS is the same set for the lookup, with ``env:``
@@ -85,6 +85,39 @@ options:
       - Comma-separated hosts, domains or networks to reach without O(proxy).
       - Can also be set with the E(K8S_AUTH_NO_PROXY) environment variable.
     type: str
+  proxy_headers:
+    description:
+      - Headers sent to O(proxy) (in the C(CONNECT) request for an V(https) API server), built as
+        C(urllib3.util.make_headers) builds them. Ignored without O(proxy).
+      - The values of O(proxy_headers.basic_auth) and O(proxy_headers.proxy_basic_auth) are masked in
+        everything the collection prints.
+    type: dict
+    suboptions:
+      proxy_basic_auth:
+        description:
+          - V(user:password) for the C(Proxy-Authorization) header (basic authentication to the proxy).
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH) environment variable.
+        type: str
+      basic_auth:
+        description:
+          - V(user:password) for an C(Authorization) header sent to the proxy (for proxies that expect it there).
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH) environment variable.
+        type: str
+      user_agent:
+        description:
+          - C(User-Agent) header sent to the proxy, for example V(ops-automation/1.0).
+          - Can also be set with the E(K8S_AUTH_PROXY_HEADERS_USER_AGENT) environment variable.
+        type: str
+  persist_config:
+    description:
+      - Whether a token that the kubernetes client refreshes while loading a kubeconfig file (an OIDC
+        C(auth-provider)'s id-token and refresh-token, a GCP access token) is written back to that file.
+      - Identity providers that rotate refresh tokens invalidate the old one on use, so without this the next
+        run starts from a refresh token that no longer works.
+      - Only for a kubeconfig file; a kubeconfig given as a dictionary has nowhere to be written back to.
+        Defaults to V(false).
+      - Can also be set with the E(K8S_AUTH_PERSIST_CONFIG) environment variable.
+    type: bool
   impersonate_user:
     description:
       - User name to act as (sent as the C(Impersonate-User) header); the credentials need the C(impersonate) verb.
@@ -206,6 +239,24 @@ options:
     type: str
     env:
       - name: K8S_AUTH_NO_PROXY
+  proxy_headers:
+    description:
+      - Headers sent to O(proxy) (in the C(CONNECT) request for an V(https) API server), a dictionary with the
+        keys C(proxy_basic_auth) (V(user:password) for the C(Proxy-Authorization) header), C(basic_auth)
+        (V(user:password) for an C(Authorization) header sent to the proxy) and C(user_agent). Ignored without
+        O(proxy).
+      - Each key can also be set with its environment variable E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH),
+        E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH), E(K8S_AUTH_PROXY_HEADERS_USER_AGENT).
+      - The credentials in it are masked in everything the lookup prints.
+    type: dict
+  persist_config:
+    description:
+      - Whether a token that the kubernetes client refreshes while loading a kubeconfig file (an OIDC
+        C(auth-provider)'s id-token and refresh-token, a GCP access token) is written back to that file.
+      - Only for a kubeconfig file. Defaults to V(false).
+    type: bool
+    env:
+      - name: K8S_AUTH_PERSIST_CONFIG
   impersonate_user:
     description:
       - User name to act as (sent as the C(Impersonate-User) header); the credentials need the C(impersonate) verb.
@@ -233,6 +284,17 @@ notes:
   - The option names and E(K8S_AUTH_*) variables are those of the C(kubernetes.core) collection;
     C(kubernetes.core) itself is not needed.
   - Lookups run on the controller, so files named here and the environment variables are read there.
+"""
+
+    API_GROUP = r"""
+options:
+  api_group:
+    description:
+      - API group of the Traefik CRDs.
+      - When omitted, the first request tries C(traefik.io) and, if the cluster does not serve it, the pre-v3
+        C(traefik.containo.us); setting it saves that second request on clusters with only the older group.
+    type: str
+    choices: [traefik.io, traefik.containo.us]
 """
 
     PROMETHEUS = r"""

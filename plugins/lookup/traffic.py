@@ -45,15 +45,14 @@ options:
   route_name:
     description:
       - IngressRoute name. Required for V(distribution); optional for V(anomalies) (omit for cluster-wide).
+      - With V(routes) or V(ingressroutes), narrows the answer to that route (the TraefikServices it reaches
+        and its default mirror C(<route_name>-mirror)), read by name instead of listing the namespace.
+        C(referenced_by) and C(active) then count that route only.
     type: str
   namespace:
     description:
       - Namespace. Omit to read all namespaces for V(routes), V(ingressroutes) and V(anomalies).
     type: str
-  api_group:
-    description: API group of the Traefik CRDs. Default detect.
-    type: str
-    choices: [traefik.io, traefik.containo.us]
   query:
     description:
       - A JMESPath expression applied to each result, for example C(mirrors[?percent > `10`].name).
@@ -141,6 +140,7 @@ options:
     type: dict
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth.plugins
+  - darklaunch.traefik.k8s_auth.api_group
   - darklaunch.traefik.k8s_auth.prometheus
 notes:
   - The Prometheus metrics must come from Traefik with C(--metrics.prometheus=true) and service labels on
@@ -259,6 +259,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import (
     anomaly_targets,
     read_distribution,
+    read_route_listing,
     read_traffic,
     validate_scope,
 )
@@ -388,7 +389,11 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             return self._anomalies(namespace, route_name, api_group)
         if term == "series":
             return self._series(namespace, route_name, api_group)
-        view = read_traffic(self._kube(), namespace=namespace, api_group=api_group)
+        if route_name and namespace:
+            # One route: read by name, at a cost that does not grow with the namespace.
+            view = read_route_listing(self._kube(), namespace=namespace, route_name=route_name, api_group=api_group)
+        else:
+            view = read_traffic(self._kube(), namespace=namespace, api_group=api_group)
         if term == "routes":
             return {
                 "api_group": view["api_group"],

@@ -4,7 +4,7 @@
 
 The auth options use kubernetes.core's names and aliases so ``module_defaults`` carry over; they pair
 with the ``darklaunch.traefik.k8s_auth`` doc fragment. Their ``K8S_AUTH_*`` fallbacks are applied by
-``_k8s.resolve_auth_options`` (an argspec fallback would hide them from the lookup plugin).
+``_k8s_auth.resolve_auth_options`` (an argspec fallback would hide them from the lookup plugin).
 """
 
 from __future__ import annotations
@@ -29,6 +29,15 @@ _AUTH_ARGUMENT_SPEC: Final[ArgumentSpec] = {
     "client_key": {"type": "path", "aliases": ["key_file"], "no_log": False},
     "proxy": {"type": "str"},
     "no_proxy": {"type": "str"},
+    "proxy_headers": {
+        "type": "dict",
+        "options": {
+            "basic_auth": {"type": "str", "no_log": True},
+            "proxy_basic_auth": {"type": "str", "no_log": True},
+            "user_agent": {"type": "str"},
+        },
+    },
+    "persist_config": {"type": "bool"},
     "impersonate_user": {"type": "str"},
     "impersonate_groups": {"type": "list", "elements": "str"},
     "request_timeout": {"type": "float"},

@@ -594,7 +594,8 @@ def _display_names(sinks: Sequence[_Sink], route_namespace: str) -> list[str]:
     return names
 
 
-def _join_words(words: Sequence[str]) -> str:
+def join_words(words: Sequence[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
     if len(words) <= 1:
         return "".join(words)
     return ", ".join(words[:-1]) + " and " + words[-1]
@@ -613,7 +614,7 @@ def _describe_users(main: Sequence[_Sink], route_namespace: str) -> str:
         text = "Real users are split: " + ", ".join(parts)
     if idle:
         verb = "gets" if len(idle) == 1 else "get"
-        text += f" ({_join_words([names[id(s)] for s in idle])} {verb} no users: weight 0)"
+        text += f" ({join_words([names[id(s)] for s in idle])} {verb} no users: weight 0)"
     return text
 
 
@@ -627,10 +628,10 @@ def _describe_shadow(shadow: Sequence[_Sink], route_namespace: str) -> str:
         )
     if copying:
         parts = [f"{names[id(s)]} ({percent_value(s.share)}%)" for s in copying]
-        return f"requests are copied to {_join_words(parts)} and their responses are discarded"
+        return f"requests are copied to {join_words(parts)} and their responses are discarded"
     if shadow:
         verb = "is" if len(shadow) == 1 else "are"
-        return f"nothing is mirrored (the copy to {_join_words([names[id(s)] for s in shadow])} {verb} set to 0%)"
+        return f"nothing is mirrored (the copy to {join_words([names[id(s)] for s in shadow])} {verb} set to 0%)"
     return "nothing is mirrored"
 
 

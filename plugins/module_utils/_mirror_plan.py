@@ -19,6 +19,7 @@ from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
     build_reference_index,
+    join_words,
     live_backends,
     percent_value,
     resolve_route,
@@ -34,12 +35,15 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
     read_launch_record,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    CRD_VERSION,
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     PRE_MIRROR_ANNOTATION,
+    SERVER_OWNED_METADATA,
     SPEC_MIRRORING,
+    TRAEFIK_GROUPS,
     IngressRouteObj,
     KubeServiceObj,
     ObjectKey,
@@ -61,11 +65,6 @@ STATE_ABSENT = "absent"
 STATUS_ACTIVE = "active"
 STATUS_INACTIVE = "inactive"
 STATUS_ABSENT = "absent"
-API_GROUPS = ("traefik.io", "traefik.containo.us")
-CRD_VERSION = "v1alpha1"
-
-# Fields Kubernetes owns; left out of diffs so they show what the user changed, not bookkeeping.
-_SERVER_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
 # LoadBalancerSpec keys that keep their meaning when an entry is repointed to a TraefikService.
 _ROUTING_KEYS = {"name", "kind", "namespace", "port", "weight"}
 
@@ -95,18 +94,18 @@ class MirrorParams:
     attach_to_ingress: bool = False
     confirm_end_weighted_split: bool = False
     restore_ingress_to_wrr: bool = True
-    api_group: str = API_GROUPS[0]
+    api_group: str = TRAEFIK_GROUPS[0]
     # The launch-in-progress record to write on the mirror (see _launch_record); None leaves it alone.
     launch: LaunchOption | None = None
+    # Set by validate_params: the planner, called once per attempt of a run, then checks nothing again.
+    validated: bool = field(default=False, compare=False, repr=False)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> MirrorParams:
         """Build from module params (unknown keys such as auth options are ignored), then validate."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"validated"}
         values = {key: value for key, value in options.items() if key in known and value is not None}
-        if not isinstance(values.get("route_name"), str) or not values["route_name"]:
-            raise DarklaunchError("route_name is required: the name of the IngressRoute.", field="route_name")
-        return validate_params(cls(**values))
+        return validate_params(cls(**{"route_name": "", **values}))
 
     def with_defaults(self) -> MirrorParams:
         """Fill the names the seed derives from route_name: -stable, -staging, -mirror, -wrr."""
@@ -184,6 +183,8 @@ class MirrorPlan:
     ingress_route_after: dict[str, Any] | None
     distribution: dict[str, Any] | None = None
     launch: LaunchRecord | None = None
+    # What the options resolved to (see _resolved): callers use it instead of re-deriving the defaults.
+    resolved: dict[str, Any] = field(default_factory=dict)
 
     @property
     def changed(self) -> bool:
@@ -230,6 +231,7 @@ class MirrorPlan:
             "ingress_route": ingress_route,
             "distribution": copy.deepcopy(self.distribution),
             "launch": self.launch.to_dict() if self.launch else None,
+            "resolved": copy.deepcopy(self.resolved),
             "diff": self.diff,
         }
 
@@ -252,7 +254,7 @@ def trim_server_fields(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
     trimmed.pop("status", None)
     metadata = trimmed.get("metadata")
     if isinstance(metadata, dict):
-        for key in _SERVER_METADATA:
+        for key in SERVER_OWNED_METADATA:
             metadata.pop(key, None)
     return trimmed
 
@@ -260,34 +262,14 @@ def trim_server_fields(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
 # --- validation ----------------------------------------------------------------------------------------
 
 
-def _check_choice(value: object, field_name: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        allowed = ", ".join(choices)
-        raise DarklaunchError(f"{field_name} must be one of {allowed}; got {value!r}.", field=field_name)
-
-
-def _check_bool(value: object, field_name: str, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if not isinstance(value, bool):
-        raise DarklaunchError(f"{field_name} must be true or false; got {value!r}.", field=field_name)
-
-
-def _check_percent(params: MirrorParams) -> None:
-    percent = params.mirror_percent
-    if params.state != STATE_PRESENT:
-        return
-    if percent is None:
+def check_mirror_percent(value: object, field_name: str = "mirror_percent", hint: str = "") -> int:
+    """The one rule for a share of requests copied to the shadow, shared by traefik_mirror's
+    ``mirror_percent`` and the shadow_launch role's steps: a whole number from 1 to 100."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
         raise DarklaunchError(
-            "mirror_percent is required with state=present: the share of requests (1..100) copied to the shadow.",
-            field="mirror_percent",
+            f"{field_name} must be a whole number from 1 to 100; got {value!r}.{hint}", field=field_name
         )
-    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= 100:
-        raise DarklaunchError(
-            f"mirror_percent must be a whole number from 1 to 100; got {percent!r}. "
-            "To stop mirroring use state=absent.",
-            field="mirror_percent",
-        )
+    return value
 
 
 def _check_derived_name(params: MirrorParams, field_name: str, rule: str, derived: bool) -> None:
@@ -303,19 +285,16 @@ def _check_derived_name(params: MirrorParams, field_name: str, rule: str, derive
 
 
 def validate_params(params: MirrorParams) -> MirrorParams:
-    """Check every option and return the params with defaults filled and ports normalised.
+    """The semantic checks of traefik_mirror's options; return the params with defaults filled, ports
+    normalised and ``validated`` set, so the planner does not check them again.
 
-    Raises DarklaunchError naming the option at fault.
+    Types, choices and required options are AnsibleModule's job (the module's argument spec); only what
+    it cannot express is checked here. Raises DarklaunchError naming the option at fault.
     """
     check_name(params.route_name, "route_name", "subdomain")
     check_name(params.namespace, "namespace", "label")
-    _check_choice(params.state, "state", (STATE_PRESENT, STATE_ABSENT))
-    _check_choice(params.main_kind, "main_kind", (KIND_SERVICE, KIND_TRAEFIK_SERVICE))
-    _check_choice(params.api_group, "api_group", API_GROUPS)
-    _check_percent(params)
-    for flag in ("attach_to_ingress", "confirm_end_weighted_split", "restore_ingress_to_wrr"):
-        _check_bool(getattr(params, flag), flag)
-    _check_bool(params.mirror_body, "mirror_body", optional=True)
+    if params.state == STATE_PRESENT:
+        check_mirror_percent(params.mirror_percent, hint=" To stop mirroring use state=absent.")
     launch = parse_launch_request(params.launch)
     if launch is not None and params.state != STATE_PRESENT:
         raise DarklaunchError(
@@ -323,10 +302,10 @@ def validate_params(params: MirrorParams) -> MirrorParams:
             "deletes the mirror and its launch record. Remove launch from this call.",
             field="launch",
         )
-    size = params.max_body_size
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < -1):
+    if params.max_body_size is not None and params.max_body_size < -1:
         raise DarklaunchError(
-            f"max_body_size must be a number of bytes, or -1 for no limit; got {size!r}.", field="max_body_size"
+            f"max_body_size must be a number of bytes, or -1 for no limit; got {params.max_body_size!r}.",
+            field="max_body_size",
         )
     resolved = params.with_defaults()
     main_rule = "service" if resolved.main_kind == KIND_SERVICE else "subdomain"
@@ -353,6 +332,7 @@ def validate_params(params: MirrorParams) -> MirrorParams:
         launch=launch,
         main_port=normalise_port(resolved.main_port, "main_port"),
         mirror_port=normalise_port(resolved.mirror_port, "mirror_port"),
+        validated=True,
     )
 
 
@@ -442,6 +422,8 @@ class _Context:
     other_traefik_services: list[TraefikServiceObj]
     now: datetime | None = None
     warnings: list[str] = field(default_factory=list)
+    # Set when the planned attach ends a weighted split that served real users from several backends.
+    ended_weighted_split: bool = False
 
     @property
     def mirror_key(self) -> ObjectKey:
@@ -664,7 +646,7 @@ def _refuse_ambiguous(ts: TraefikServiceObj | None, field_name: str) -> None:
     kinds = [key for key in _TRAEFIK_SERVICE_SPECS if spec.get(key) is not None]
     if len(kinds) > 1:
         raise DarklaunchError(
-            f"TraefikService {ts.namespace}/{ts.name} ({field_name}) has both {_join(kinds)}: Traefik builds only "
+            f"TraefikService {ts.namespace}/{ts.name} ({field_name}) has both {join_words(kinds)}: Traefik builds only "
             "one of them, so which backends answer users is ambiguous. Fix the object so that it has exactly one, "
             "then run again.",
             field=field_name,
@@ -939,11 +921,12 @@ def _check_weighted_split(ctx: _Context, repointed_refs: Sequence[ServiceRef]) -
             field="confirm_end_weighted_split",
             details={"weighted_split": _split_text(wrr)},
         )
+    ctx.ended_weighted_split = True
     copies = f"copies of {params.mirror_percent}% of requests, whose responses are discarded"
     others = [name for name in losers if name != params.mirror_service]
     parts = []
     if others:
-        parts.append(f"{_join(others)} no longer serve{'s' if len(others) == 1 else ''} real users")
+        parts.append(f"{join_words(others)} no longer serve{'s' if len(others) == 1 else ''} real users")
     if params.mirror_service in losers:
         parts.append(f"{params.mirror_service} no longer serves real users and only receives {copies}")
     else:
@@ -952,10 +935,6 @@ def _check_weighted_split(ctx: _Context, repointed_refs: Sequence[ServiceRef]) -
         f"Attaching ended the weighted split of {wrr.name} ({_split_text(wrr)}): all user responses now come from "
         f"{main_name}; {'; '.join(parts)}."
     )
-
-
-def _join(words: Sequence[str]) -> str:
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def _mirror_entry_for(entry: Mapping[str, Any], params: MirrorParams) -> dict[str, Any]:
@@ -1114,6 +1093,40 @@ def _assert_preserved(before: Mapping[str, Any], after: Mapping[str, Any]) -> No
         raise DarklaunchError("Internal error: the planned IngressRoute patch would change more than route targets.")
 
 
+# --- what the options resolved to ------------------------------------------------------------------------
+
+
+def _previous_percent(ctx: _Context) -> int | None:
+    """The share the mirror copied to mirror_service before this run (None: no mirror, or another shadow)."""
+    if ctx.mirror is None:
+        return None
+    wanted = (ctx.params.namespace, ctx.params.mirror_service)
+    return next((m.percent for m in ctx.mirror.mirrors if m.kind == KIND_SERVICE and m.key == wanted), None)
+
+
+def _resolved(ctx: _Context, main_port: PortValue | None, mirror_port: PortValue | None) -> dict[str, Any]:
+    params = ctx.params
+    live = live_backends(ctx.wrr) if ctx.wrr is not None else []
+    return {
+        "route_name": params.route_name,
+        "namespace": params.namespace,
+        "mirror_name": params.mirror_name,
+        "wrr_name": params.wrr_name,
+        "main_service": params.main_service,
+        "main_kind": params.main_kind,
+        "main_port": main_port,
+        "mirror_service": params.mirror_service,
+        "mirror_port": mirror_port,
+        "mirror_percent": params.mirror_percent if params.state == STATE_PRESENT else None,
+        "previous_percent": _previous_percent(ctx),
+        "weighted_split": {
+            "live": len(live) > 1,
+            "split": _split_text(ctx.wrr) if ctx.wrr is not None and ctx.wrr.weighted else None,
+            "ended": ctx.ended_weighted_split,
+        },
+    }
+
+
 # --- present -------------------------------------------------------------------------------------------
 
 
@@ -1207,6 +1220,7 @@ def _plan_present(ctx: _Context) -> MirrorPlan:
         ingress_route_after=ingress_route_after,
         distribution=_distribution_after(ctx, ingress_route_after, mirror_after),
         launch=launch,
+        resolved=_resolved(ctx, main_port, mirror_port),
     )
 
 
@@ -1386,6 +1400,7 @@ def _plan_absent(ctx: _Context) -> MirrorPlan:
         ingress_route_before=ingress_route_before,
         ingress_route_after=ingress_route_after,
         distribution=_distribution_after(ctx, ingress_route_after, None),
+        resolved=_resolved(ctx, None, None),
     )
 
 
@@ -1399,7 +1414,7 @@ def plan_mirror(params: MirrorParams, observed: Observed, now: datetime | None =
     planning anything unsafe. ``now`` (aware, UTC) is required with ``params.launch``: the record's
     deadline is counted from it.
     """
-    validated = validate_params(params)
+    validated = params if params.validated else validate_params(params)
     ctx = _build_context(validated, observed, now)
     if validated.state == STATE_ABSENT:
         return _plan_absent(ctx)

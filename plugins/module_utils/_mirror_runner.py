@@ -37,12 +37,13 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan im
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
+    SERVER_OWNED_METADATA,
     parse_ingress_route,
+    parse_service_ref,
     parse_traefik_service,
 )
 
 MAX_ATTEMPTS = 3
-_SERVER_FIELDS = ("resourceVersion", "uid", "creationTimestamp", "generation", "managedFields", "selfLink")
 
 
 class KubeWriter(Protocol):
@@ -83,14 +84,17 @@ def observe(client: KubeWriter, params: MirrorParams) -> Observed:
     return _observe(client, params)[0]
 
 
-def _plan(client: KubeWriter, params: MirrorParams, now: datetime) -> MirrorPlan:
+def _plan(client: KubeWriter, params: MirrorParams, now: datetime) -> tuple[MirrorPlan, MirrorParams]:
     """Plan from by-name reads, then read what the planned IngressRoute reaches and was not read yet, so the
-    reported traffic split is complete (usually nothing: the route reaches the mirror and its two Services)."""
+    reported traffic split is complete (usually nothing: the route reaches the mirror and its two Services).
+    Returns the params the plan was made with: their ``api_group`` is the cluster's."""
     observed, reads = _observe(client, params)
+    # The first read settled the API group when it was not given; it names the apiVersion of what is written.
+    params = replace(params, api_group=client.traefik_group())
     plan = plan_mirror(params, observed, now=now)
     while reads.read_reachable(plan):
         plan = plan_mirror(params, reads.observed(), now=now)
-    return plan
+    return plan, params
 
 
 def _observe(client: KubeWriter, params: MirrorParams) -> tuple[Observed, _NamedReads]:
@@ -114,9 +118,21 @@ def _observe(client: KubeWriter, params: MirrorParams) -> tuple[Observed, _Named
     traefik_services = client.list(KIND_TRAEFIK_SERVICE, ns) if lists_references else []
     reads = _NamedReads(client, ns, traefik_services)
     reads.remember(KIND_TRAEFIK_SERVICE, params.mirror_name, mirror)
-    wrr = reads.get(KIND_TRAEFIK_SERVICE, params.wrr_name)
-    main = reads.get(params.main_kind, params.main_service)
-    mirror_target = reads.get(KIND_SERVICE, params.mirror_service)
+    # The WRR counts only where the route may go through it: attaching repoints what targets it (the sign-off
+    # reads its split) and removing may restore the route to it. A route already on the mirror does not reach
+    # it, so an idempotent rerun does not read it (if the planned route reaches it, _plan reads it then).
+    uses_wrr = params.state == STATE_ABSENT or ingress_route is None or _targets(ingress_route, ns, params.wrr_name)
+    wrr = reads.get(KIND_TRAEFIK_SERVICE, params.wrr_name) if uses_wrr else None
+    if params.state == STATE_ABSENT:
+        # A teardown creates nothing, so the shadow Service never counts, and the main service only where the
+        # plan looks at it; whatever the restored route reaches is read afterwards for the reported split.
+        main = (
+            reads.get(params.main_kind, params.main_service) if _teardown_checks_main(ingress_route, params) else None
+        )
+        mirror_target = None
+    else:
+        main = reads.get(params.main_kind, params.main_service)
+        mirror_target = reads.get(KIND_SERVICE, params.mirror_service)
     observed = reads.observed(
         mirror=mirror,
         ingress_route=ingress_route,
@@ -130,6 +146,32 @@ def _observe(client: KubeWriter, params: MirrorParams) -> tuple[Observed, _Named
 
 def _name(obj: Mapping[str, Any]) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def _teardown_checks_main(ingress_route: Mapping[str, Any] | None, params: MirrorParams) -> bool:
+    """Whether a teardown's plan looks at the main service: a main TraefikService is checked for an ambiguous
+    spec, and restoring checks that the main service exists where it puts a route back on it - only a route
+    that targeted it before attach (saved on the IngressRoute); every other route goes back to the WRR."""
+    if params.main_kind == KIND_TRAEFIK_SERVICE:
+        return True
+    if ingress_route is None or not params.restore_ingress_to_wrr:
+        return False
+    saved = parse_ingress_route(ingress_route).saved_pre_mirror_services() or {}
+    main = (params.main_kind, params.namespace, params.main_service)
+    saved_refs = (
+        parse_service_ref(entry, params.namespace)
+        for entries in saved.values()
+        for entry in entries
+        if isinstance(entry, Mapping)
+    )
+    return any((ref.kind, ref.namespace, ref.name) == main for ref in saved_refs)
+
+
+def _targets(ingress_route: Mapping[str, Any], namespace: str, traefik_service: str) -> bool:
+    """Whether any route of ``ingress_route`` sends requests straight to the TraefikService ``traefik_service``."""
+    wanted = (KIND_TRAEFIK_SERVICE, namespace, traefik_service)
+    routes = parse_ingress_route(ingress_route).routes
+    return any((ref.kind, ref.namespace, ref.name) == wanted for route in routes for ref in route.services)
 
 
 class _NamedReads:
@@ -203,21 +245,17 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
     """Converge the cluster to ``options`` (module params). Raises DarklaunchError with nothing changed,
     or with its own partial work undone."""
     params = MirrorParams.from_options(options).with_defaults()
-    try:
-        group = client.traefik_group(options.get("api_group"))
-    except ApiUnavailableError as error:
-        raise _interrupted(error, None, params) from None
-    # The detected group, not the option's default, names the apiVersion of the objects written.
-    params = replace(params, api_group=group)
+    if options.get("api_group"):
+        client.traefik_group(options["api_group"])  # a known group: no detection, not even by the first read
     applied: list[_Applied] = []
     run: MirrorRun | None = None
     for attempt in range(1, MAX_ATTEMPTS + 1):
         try:
             # The clock is read here, not in the pure planner: the launch record's deadline counts from it.
-            plan = _plan(client, params, datetime.now(timezone.utc))
+            plan, params = _plan(client, params, datetime.now(timezone.utc))
         except ApiUnavailableError as error:
             raise _interrupted(error, run, params) from None
-        run = MirrorRun(plan=plan, api_group=group, attempts=attempt, applied=applied)
+        run = MirrorRun(plan=plan, api_group=params.api_group, attempts=attempt, applied=applied)
         if check_mode or not plan.actions:
             return run
         try:
@@ -390,6 +428,6 @@ def _restore_ops(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[di
 def _without_server_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     clean = copy.deepcopy(dict(obj))
     metadata = clean.get("metadata", {})
-    for key in _SERVER_FIELDS:
+    for key in SERVER_OWNED_METADATA:
         metadata.pop(key, None)
     return clean

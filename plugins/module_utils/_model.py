@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, Union
+from typing import Any, Protocol, TypeVar
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 
@@ -23,13 +23,17 @@ MANAGED_BY_VALUE = "darklaunch.traefik"
 PRE_MIRROR_ANNOTATION = "darklaunch.traefik/pre-mirror-services"
 TRAEFIK_PROVIDER_SUFFIX = "@kubernetescrd"
 
+# The Traefik CRDs' API groups, preferred first (traefik.containo.us is the pre-v3 group), and their version.
+TRAEFIK_GROUPS = ("traefik.io", "traefik.containo.us")
+CRD_VERSION = "v1alpha1"
+# Metadata the API server owns: left out of diffs and of comparisons, which are about what users change.
+SERVER_OWNED_METADATA = ("managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink")
+
 SPEC_MIRRORING = "mirroring"
 SPEC_WEIGHTED = "weighted"
 SPEC_OTHER = "other"
 
-# Union, not "int | str": the alias is evaluated at import time, and ansible-test checks module_utils
-# against the oldest target Python it knows.
-PortValue = Union[int, str]
+PortValue = int | str
 ObjectKey = tuple[str, str]  # (namespace, name)
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -10,6 +10,7 @@ which has no such mechanism, passes its messages through ``scrub``.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import urllib.parse
@@ -36,8 +37,13 @@ _SECRET_AUTH_OPTIONS: Final = ("api_key", "password")
 _URL_AUTH_OPTIONS: Final = ("host", "proxy")
 # Path options that would hold a secret if given the file's content instead of its path.
 _PATH_AUTH_OPTIONS: Final = ("client_key", "client_cert", "ca_cert")
-# Environment variables the auth options fall back to whose values are secrets (see _k8s.AUTH_ENV_FALLBACKS).
+# Environment variables the auth options fall back to whose values are secrets (see _k8s_auth.AUTH_ENV_FALLBACKS).
 _SECRET_AUTH_ENV: Final = ("K8S_AUTH_API_KEY", "K8S_AUTH_PASSWORD")
+# proxy_headers keys holding "user:password" (no_log in the argspec), and the variables they fall back to.
+_BASIC_AUTH_PROXY_HEADERS: Final = {
+    "basic_auth": "K8S_AUTH_PROXY_HEADERS_BASIC_AUTH",
+    "proxy_basic_auth": "K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH",
+}
 
 
 def is_inline_content(value: object) -> bool:
@@ -159,7 +165,23 @@ def auth_secrets(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
             found.add(str(value))
     for variable in _SECRET_AUTH_ENV:
         _add_strings(environ.get(variable), found)
+    proxy_headers = params.get("proxy_headers")
+    for key, variable in _BASIC_AUTH_PROXY_HEADERS.items():
+        given = proxy_headers.get(key) if isinstance(proxy_headers, Mapping) else None
+        for credentials in (given, environ.get(variable)):
+            found.update(_basic_auth_forms(credentials))
     return found
+
+
+def _basic_auth_forms(credentials: object) -> set[str]:
+    """``user:password``, the password alone and the header's base64 of both: what a message could show."""
+    if not isinstance(credentials, str) or not credentials:
+        return set()
+    forms = {credentials, base64.b64encode(credentials.encode("utf-8")).decode("ascii")}
+    password = credentials.partition(":")[2]
+    if password:
+        forms.add(password)
+    return forms
 
 
 # Prometheus options of the lookup (and the role) that are secrets as a whole.

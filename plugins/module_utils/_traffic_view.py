@@ -4,12 +4,14 @@
 of the ``traffic`` lookup, so both answer the same question the same way.
 
 I/O goes through a ``KubeClient``-like object (``traefik_group``, ``list``, ``get``); everything else is
-delegated to the pure ``_distribution`` code.
+delegated to the pure ``_distribution`` code. A whole namespace (or cluster) is listed, in pages; one named
+route is read by name - the IngressRoute, the TraefikServices it reaches and their Services - so its cost
+does not grow with the namespace.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -29,12 +31,14 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
     read_launch_record,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
     SPEC_MIRRORING,
     SPEC_WEIGHTED,
     IngressRouteObj,
     KubeServiceObj,
     ObjectKey,
+    ServiceRef,
     TraefikServiceObj,
     check_name,
     index_by_key,
@@ -43,8 +47,9 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_traefik_service,
 )
 
-# How many hops of cross-namespace references are followed when one namespace was read.
-_MAX_FOREIGN_HOPS = 5
+# The mirror traefik_mirror creates for a route when mirror_name is not given; it carries the launch
+# record, and is reported with its route even while no route goes through it (inactive).
+_DEFAULT_MIRROR_SUFFIX = "-mirror"
 
 
 class KubeReader(Protocol):
@@ -78,9 +83,12 @@ def read_traffic(
     api_group: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """mirrors, weighted, ingress_routes, abandoned_launches (and distribution with ``route_name``) of one
-    or all namespaces. ``now`` (default: the clock) decides which launch records are past their deadline."""
+    """mirrors, weighted, ingress_routes and abandoned_launches of one or all namespaces (listed); with
+    ``route_name``, of that route only, read by name, plus its distribution (see ``_read_one_route``).
+    ``now`` (default: the clock) decides which launch records are past their deadline."""
     validate_scope(namespace, route_name)
+    if route_name is not None and namespace is not None:
+        return _read_one_route(client, namespace, route_name, api_group, now or datetime.now(timezone.utc))
     group = client.traefik_group(api_group)
     traefik_services = [parse_traefik_service(raw) for raw in client.list("TraefikService", namespace)]
     ingress_routes = [parse_ingress_route(raw) for raw in client.list("IngressRoute", namespace)]
@@ -106,11 +114,68 @@ def read_traffic(
         ],
         "ingress_routes": [ingress_route_targets(ir, ts_index) for ir in ingress_routes],
     }
-    if route_name is not None and namespace is not None:
-        wanted = next((ir for ir in ingress_routes if ir.name == route_name), None)
-        if wanted is None:
-            raise _missing_route(route_name, namespace)
-        result["distribution"] = describe_route(client, wanted, ts_index).to_dict()
+    return result
+
+
+def read_route_listing(
+    client: KubeReader, *, namespace: str, route_name: str, api_group: str | None = None, now: datetime | None = None
+) -> dict[str, Any]:
+    """What ``read_traffic`` answers for one route, without its distribution (and so without reading Services):
+    the lookup's ``routes`` and ``ingressroutes`` terms with ``route_name``."""
+    validate_scope(namespace, route_name)
+    return _read_one_route(
+        client, namespace, route_name, api_group, now or datetime.now(timezone.utc), with_distribution=False
+    )
+
+
+def _read_one_route(
+    client: KubeReader,
+    namespace: str,
+    route_name: str,
+    api_group: str | None,
+    now: datetime,
+    *,
+    with_distribution: bool = True,
+) -> dict[str, Any]:
+    """``read_traffic`` for one named route, from by-name reads only.
+
+    The answer has the shape of the namespace's: ``mirrors``, ``weighted`` and ``ingress_routes`` are the
+    namespace's entries for the objects this route reaches, plus the route's default mirror
+    (``<route>-mirror``, where a launch records itself) even when nothing routes through it. Entries are
+    those the namespace listing would give, except that ``referenced_by`` (and so ``active``) counts this
+    IngressRoute only: finding every other route through a service is what listing is for.
+    """
+    reads = _RouteReads(client)
+    ingress_route = _read_ingress_route(client, namespace, route_name, api_group)
+    group = client.traefik_group(api_group)
+    route_refs = [ref for route in ingress_route.routes for ref in route.services]
+    reached = reads.reachable(route_refs)
+    default_mirror = ServiceRef(
+        name=route_name + _DEFAULT_MIRROR_SUFFIX, kind=KIND_TRAEFIK_SERVICE, namespace=namespace
+    )
+    listed = {**reached, **reads.reachable([default_mirror])}
+    # As in the namespace listing: that namespace's TraefikServices, in the API's order (by name).
+    own = [listed[key] for key in sorted(listed) if key[0] == namespace]
+    ts_index = index_by_key(own)
+    references = build_reference_index([ingress_route], ts_index)
+    mirrors = [
+        _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now)
+        for ts in own
+        if ts.spec_type == SPEC_MIRRORING
+    ]
+    result: dict[str, Any] = {
+        "api_group": group,
+        "namespace": namespace,
+        "mirrors": mirrors,
+        "abandoned_launches": abandoned_launches(mirrors),
+        "weighted": [summarise_weighted(ts, references.get(ts.key, ())) for ts in own if ts.spec_type == SPEC_WEIGHTED],
+        "ingress_routes": [ingress_route_targets(ingress_route, ts_index)],
+    }
+    if with_distribution:
+        services = reads.services(
+            namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())]
+        )
+        result["distribution"] = resolve_route(ingress_route, reached, services).to_dict()
     return result
 
 
@@ -143,33 +208,104 @@ def abandoned_launches(mirrors: Sequence[Mapping[str, Any]]) -> list[dict[str, A
 def read_distribution(
     client: KubeReader, *, namespace: str, route_name: str, api_group: str | None = None
 ) -> RouteDistribution:
-    """Only the distribution of one route: reads that namespace's TraefikServices and Services."""
+    """Only the distribution of one route, read by name: the IngressRoute, the TraefikServices it reaches (in
+    any namespace) and the Services they reference in the route's namespace."""
     validate_scope(namespace, route_name)
-    client.traefik_group(api_group)
+    ingress_route = _read_ingress_route(client, namespace, route_name, api_group)
+    reads = _RouteReads(client)
+    route_refs = [ref for route in ingress_route.routes for ref in route.services]
+    reached = reads.reachable(route_refs)
+    services = reads.services(namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())])
+    return resolve_route(ingress_route, reached, services)
+
+
+def _read_ingress_route(client: KubeReader, namespace: str, route_name: str, api_group: str | None) -> IngressRouteObj:
+    """The named IngressRoute (its read also settles the API group when it is not given), or a clear error."""
+    if api_group not in (None, "", "auto"):
+        client.traefik_group(api_group)
     raw = client.get("IngressRoute", namespace, route_name)
     if raw is None:
+        if not client.namespace_exists(namespace):
+            # "route not found" would send the user looking for a route when the namespace is a typo.
+            raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
         raise _missing_route(route_name, namespace)
-    ts_index = index_by_key(parse_traefik_service(item) for item in client.list("TraefikService", namespace))
-    return describe_route(client, parse_ingress_route(raw), ts_index)
+    return parse_ingress_route(raw)
 
 
-def describe_route(
-    client: KubeReader, ingress_route: IngressRouteObj, ts_index: Mapping[ObjectKey, TraefikServiceObj]
-) -> RouteDistribution:
-    """Resolve a route, fetching TraefikServices it reaches in other namespaces (allowCrossNamespace)."""
-    known: dict[ObjectKey, TraefikServiceObj] = dict(ts_index)
-    services = _read_services(client, ingress_route.namespace)
-    for _hop in range(_MAX_FOREIGN_HOPS):
-        foreign = _unread_foreign_references(ingress_route, known)
-        if not foreign:
-            break
-        for namespace, name in foreign:
-            raw = client.get("TraefikService", namespace, name)
+class _RouteReads:
+    """By-name reads of the TraefikServices and Services one route reaches, each name read at most once.
+
+    Credentials that may list TraefikServices but not get them (the shipped viewer ClusterRole) get them
+    from one listing of that namespace instead: the same answer, at the cost of a listing.
+    """
+
+    def __init__(self, client: KubeReader) -> None:
+        self._client = client
+        self._traefik: dict[ObjectKey, TraefikServiceObj | None] = {}
+        self._listed: dict[str, dict[ObjectKey, TraefikServiceObj]] = {}
+
+    def reachable(self, refs: Iterable[ServiceRef]) -> dict[ObjectKey, TraefikServiceObj]:
+        """Every existing TraefikService ``refs`` reach, directly or through each other (loops cut)."""
+        found: dict[ObjectKey, TraefikServiceObj] = {}
+        seen: set[ObjectKey] = set()
+        pending = list(refs)
+        while pending:
+            ref = pending.pop()
+            if ref.kind != KIND_TRAEFIK_SERVICE or ref.is_cross_provider or ref.key in seen:
+                continue
+            seen.add(ref.key)
+            service = self._traefik_service(ref)
+            if service is not None:
+                found[ref.key] = service
+                pending.extend(service.children())
+        return found
+
+    def _traefik_service(self, ref: ServiceRef) -> TraefikServiceObj | None:
+        if ref.key not in self._traefik:
+            self._traefik[ref.key] = self._read_traefik_service(ref) if _readable(ref) else None
+        return self._traefik[ref.key]
+
+    def _read_traefik_service(self, ref: ServiceRef) -> TraefikServiceObj | None:
+        if ref.namespace not in self._listed:
+            try:
+                raw = self._client.get(KIND_TRAEFIK_SERVICE, ref.namespace, ref.name)
+            except DarklaunchError as error:
+                if error.details.get("api_status") != 403:
+                    raise
+                self._listed[ref.namespace] = index_by_key(
+                    parse_traefik_service(item) for item in self._client.list(KIND_TRAEFIK_SERVICE, ref.namespace)
+                )
+            else:
+                return parse_traefik_service(raw) if raw is not None else None
+        return self._listed[ref.namespace].get(ref.key)
+
+    def services(self, namespace: str, refs: Iterable[ServiceRef]) -> dict[ObjectKey, KubeServiceObj] | None:
+        """The v1 Services of ``namespace`` that ``refs`` name, for existence and port checks (a missing one is
+        left out); None when they may not be read. Services of other namespaces are not checked."""
+        found: dict[ObjectKey, KubeServiceObj] = {}
+        wanted = {ref.key: ref for ref in refs if ref.kind == KIND_SERVICE and ref.namespace == namespace}
+        for key, ref in sorted(wanted.items()):
+            if ref.is_cross_provider or not _readable(ref):
+                continue
+            try:
+                raw = self._client.get(KIND_SERVICE, namespace, ref.name)
+            except DarklaunchError:
+                # Reading Services is a bonus (it finds broken backends); users without that right still get
+                # the TraefikService-level answer.
+                return None
             if raw is not None:
-                known[(namespace, name)] = parse_traefik_service(raw)
-        if all(key not in known for key in foreign):
-            break
-    return resolve_route(ingress_route, known, services)
+                found[key] = parse_kube_service(raw)
+        return found
+
+
+def _readable(ref: ServiceRef) -> bool:
+    """Whether a reference names an object the API could hold; any other name simply does not exist."""
+    try:
+        check_name(ref.namespace, "namespace", "label")
+        check_name(ref.name, "name", "subdomain")
+    except DarklaunchError:
+        return False
+    return True
 
 
 def anomaly_targets(distribution: RouteDistribution) -> list[dict[str, Any]]:
@@ -217,36 +353,6 @@ def _target(backend: Mapping[str, Any], role: str, pair: list[str] | None) -> di
         "role": role,
         "pair": pair,
     }
-
-
-def _read_services(client: KubeReader, namespace: str) -> dict[ObjectKey, KubeServiceObj] | None:
-    """v1 Services of the route's namespace, for existence and port checks; None when not allowed to list."""
-    try:
-        return index_by_key(parse_kube_service(raw) for raw in client.list("Service", namespace))
-    except DarklaunchError:
-        # Reading Services is a bonus (it finds broken backends); users without that right still get
-        # the TraefikService-level answer.
-        return None
-
-
-def _unread_foreign_references(
-    ingress_route: IngressRouteObj, known: Mapping[ObjectKey, TraefikServiceObj]
-) -> list[ObjectKey]:
-    """TraefikServices the route reaches (directly or through known ones) that have not been read yet."""
-    pending: list[ObjectKey] = []
-    seen: set[ObjectKey] = set()
-    stack = [ref for route in ingress_route.routes for ref in route.services]
-    while stack:
-        ref = stack.pop()
-        if ref.kind != KIND_TRAEFIK_SERVICE or ref.is_cross_provider or ref.key in seen:
-            continue
-        seen.add(ref.key)
-        service = known.get(ref.key)
-        if service is not None:
-            stack.extend(service.children())
-        elif ref.namespace != ingress_route.namespace:
-            pending.append(ref.key)
-    return pending
 
 
 def _missing_route(route_name: str, namespace: str) -> DarklaunchError:

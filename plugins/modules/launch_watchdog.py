@@ -35,6 +35,7 @@ author:
   - darklaunch.traefik contributors (@darklaunch)
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
+  - darklaunch.traefik.k8s_auth.api_group
   - darklaunch.traefik.attributes
   - darklaunch.traefik.attributes.actiongroup_traefik
 attributes:
@@ -102,11 +103,6 @@ options:
       - Without it, a record counts when its deadline lies after the moment of arming, so that a stale record
         left by an earlier, interrupted run never triggers a rollback.
     type: str
-  api_group:
-    description:
-      - API group of the Traefik CRDs. Default detect (C(traefik.io), then C(traefik.containo.us)).
-    type: str
-    choices: [traefik.io, traefik.containo.us]
 notes:
   - Runs on the controller only, whatever host the task targets; the connection options and the files they
     name are read there, and the watchdog needs network access from the controller to the API server.

@@ -24,6 +24,7 @@ author:
   - darklaunch.traefik contributors (@darklaunch)
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
+  - darklaunch.traefik.k8s_auth.api_group
   - darklaunch.traefik.attributes
   - darklaunch.traefik.attributes.actiongroup_traefik
 attributes:
@@ -122,11 +123,6 @@ options:
         Traefik would then answer 404 on that route.
     type: bool
     default: true
-  api_group:
-    description:
-      - API group of the Traefik CRDs. Default detect (C(traefik.io), then C(traefik.containo.us)).
-    type: str
-    choices: [traefik.io, traefik.containo.us]
   launch:
     description:
       - Record a launch in progress on the mirror, so that a launch whose process was interrupted or killed
@@ -387,6 +383,79 @@ launch:
     step: 20
     deadline: "2025-11-27T14:12:40.007Z"
     renewed: "2025-11-27T14:02:40.007Z"
+resolved:
+  description:
+    - What the options resolved to, so callers (the shadow_launch role, the playbooks) use the module's
+      defaults and findings instead of deriving them again. In check mode it answers "may I proceed?" without
+      writing; a refusal fails the task instead, and the failed result's C(field) names the option to change.
+  returned: always
+  type: dict
+  contains:
+    route_name:
+      description: O(route_name).
+      type: str
+    namespace:
+      description: O(namespace).
+      type: str
+    mirror_name:
+      description: The mirroring TraefikService's name (O(mirror_name), default C({route_name}-mirror)).
+      type: str
+    wrr_name:
+      description: The weighted TraefikService's name (O(wrr_name), default C({route_name}-wrr)).
+      type: str
+    main_service:
+      description: O(main_service), default C({route_name}-stable).
+      type: str
+    main_kind:
+      description: O(main_kind).
+      type: str
+    main_port:
+      description:
+        - The main Service's port the mirror references (O(main_port), else the one it already uses, else the
+          Service's only port); null for a TraefikService main and with O(state=absent).
+      type: raw
+    mirror_service:
+      description: O(mirror_service), default C({route_name}-staging).
+      type: str
+    mirror_port:
+      description: The shadow Service's port the mirror references; null with O(state=absent).
+      type: raw
+    mirror_percent:
+      description: The percentage copied after the run; null with O(state=absent).
+      type: int
+    previous_percent:
+      description:
+        - The percentage the mirror copied to RV(resolved.mirror_service) before the run; null when there was no
+          mirror or it copied elsewhere.
+      type: int
+    weighted_split:
+      description: The weighted TraefikService RV(resolved.wrr_name) as found before the run.
+      type: dict
+      contains:
+        live:
+          description: V(true) when it sends real users to more than one backend.
+          type: bool
+        split:
+          description:
+            - Its split in words (V(50% api-service-stable, 50% api-service-canary)), null when it does not exist.
+          type: str
+        ended:
+          description:
+            - V(true) when this run's attach ends that live split (only with O(confirm_end_weighted_split=true)).
+          type: bool
+  sample:
+    route_name: api-service-route
+    namespace: production
+    mirror_name: api-service-route-mirror
+    wrr_name: api-service-route-wrr
+    main_service: api-service-stable
+    main_kind: Service
+    main_port: 80
+    mirror_service: api-service-canary
+    mirror_port: 80
+    mirror_percent: 50
+    previous_percent: 20
+    weighted_split: {live: true, split: "50% api-service-stable, 50% api-service-canary", ended: false}
 warnings:
   description: Things the operator should know (inactive mirror, ended weighted split, side effects, body buffering).
   returned: when there is something to warn about
@@ -409,8 +478,8 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
 
 
@@ -433,7 +502,7 @@ def argument_spec() -> dict[str, Any]:
             "attach_to_ingress": {"type": "bool", "default": False},
             "confirm_end_weighted_split": {"type": "bool", "default": False},
             "restore_ingress_to_wrr": {"type": "bool", "default": True},
-            "api_group": {"type": "str", "choices": ["traefik.io", "traefik.containo.us"]},
+            "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
             "launch": {
                 "type": "dict",
                 "options": {
@@ -458,8 +527,8 @@ def main() -> None:
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     try:
-        # Bad options are reported before any connection is made.
-        MirrorParams.from_options(module.params)
+        # The argument spec above checked types, choices and required options; run_mirror checks the rest
+        # (names, ranges) once, before its first request.
         client = KubeClient.from_params(module.params)
         run = run_mirror(client, module.params, check_mode=module.check_mode)
     except DarklaunchError as error:

@@ -21,11 +21,17 @@ description:
   - Reports launches in progress recorded on the mirrors (M(darklaunch.traefik.traefik_mirror)'s
     O(darklaunch.traefik.traefik_mirror#module:launch)); one whose deadline has passed is listed in
     RV(abandoned_launches) with the command that rolls it back.
+  - With O(route_name), only what that route needs is read, by name - the IngressRoute, the TraefikServices
+    it reaches, the Services they reference, and the route's default mirror C(<route_name>-mirror) - so the
+    cost does not grow with the namespace. RV(mirrors), RV(weighted), RV(ingress_routes) and
+    RV(abandoned_launches) then hold that route's entries only, and C(referenced_by) / C(active) count that
+    route only; omit O(route_name) for the whole namespace.
   - Read-only. Lists are read in pages, so very large clusters do not need one giant response.
 author:
   - darklaunch.traefik contributors (@darklaunch)
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
+  - darklaunch.traefik.k8s_auth.api_group
   - darklaunch.traefik.attributes
   - darklaunch.traefik.attributes.info_module
   - darklaunch.traefik.attributes.actiongroup_traefik
@@ -37,13 +43,10 @@ options:
   route_name:
     description:
       - Name of an IngressRoute in O(namespace) whose detailed distribution is returned as RV(distribution).
+      - The other results then describe that route only (the TraefikServices it reaches and its default mirror
+        C(<route_name>-mirror)), read by name instead of listing the namespace.
       - Requires O(namespace).
     type: str
-  api_group:
-    description:
-      - API group of the Traefik CRDs. Default detect (C(traefik.io), then C(traefik.containo.us)).
-    type: str
-    choices: [traefik.io, traefik.containo.us]
 requirements:
   - kubernetes >= 24.2.0
 seealso:
@@ -106,7 +109,8 @@ namespace:
   type: str
   sample: production
 mirrors:
-  description: Every mirroring TraefikService.
+  description:
+    - Every mirroring TraefikService (with O(route_name) - those the route reaches and its default mirror).
   returned: always
   type: list
   elements: dict
@@ -201,12 +205,16 @@ abandoned_launches:
         darklaunch.traefik.mirror_disable -e route_name=api-service-route -e namespace=production
         -e restore_ingress_to_wrr=true
 weighted:
-  description: Every weighted (WRR) TraefikService with its weights and each backend's share of real users.
+  description:
+    - Every weighted (WRR) TraefikService with its weights and each backend's share of real users (with
+      O(route_name) - those the route or its default mirror reaches).
   returned: always
   type: list
   elements: dict
 ingress_routes:
-  description: Every IngressRoute with each route's match and live targets, and the target type.
+  description:
+    - Every IngressRoute with each route's match and live targets, and the target type (with O(route_name) -
+      that IngressRoute only).
   returned: always
   type: list
   elements: dict
@@ -283,6 +291,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic, validate_scope
 
@@ -292,7 +301,7 @@ def argument_spec() -> dict[str, Any]:
         {
             "namespace": {"type": "str"},
             "route_name": {"type": "str"},
-            "api_group": {"type": "str", "choices": ["traefik.io", "traefik.containo.us"]},
+            "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
         }
     )
 

@@ -24,19 +24,22 @@ from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from typing import Any
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+    ROLE_MAIN,
+    ROLE_OTHER_ROUTE,
+    ROLE_SHADOW,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 
 VERDICT_OK = "ok"
 VERDICT_ANOMALOUS = "anomalous"
 VERDICT_INSUFFICIENT = "insufficient_data"
 
-ROLE_MAIN = "main"
-ROLE_SHADOW = "shadow"
+# The roles of a route's backends are the distribution's (main, shadow, other_route: a backend of another
+# route of the IngressRoute than the mirrored one, checked against its own history for information, never an
+# input to the verdict, so an idle ``/health`` route does not leave the mirrored route unjudged); "service" is
+# a backend judged cluster-wide, without a route.
 ROLE_SERVICE = "service"
-# A backend of another route of the IngressRoute than the mirrored one: checked against its own
-# history for information, never an input to the verdict (an idle ``/health`` route must not leave
-# the mirrored route unjudged).
-ROLE_OTHER_ROUTE = "other_route"
 ROLES = (ROLE_MAIN, ROLE_SHADOW, ROLE_SERVICE, ROLE_OTHER_ROUTE)
 
 CHECK_SHADOW_VS_MAIN = "shadow_vs_main"
@@ -60,7 +63,10 @@ MIN_HISTORY_POINTS = 2
 # A floor of 10% of the usual level means a steady service alarms from a change of sigma x 10%
 # (20% at sigma 2; critical from 40%).
 RELATIVE_STDDEV_FLOOR = 0.10
-LATENCY_STDDEV_FLOOR_SECONDS = 0.001
+# Below a few milliseconds a service's mean latency moves with the node's CPU load, not with the code:
+# on a busy 2-core node the same backends measured 1 ms, then 3 ms, then 15 ms. A latency change counts
+# in units of at least 5 ms, so at sigma 2 it must be 10 ms or more before it alarms.
+LATENCY_STDDEV_FLOOR_SECONDS = 0.005
 P95 = 0.95
 MAX_HISTORY_WINDOWS = 1000  # Prometheus refuses range queries of more than 11,000 points per series.
 
@@ -695,8 +701,8 @@ def latency_effect_z(statistical_z: float, value: float, baseline: float) -> flo
     With thousands of requests per window a significance test flags differences of a few percent
     (on the local cluster, mirrored copies are routinely 0.1 ms slower than the user-facing requests
     at about 1 ms). The difference is therefore also measured in units of the history check's floor,
-    ``max(10% of the baseline, 1 ms)``, and the smaller of the two z-scores counts: at sigma 2 a
-    shadow alarms only when it is significantly AND at least 20% (and 2 ms) slower.
+    ``max(10% of the baseline, 5 ms)``, and the smaller of the two z-scores counts: at sigma 2 a
+    shadow alarms only when it is significantly AND at least 20% (and 10 ms) slower.
     """
     if statistical_z <= 0:
         return statistical_z

@@ -12,10 +12,9 @@ import time as time_module
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
-    ROLE_MAIN,
-    ROLE_SHADOW,
     ROLES,
     AnomalySettings,
     ServiceSeries,

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-ROLES = ("shadow", "main")
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import ROLES
 
 
 def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:

@@ -15,7 +15,10 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-ROLES = ("main", "shadow")
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
+
+# Legend and drawing order: main first, so the shadow's line is drawn on top of it.
+ROLES = (ROLE_MAIN, ROLE_SHADOW)
 ROLE_COLOURS = {"main": "#1f6feb", "shadow": "#d9480f"}
 VERDICT_COLOURS = {"ok": "#2f9e44", "anomalous": "#e03131", "insufficient_data": "#868e96", "error": "#862e9c"}
 # The charts: key in ``series``, title, unit and how a value is shown.

@@ -13,11 +13,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_queries import service_matcher
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import add_matchers
 
 MAX_POINTS = 240
-ROLES = ("shadow", "main")
+# The two services a launch report compares: the shadow (the copy) and main (what users get).
+ROLES = (ROLE_SHADOW, ROLE_MAIN)
 _REQUESTS = "traefik_service_requests_total"
 _BUCKETS = "traefik_service_request_duration_seconds_bucket"
 

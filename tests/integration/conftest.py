@@ -43,6 +43,8 @@ from dlcluster.testing import (  # noqa: E402
 from dlcluster.traffic import TrafficResult, send  # noqa: E402
 from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
 from shadow import COLLECTIONS_ROOT  # noqa: E402
+from steady import SteadyTraffic  # noqa: E402
+from userload import UserLoad  # noqa: E402
 
 # --- the cluster -------------------------------------------------------------------------------
 
@@ -205,6 +207,42 @@ def traffic(cluster: Cluster) -> Callable[..., TrafficResult]:
         return send(cluster.traefik_url, host, n, path, method, headers, body)
 
     return go
+
+
+@pytest.fixture
+def traffic_for(cluster: Cluster) -> Iterator[Callable[[SeedWorld, float], SteadyTraffic]]:
+    """``traffic_for(world, rate)``: steady user traffic at ``rate`` requests/s to the world's host through
+    Traefik, counted at the client; stopped when the test ends (at the latest after 300 s)."""
+    started: list[SteadyTraffic] = []
+
+    def start(world: SeedWorld, rate: float) -> SteadyTraffic:
+        if not cluster.traefik_url:
+            pytest.skip("this cluster runs no Traefik")
+        load = SteadyTraffic(cluster.traefik_url, world.host, rate, limit=300).start()
+        started.append(load)
+        return load
+
+    yield start
+    for load in started:
+        load.stop()
+
+
+@pytest.fixture
+def user_load(cluster: Cluster) -> Iterator[Callable[[SeedWorld], UserLoad]]:
+    """``user_load(world)``: at least 100 user requests/s to the world's host, sampled over time
+    (userload.py); stopped when the test ends."""
+    started: list[UserLoad] = []
+
+    def start(world: SeedWorld) -> UserLoad:
+        if not cluster.traefik_url:
+            pytest.skip("this cluster runs no Traefik")
+        load = UserLoad.start(cluster.traefik_url, world.host)
+        started.append(load)
+        return load
+
+    yield start
+    for load in started:
+        load.stop()
 
 
 def _wait_routable(

@@ -82,3 +82,13 @@ def start_playbook(name: str, extra_vars: dict[str, Any], output: Path) -> subpr
             env=playbook_env(),
             cwd=REPO_ROOT,
         )
+
+
+def finish_playbook(process: subprocess.Popen[bytes], output: Path, timeout: float) -> str:
+    """Wait for a playbook of ``start_playbook`` (killed if it outlives ``timeout``); what it printed."""
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return output.read_text(errors="replace")

@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 from ansible.errors import AnsibleLookupError
-from modrun import run_module
-from shadow import run_playbook, wait_mirror_live
+from routes import shadow_route, shadowed_under_traffic
+from shadow import run_playbook
 from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
@@ -97,24 +97,6 @@ def brief(report: dict[str, Any]) -> str:
 # --- the shadowed route ----------------------------------------------------------------------------
 
 
-def shadow_route(world: Any, traefik_api_get: Callable[[str], Any]) -> None:
-    """Stable serves every user, the canary gets a copy of MIRROR_PERCENT of the requests."""
-    result = run_module(
-        "traefik_mirror",
-        {
-            "route_name": world.route,
-            "namespace": world.namespace,
-            "main_service": world.service("stable"),
-            "mirror_service": world.service("canary"),
-            "mirror_percent": MIRROR_PERCENT,
-            "attach_to_ingress": True,
-            "confirm_end_weighted_split": True,
-        },
-    )
-    assert not result.get("failed") and result["status"] == "active", result
-    wait_mirror_live(traefik_api_get, world, MIRROR_PERCENT)
-
-
 def require_prompt_backends(world: Any) -> None:
     """Identical backends must answer in about the same time on every request, or a latency history
     alone makes the main service "anomalous". A Python http.server without TCP_NODELAY writes headers
@@ -147,17 +129,10 @@ def shadowed(
 ) -> Iterator[tuple[Any, SteadyTraffic]]:
     world = seed_world()
     require_prompt_backends(world)
-    shadow_route(world, traefik_api_get)
-    world.reset_backends()
-    traffic = SteadyTraffic(cluster.traefik_url, world.host, RATE, TRAFFIC_LIMIT_SECONDS).start()
-    try:
-        # The current window must be full of mirrored traffic, and scraped.
-        time.sleep(WINDOW_SECONDS + 3)
+    with shadowed_under_traffic(
+        world, traefik_api_get, cluster.traefik_url, MIRROR_PERCENT, RATE, TRAFFIC_LIMIT_SECONDS, WINDOW_SECONDS
+    ) as traffic:
         yield world, traffic
-    finally:
-        traffic.stop()
-        for backend in world.backends.values():
-            backend.set_knobs(error_rate=0, latency_ms=0)
 
 
 def route_check(new_lookup: Callable[[], Any], world: Any, **options: Any) -> dict[str, Any]:
@@ -330,7 +305,7 @@ def test_route_without_traffic_is_insufficient_data(
     new_lookup: Callable[[], Any], seed_world: Callable[..., Any], traefik_api_get: Callable[[str], Any]
 ) -> None:
     world = seed_world(app="idle-service")
-    shadow_route(world, traefik_api_get)
+    shadow_route(world, traefik_api_get, MIRROR_PERCENT)
     report = route_check(new_lookup, world)
     assert report["verdict"] == "insufficient_data", brief(report)
     assert report["anomalies"] == []

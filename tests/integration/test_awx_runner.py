@@ -22,7 +22,7 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -157,20 +157,6 @@ def jobs_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.fixture
-def traffic_for(cluster: Any) -> Iterator[Callable[[Any], SteadyTraffic]]:
-    started: list[SteadyTraffic] = []
-
-    def start(world: Any) -> SteadyTraffic:
-        load = SteadyTraffic(cluster.traefik_url, world.host, RATE, limit=300).start()
-        started.append(load)
-        return load
-
-    yield start
-    for load in started:
-        load.stop()
-
-
 def launch_answers(world: Any, **answers: Any) -> dict[str, Any]:
     """The progressive launch's survey as a user fills it in: every answer typed as AWX sends it."""
     return {
@@ -300,14 +286,14 @@ def test_progressive_launch_job_passes_with_survey_answers_and_leaves_no_secret(
     kube: Any,
     credentials: list[tuple[str, dict[str, Any]]],
     secret_inputs: list[str],
-    traffic_for: Callable[[Any], SteadyTraffic],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
     jobs_dir: Path,
 ) -> None:
     world = operator_namespace_world("awx-launch")
     before = route_as_users_see_it(kube, world)
     template = job_template(LAUNCH)
     extra_vars = survey_extra_vars(template.survey, launch_answers(world))
-    load = traffic_for(world)
+    load = traffic_for(world, RATE)
     time.sleep(12)  # a little history for the baseline
 
     job = run_job(template, extra_vars, credentials, jobs_dir)
@@ -378,7 +364,7 @@ def test_failure_workflow_a_failing_launch_then_the_rollback_node_leaves_the_rou
     kube: Any,
     credentials: list[tuple[str, dict[str, Any]]],
     secret_inputs: list[str],
-    traffic_for: Callable[[Any], SteadyTraffic],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
     traefik_api_get: Callable[[str], Any],
     jobs_dir: Path,
 ) -> None:
@@ -386,7 +372,7 @@ def test_failure_workflow_a_failing_launch_then_the_rollback_node_leaves_the_rou
     before = route_as_users_see_it(kube, world)
     flow = workflow(ROLLBACK_WORKFLOW)
     launch_vars = survey_extra_vars(_survey_of_workflow(flow), launch_answers(world, steps="20", teardown="false"))
-    load = traffic_for(world)
+    load = traffic_for(world, RATE)
     time.sleep(12)
     failing = fail_shadow_while_attached(kube, world, traefik_api_get)
 
@@ -424,7 +410,7 @@ def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(
     operator_namespace_world: Callable[[str], Any],
     kube: Any,
     credentials: list[tuple[str, dict[str, Any]]],
-    traffic_for: Callable[[Any], SteadyTraffic],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
     jobs_dir: Path,
 ) -> None:
     world = operator_namespace_world("awx-timeout")
@@ -432,7 +418,7 @@ def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(
     launch_vars = survey_extra_vars(
         _survey_of_workflow(workflow(ROLLBACK_WORKFLOW)), launch_answers(world, steps="20", bake_seconds=300)
     )
-    load = traffic_for(world)
+    load = traffic_for(world, RATE)
     time.sleep(12)
     template = job_template(LAUNCH)
 
@@ -460,13 +446,13 @@ def test_a_cancel_mid_bake_stops_the_job_and_the_watchdog_restores_the_route(
     kube: Any,
     credentials: list[tuple[str, dict[str, Any]]],
     secret_inputs: list[str],
-    traffic_for: Callable[[Any], SteadyTraffic],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
     jobs_dir: Path,
 ) -> None:
     world = operator_namespace_world("awx-cancel")
     before = route_as_users_see_it(kube, world)
     launch_vars = survey_extra_vars(job_template(LAUNCH).survey, launch_answers(world, steps="20", bake_seconds=120))
-    load = traffic_for(world)
+    load = traffic_for(world, RATE)
     time.sleep(12)
     cancel = threading.Event()
     baking = threading.Event()

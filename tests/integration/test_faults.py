@@ -29,50 +29,20 @@ import pytest
 from faultproxy import DOWN, SLOW, FaultProxy, cluster_ca, cluster_server, kubeconfig_through
 from kubewatch import NamespaceWatch
 from modrun import run_module
-from shadow import start_playbook
-from userload import UserLoad, check_users, traefik_forgot, traefik_routes
+from routes import launch_vars, mirror_exists, route_as_written, routes_through_mirror
+from shadow import finish_playbook, start_playbook
+from userload import UserLoad, check_users, traefik_back_on_the_split, traefik_routes
 
 pytestmark = pytest.mark.integration
 
-API = "traefik.io/v1alpha1"
 SHADOW = "staging"
 REQUEST_TIMEOUT = 5  # seconds, through K8S_AUTH_REQUEST_TIMEOUT (the default is 20)
-
-
-@pytest.fixture
-def user_load(cluster: Any) -> Iterator[Callable[[Any], UserLoad]]:
-    started: list[UserLoad] = []
-
-    def start(world: Any) -> UserLoad:
-        load = UserLoad.start(cluster.traefik_url, world.host)
-        started.append(load)
-        return load
-
-    yield start
-    for load in started:
-        load.stop()
 
 
 @pytest.fixture
 def api_proxy(admin_kubeconfig: Path) -> Iterator[FaultProxy]:
     with FaultProxy(cluster_server(admin_kubeconfig), cluster_ca(admin_kubeconfig)) as proxy:
         yield proxy
-
-
-def ingress_route(kube: Any, world: Any) -> dict[str, Any]:
-    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
-    meta = ir["metadata"]
-    return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
-
-
-def routes_through_mirror(kube: Any, world: Any) -> bool:
-    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
-    mirror = f"{world.route}-mirror"
-    return any(ref.get("name") == mirror for route in ir["spec"]["routes"] for ref in route["services"])
-
-
-def mirror_exists(kube: Any, world: Any) -> bool:
-    return kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is not None
 
 
 # What each fault leaves, as the module must describe it and as the cluster must be:
@@ -110,7 +80,7 @@ def test_the_api_failing_between_two_writes_is_told_and_a_rerun_converges(
 ) -> None:
     world = seed_world(app=f"fault-{operation}-{mode}")
     label = f"{operation}/{mode}"
-    before = ingress_route(kube, world)
+    before = route_as_written(kube, world)
     mirror = f"{world.route}-mirror"
     kubeconfig = kubeconfig_through(api_proxy, admin_kubeconfig, tmp_path / "through-proxy.kubeconfig")
     attach = {
@@ -153,8 +123,7 @@ def test_the_api_failing_between_two_writes_is_told_and_a_rerun_converges(
         if operation == "attach":
             traefik_routes(traefik_api_get, world, mirror, 20)
         else:
-            traefik_routes(traefik_api_get, world, world.wrr)
-            traefik_forgot(traefik_api_get, world, mirror)
+            traefik_back_on_the_split(traefik_api_get, world)
         time.sleep(1)
         load.stop()
 
@@ -187,7 +156,9 @@ def test_the_api_failing_between_two_writes_is_told_and_a_rerun_converges(
     if operation == "attach":
         assert rerun["status"] == "active" and routes_through_mirror(kube, world)
     else:
-        assert rerun["status"] == "absent" and ingress_route(kube, world) == before and not mirror_exists(kube, world)
+        assert (
+            rerun["status"] == "absent" and route_as_written(kube, world) == before and not mirror_exists(kube, world)
+        )
     check_users(load, world, SHADOW, label)
     assert not watch.errors, watch.errors
     assert watch.dangling_moments() == [], "\n".join(watch.timeline())
@@ -198,7 +169,7 @@ def test_a_refused_connection_before_any_write_changes_nothing_and_says_so(
     seed_world: Callable[..., Any], kube: Any, admin_kubeconfig: Path, api_proxy: FaultProxy, tmp_path: Path
 ) -> None:
     world = seed_world(app="fault-first")
-    before = ingress_route(kube, world)
+    before = route_as_written(kube, world)
     kubeconfig = kubeconfig_through(api_proxy, admin_kubeconfig, tmp_path / "through-proxy.kubeconfig")
     api_proxy.fail_after_writes(0, DOWN)
     failed = run_module(
@@ -207,7 +178,7 @@ def test_a_refused_connection_before_any_write_changes_nothing_and_says_so(
     )
     assert failed.get("failed") is True and failed["field"] == "host", failed
     assert "cannot connect to the Kubernetes API" in failed["msg"] and "Nothing was written" in failed["msg"], failed
-    assert ingress_route(kube, world) == before and not mirror_exists(kube, world)
+    assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
 
 
 def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(
@@ -219,7 +190,7 @@ def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(
     tmp_path: Path,
 ) -> None:
     world = seed_world(app="fault-prometheus")
-    before = ingress_route(kube, world)
+    before = route_as_written(kube, world)
     mirror = f"{world.route}-mirror"
     output = tmp_path / "ansible-playbook.out"
     with (
@@ -228,22 +199,7 @@ def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(
     ):
         load = user_load(world)
         time.sleep(12)  # a little history for the gate's baseline
-        launch = {
-            "route_name": world.route,
-            "namespace": world.namespace,
-            "main_service": world.service("stable"),
-            "mirror_service": world.service(SHADOW),
-            "steps": [50],
-            "bake_seconds": 120,
-            "window": "10s",
-            "interval": 5,
-            "history_windows": 3,
-            "min_requests": 20,
-            "attach_to_ingress": True,
-            "confirm_end_weighted_split": True,
-            "prometheus_url": prometheus.url,
-            "teardown": True,
-        }
+        launch = launch_vars(world, SHADOW, interval=5, prometheus_url=prometheus.url)
         process = start_playbook("shadow_launch", launch, output)
         deadline = time.monotonic() + 90
         while not mirror_exists(kube, world) or not routes_through_mirror(kube, world):
@@ -254,17 +210,11 @@ def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(
         asked_before = len(prometheus.log)
         prometheus.fail_after_writes(0, DOWN)
         stopped = time.monotonic()
-        try:
-            process.wait(timeout=120)
-        finally:
-            if process.poll() is None:
-                process.kill()
+        out = finish_playbook(process, output, timeout=120)
         ended = time.monotonic() - stopped
-        traefik_routes(traefik_api_get, world, world.wrr)
-        traefik_forgot(traefik_api_get, world, mirror)
+        traefik_back_on_the_split(traefik_api_get, world)
         time.sleep(1)
         load.stop()
-    out = output.read_text(errors="replace")
     print(
         f"\n[prometheus down] {asked_before} requests answered by Prometheus before it went away; the playbook "
         f"ended {ended:.1f} s later with rc {process.returncode}"
@@ -273,7 +223,7 @@ def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(
     assert process.returncode != 0, out
     assert f"Cannot reach Prometheus at {prometheus.url}" in out, out
     assert "was rolled back" in out, out
-    assert ingress_route(kube, world) == before
+    assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
     check_users(load, world, SHADOW, "prometheus down")
     assert not watch.errors and watch.dangling_moments() == [], "\n".join(watch.timeline())

@@ -11,25 +11,21 @@ Every case checks the cluster's real objects and counts user responses at the cl
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from shadow import run_playbook, start_playbook
+from routes import API, INTERVAL, launch_vars, mirror_exists, route_as_written
+from shadow import finish_playbook, run_playbook, start_playbook
 from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
 
-API = "traefik.io/v1alpha1"
-WINDOW = "10s"
-INTERVAL = 10
 RATE = 40.0  # user requests per second: 400 per window at stable, 200 copies at a 50% mirror
 
 
@@ -79,40 +75,6 @@ def route_targets(kube: Any, world: Any) -> list[list[str]]:
     return [[service["name"] for service in route["services"]] for route in ir["spec"]["routes"]]
 
 
-def mirror_exists(kube: Any, world: Any) -> bool:
-    return kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is not None
-
-
-def ingress_route_as_user_sees_it(kube: Any, world: Any) -> dict[str, Any]:
-    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
-    meta = ir["metadata"]
-    return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
-
-
-def launch_vars(world: Any, **extra: Any) -> dict[str, Any]:
-    return {
-        "route_name": world.route,
-        "namespace": world.namespace,
-        "main_service": world.service("stable"),
-        "mirror_service": world.service("canary"),
-        "steps": [50],
-        "bake_seconds": 120,
-        "window": WINDOW,
-        "interval": INTERVAL,
-        "history_windows": 3,
-        "min_requests": 20,
-        "attach_to_ingress": True,
-        "confirm_end_weighted_split": True,
-        "prometheus_url": _prometheus_url(),
-        "teardown": True,
-        **extra,
-    }
-
-
-def _prometheus_url() -> str:
-    return os.environ["PROMETHEUS_URL"]
-
-
 def attached(world: Any) -> Callable[[list[list[str]], bool], bool]:
     mirror = f"{world.route}-mirror"
     return lambda targets, _mirror: any(mirror in names for names in targets)
@@ -127,40 +89,17 @@ def output_file(tmp_path: Path) -> Path:
     return tmp_path / "ansible-playbook.out"
 
 
-@pytest.fixture
-def traffic_for(cluster: Any) -> Iterator[Callable[[Any], SteadyTraffic]]:
-    started: list[SteadyTraffic] = []
-
-    def start(world: Any) -> SteadyTraffic:
-        load = SteadyTraffic(cluster.traefik_url, world.host, RATE, limit=300).start()
-        started.append(load)
-        return load
-
-    yield start
-    for load in started:
-        load.stop()
-
-
-def finish(process: subprocess.Popen[bytes], output: Path, timeout: float = 240) -> str:
-    try:
-        process.wait(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return output.read_text(errors="replace")
-
-
 # --- the gate during the bake --------------------------------------------------------------------------
 
 
 def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
-    seed_world: Callable[..., Any], kube: Any, traffic_for: Callable[[Any], SteadyTraffic], output_file: Path
+    seed_world: Callable[..., Any], kube: Any, traffic_for: Callable[[Any, float], SteadyTraffic], output_file: Path
 ) -> None:
     world = seed_world(app="gate-midbake")
-    before = ingress_route_as_user_sees_it(kube, world)
+    before = route_as_written(kube, world)
     original = route_targets(kube, world)
     canary = world.backends["canary"]
-    load = traffic_for(world)
+    load = traffic_for(world, RATE)
     time.sleep(12)  # a little history for the baseline
 
     with RouteWatch(kube, world) as watch:
@@ -173,7 +112,7 @@ def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
         t_restored = watch.wait_for(restored(original), timeout=120, after=t_failing)
         # Back on the 50/50 split, users would meet the broken canary again: repair it at once.
         canary.set_knobs(error_rate=0)
-        out = finish(process, output_file)
+        out = finish_playbook(process, output_file, timeout=240)
     load.stop()
 
     delay = t_restored - t_failing
@@ -187,7 +126,7 @@ def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
     assert lines and lines[-1][1] == "anomalous", out
     assert all(verdict == "ok" for _n, verdict, _r in lines[:-1]), f"a check failed before the shadow did\n{out}"
     assert int(lines[-1][0]) < 12, "the failure must be acted on during the bake, not at its end"
-    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
     assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
     assert canary.counters()["errors"] > 0, "the shadow's failures must have happened (on copies)"
@@ -195,19 +134,19 @@ def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
 
 def test_the_default_gate_fails_closed_on_a_route_without_traffic(seed_world: Callable[..., Any], kube: Any) -> None:
     world = seed_world(app="gate-quiet")
-    before = ingress_route_as_user_sees_it(kube, world)
+    before = route_as_written(kube, world)
     completed = run_playbook("shadow_launch", launch_vars(world, steps=[20], bake_seconds=10, interval=5))
     out = completed.stdout + completed.stderr
     assert completed.returncode != 0, out
     assert "not judged" in out and "rolled back" in out, out
     assert "fail_on_insufficient_data=false" in out, "the way to go on blind must be named"
-    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
 
 
 def test_going_on_blind_is_an_explicit_choice_and_says_not_judged(seed_world: Callable[..., Any], kube: Any) -> None:
     world = seed_world(app="gate-blind")
-    before = ingress_route_as_user_sees_it(kube, world)
+    before = route_as_written(kube, world)
     completed = run_playbook(
         "shadow_launch", launch_vars(world, steps=[20], bake_seconds=5, interval=5, fail_on_insufficient_data=False)
     )
@@ -215,7 +154,7 @@ def test_going_on_blind_is_an_explicit_choice_and_says_not_judged(seed_world: Ca
     assert completed.returncode == 0, out
     assert "NOT JUDGED" in out, out
     assert not re.search(r"Step 20%: ok", out), out
-    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert route_as_written(kube, world) == before
 
 
 def test_a_gate_without_attach_is_refused_before_any_change(seed_world: Callable[..., Any], kube: Any) -> None:
@@ -247,21 +186,21 @@ def test_a_gate_without_attach_is_refused_before_any_change(seed_world: Callable
 def test_an_interrupted_launch_is_restored_by_the_watchdog(
     seed_world: Callable[..., Any],
     kube: Any,
-    traffic_for: Callable[[Any], SteadyTraffic],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
     output_file: Path,
     sig: signal.Signals,
 ) -> None:
     world = seed_world(app=f"gate-{sig.name.lower()}")
-    before = ingress_route_as_user_sees_it(kube, world)
+    before = route_as_written(kube, world)
     original = route_targets(kube, world)
-    load = traffic_for(world)
+    load = traffic_for(world, RATE)
     with RouteWatch(kube, world) as watch:
         process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=300), output_file)
         t_attached = watch.wait_for(attached(world), timeout=90)
         time.sleep(max(0.0, t_attached + 5 - time.monotonic()))
         process.send_signal(sig)
         t_signal = time.monotonic()
-        out = finish(process, output_file, timeout=60)
+        out = finish_playbook(process, output_file, timeout=60)
         t_restored = watch.wait_for(restored(original), timeout=60, after=t_signal)
     load.stop()
     print(
@@ -270,7 +209,7 @@ def test_an_interrupted_launch_is_restored_by_the_watchdog(
     )
     print(f"user responses: {dict(load.statuses)}, connection failures {load.failures}")
     assert process.returncode != 0, out
-    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
     assert load.errors() == 0
 
@@ -279,7 +218,7 @@ def test_a_killed_launch_is_reported_abandoned_and_a_rerun_resumes_it(
     seed_world: Callable[..., Any], kube: Any, output_file: Path
 ) -> None:
     world = seed_world(app="gate-abandoned")
-    before = ingress_route_as_user_sees_it(kube, world)
+    before = route_as_written(kube, world)
     original = route_targets(kube, world)
     with RouteWatch(kube, world) as watch:
         process = start_playbook(
@@ -290,7 +229,7 @@ def test_a_killed_launch_is_reported_abandoned_and_a_rerun_resumes_it(
         watch.wait_for(attached(world), timeout=90)
         time.sleep(2)
         process.kill()  # SIGKILL: nothing of the playbook runs any more, and no watchdog was armed
-        finish(process, output_file, timeout=30)
+        finish_playbook(process, output_file, timeout=30)
     time.sleep(4)  # past the 3 s lease
 
     status = run_playbook("shadow_status", {"route_name": world.route, "namespace": world.namespace})
@@ -308,5 +247,5 @@ def test_a_killed_launch_is_reported_abandoned_and_a_rerun_resumes_it(
     out = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, out
     assert "resuming" in out, out
-    assert ingress_route_as_user_sees_it(kube, world) == before
+    assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)

@@ -17,48 +17,30 @@ router is enabled and its service loaded without errors. ``-s`` prints the figur
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubewatch import NamespaceWatch
 from modrun import run_module
-from shadow import start_playbook
-from userload import UserLoad, check_users, traefik_forgot, traefik_loaded, traefik_routes
+from routes import API, launch_vars, mirror_exists, route_as_written, routes_through_mirror
+from shadow import finish_playbook, start_playbook
+from userload import (
+    UserLoad,
+    check_users,
+    traefik_back_on_the_split,
+    traefik_forgot,
+    traefik_loaded,
+    traefik_routes,
+)
 
 pytestmark = pytest.mark.integration
 
-API = "traefik.io/v1alpha1"
 SHADOW = "staging"  # the shadow backend: not in the route's weighted split, so it may never answer a user
-
-
-@pytest.fixture
-def user_load(cluster: Any) -> Iterator[Callable[[Any], UserLoad]]:
-    started: list[UserLoad] = []
-
-    def start(world: Any) -> UserLoad:
-        load = UserLoad.start(cluster.traefik_url, world.host)
-        started.append(load)
-        return load
-
-    yield start
-    for load in started:
-        load.stop()
-
-
-def ingress_route(kube: Any, world: Any) -> dict[str, Any]:
-    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
-    meta = ir["metadata"]
-    return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
-
-
-def mirror_exists(kube: Any, world: Any) -> bool:
-    return kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is not None
 
 
 def attached_window(watch: NamespaceWatch, world: Any) -> tuple[float, float]:
@@ -94,35 +76,6 @@ def check_watch(watch: NamespaceWatch, load: UserLoad, world: Any, label: str) -
     assert sum(answered.values()) > 0, "no user traffic while attached: the window is wrong"
 
 
-def launch_vars(world: Any, **extra: Any) -> dict[str, Any]:
-    return {
-        "route_name": world.route,
-        "namespace": world.namespace,
-        "main_service": world.service("stable"),
-        "mirror_service": world.service(SHADOW),
-        "steps": [50],
-        "bake_seconds": 120,
-        "window": "10s",
-        "interval": 10,
-        "history_windows": 3,
-        "min_requests": 20,
-        "attach_to_ingress": True,
-        "confirm_end_weighted_split": True,
-        "prometheus_url": os.environ["PROMETHEUS_URL"],
-        "teardown": True,
-        **extra,
-    }
-
-
-def finish(process: subprocess.Popen[bytes], output: Path, timeout: float = 180) -> str:
-    try:
-        process.wait(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    return output.read_text(errors="replace")
-
-
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -130,6 +83,26 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
             return time.monotonic()
         time.sleep(0.1)
     raise AssertionError(f"{what} not seen within {timeout:.0f} s")
+
+
+def start_launch(
+    kube: Any, traefik_api_get: Callable[[str], Any], world: Any, output: Path, **extra: Any
+) -> subprocess.Popen[bytes]:
+    """``shadow_launch`` in the background, returned once Traefik routes the world through its mirror."""
+    process = start_playbook("shadow_launch", launch_vars(world, SHADOW, **extra), output)
+    wait_until(lambda: routes_through_mirror(kube, world), 90, "attach")
+    traefik_routes(traefik_api_get, world, f"{world.route}-mirror", 50)
+    return process
+
+
+def check_left_as_found(
+    load: UserLoad, watch: NamespaceWatch, kube: Any, world: Any, before: dict[str, Any], label: str
+) -> None:
+    """No user failed or met the shadow, no version dangled, and the route is as its user wrote it."""
+    check_users(load, world, SHADOW, label)
+    check_watch(watch, load, world, label)
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
 
 
 def test_the_modules_whole_cycle_under_load_never_fails_a_user(
@@ -140,7 +113,7 @@ def test_the_modules_whole_cycle_under_load_never_fails_a_user(
     user_load: Callable[[Any], UserLoad],
 ) -> None:
     world = seed_world(app="live-cycle")
-    before = ingress_route(kube, world)
+    before = route_as_written(kube, world)
     mirror, wrr = f"{world.route}-mirror", world.wrr
     base = {
         "route_name": world.route,
@@ -185,11 +158,8 @@ def test_the_modules_whole_cycle_under_load_never_fails_a_user(
         load.stop()
 
     print("\n" + "\n".join(f"[cycle] Traefik after {step}" for step in steps))
-    check_users(load, world, SHADOW, "cycle")
-    check_watch(watch, load, world, "cycle")
+    check_left_as_found(load, watch, kube, world, before, "cycle")
     assert world.backends[SHADOW].counters()["total"] > 0, "the shadow got no copies"
-    assert ingress_route(kube, world) == before
-    assert not mirror_exists(kube, world)
 
 
 def test_the_roles_rollback_under_load_never_fails_a_user(
@@ -201,37 +171,29 @@ def test_the_roles_rollback_under_load_never_fails_a_user(
     tmp_path: Path,
 ) -> None:
     world = seed_world(app="live-rollback")
-    before = ingress_route(kube, world)
-    mirror, wrr = f"{world.route}-mirror", world.wrr
+    before = route_as_written(kube, world)
     shadow = world.backends[SHADOW]
-    output = tmp_path / "ansible-playbook.out"
     with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
         load = user_load(world)
         time.sleep(12)  # a little history for the gate's baseline
-        process = start_playbook("shadow_launch", launch_vars(world), output)
         try:
-            wait_until(lambda: mirror in str(kube.get(API, "IngressRoute", world.route, world.namespace)), 90, "attach")
-            traefik_routes(traefik_api_get, world, mirror, 50)
+            process = start_launch(kube, traefik_api_get, world, tmp_path / "ansible-playbook.out")
             time.sleep(3)
             shadow.set_knobs(error_rate=0.3)
             failing = time.monotonic()
-            out = finish(process, output)
+            out = finish_playbook(process, tmp_path / "ansible-playbook.out", timeout=180)
         finally:
             shadow.set_knobs(error_rate=0)
         restored_after = time.monotonic() - failing
-        traefik_routes(traefik_api_get, world, wrr)
-        traefik_forgot(traefik_api_get, world, mirror)
+        traefik_back_on_the_split(traefik_api_get, world)
         time.sleep(1)
         load.stop()
 
     print(f"\n[rollback] shadow failing; playbook ended {restored_after:.1f} s later (rc {process.returncode})")
     assert process.returncode != 0, out
     assert "anomalous" in out and "rolled back" in out, out
-    check_users(load, world, SHADOW, "rollback")
-    check_watch(watch, load, world, "rollback")
+    check_left_as_found(load, watch, kube, world, before, "rollback")
     assert shadow.counters()["errors"] > 0, "the shadow's failures must have happened (on copies)"
-    assert ingress_route(kube, world) == before
-    assert not mirror_exists(kube, world)
 
 
 def test_an_interrupted_launch_under_load_never_fails_a_user(
@@ -243,21 +205,17 @@ def test_an_interrupted_launch_under_load_never_fails_a_user(
     tmp_path: Path,
 ) -> None:
     world = seed_world(app="live-sigint")
-    before = ingress_route(kube, world)
-    mirror, wrr = f"{world.route}-mirror", world.wrr
+    before = route_as_written(kube, world)
     output = tmp_path / "ansible-playbook.out"
     with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
         load = user_load(world)
-        process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=300), output)
-        wait_until(lambda: mirror in str(kube.get(API, "IngressRoute", world.route, world.namespace)), 90, "attach")
-        traefik_routes(traefik_api_get, world, mirror, 50)
+        process = start_launch(kube, traefik_api_get, world, output, bake_seconds=300)
         time.sleep(5)
         process.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
-        out = finish(process, output, timeout=60)
+        out = finish_playbook(process, output, timeout=60)
         restored = wait_until(lambda: not mirror_exists(kube, world), 60, "the watchdog's restore")
-        traefik_routes(traefik_api_get, world, wrr)
-        traefik_forgot(traefik_api_get, world, mirror)
+        traefik_back_on_the_split(traefik_api_get, world)
         time.sleep(1)
         load.stop()
 
@@ -266,9 +224,7 @@ def test_an_interrupted_launch_under_load_never_fails_a_user(
         f"restored {restored - interrupted:.1f} s after the signal"
     )
     assert process.returncode != 0, out
-    check_users(load, world, SHADOW, "SIGINT")
-    check_watch(watch, load, world, "SIGINT")
-    assert ingress_route(kube, world) == before
+    check_left_as_found(load, watch, kube, world, before, "SIGINT")
 
 
 def test_the_watch_sees_a_dangling_route_when_there_is_one(

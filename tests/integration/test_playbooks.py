@@ -93,3 +93,60 @@ class TestOperatorRequests:
         assert route_targets(kube, world) == [[world.wrr]]
         again = said(run_playbook("mirror_disable", {"route_name": world.route, "namespace": world.namespace}))
         assert "changed=0" in again, "a second teardown must change nothing"
+
+
+# --- survey and extra-var text, read with the module's and the lookup's rules --------------------------
+
+
+@pytest.fixture(scope="module")
+def text_world(seed_world: Callable[..., Any]) -> Any:
+    return seed_world(app="opstext")
+
+
+def launch_vars(world: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        **seed_vars(world),
+        "attach_to_ingress": True,
+        "confirm_end_weighted_split": True,
+        "anomaly_gate": False,
+        "bake_seconds": 0,
+        "teardown": True,
+        "report": False,
+        **extra,
+    }
+
+
+class TestLaunchInputsAsText:
+    """The role once refused ``steps: "[20, 50]"`` and windows such as ``1h30m`` that the module and the
+    lookup accept; it now reads them with their code."""
+
+    def test_steps_and_window_as_survey_text_run_the_whole_launch(self, text_world: Any, kube: Any) -> None:
+        output = said(run_playbook("shadow_launch", launch_vars(text_world, steps="[20, 50]", window="1h30m")))
+        assert "Step 20%: gate off." in output and "Step 50%: gate off." in output
+        assert mirror_percent(kube, text_world) is None
+        assert route_targets(kube, text_world) == [[text_world.wrr]]
+
+    @pytest.mark.parametrize(
+        ("extra", "words"),
+        [
+            ({"steps": "20,150"}, "shadow_launch_steps[1] must be a whole number from 1 to 100; got 150."),
+            ({"steps": "[20,"}, "-e steps=20,50"),
+            ({"window": "1h30x"}, "shadow_launch_window '1h30x' is not a Prometheus duration"),
+            ({"history_windows": 1}, "shadow_launch_history_windows must be an integer between 2 and"),
+        ],
+    )
+    def test_bad_text_is_refused_before_any_change_naming_the_variable(
+        self, text_world: Any, kube: Any, extra: dict[str, Any], words: str
+    ) -> None:
+        before = kube.get(API, "IngressRoute", text_world.route, text_world.namespace)
+        completed = run_playbook("shadow_launch", launch_vars(text_world, **extra))
+        assert completed.returncode != 0
+        assert words in completed.stdout + completed.stderr
+        after = kube.get(API, "IngressRoute", text_world.route, text_world.namespace)
+        assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+        assert mirror_percent(kube, text_world) is None
+
+    def test_a_bad_percent_gets_the_modules_own_answer(self, text_world: Any) -> None:
+        completed = run_playbook("mirror_enable", seed_vars(text_world, mirror_percent=0))
+        assert completed.returncode != 0
+        assert "mirror_percent must be a whole number from 1 to 100; got 0." in completed.stdout + completed.stderr

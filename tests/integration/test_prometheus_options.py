@@ -38,7 +38,8 @@ from prom_proxies import (
     header_equals,
     make_pki,
 )
-from shadow import run_playbook, wait_mirror_live
+from routes import launch_vars, shadowed_under_traffic
+from shadow import run_playbook
 from steady import SteadyTraffic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
@@ -73,29 +74,10 @@ def shadowed(
     if not cluster.prometheus_url:
         pytest.skip("this cluster runs no Prometheus")
     world = seed_world(app="promopt")
-    result = run_module(
-        "traefik_mirror",
-        {
-            "route_name": world.route,
-            "namespace": world.namespace,
-            "main_service": world.service("stable"),
-            "mirror_service": world.service("canary"),
-            "mirror_percent": MIRROR_PERCENT,
-            "attach_to_ingress": True,
-            "confirm_end_weighted_split": True,
-        },
-    )
-    assert not result.get("failed") and result["status"] == "active", result
-    wait_mirror_live(traefik_api_get, world, MIRROR_PERCENT)
-    world.reset_backends()
-    traffic = SteadyTraffic(cluster.traefik_url, world.host, RATE, TRAFFIC_LIMIT_SECONDS).start()
-    try:
-        time.sleep(WINDOW_SECONDS + 3)
+    with shadowed_under_traffic(
+        world, traefik_api_get, cluster.traefik_url, MIRROR_PERCENT, RATE, TRAFFIC_LIMIT_SECONDS, WINDOW_SECONDS
+    ) as traffic:
         yield world, traffic
-    finally:
-        traffic.stop()
-        for backend in world.backends.values():
-            backend.set_knobs(error_rate=0, latency_ms=0)
 
 
 def check(new_lookup: Callable[[], Any], world: Any, **options: Any) -> dict[str, Any]:
@@ -200,11 +182,11 @@ def test_client_certificate(new_lookup: Any, shadowed: Any, guarded: Any, pki: L
     assert "prometheus_ca_cert" in no_ca and "certificate" in no_ca
     no_cert = error_of(new_lookup, world, prometheus_url=guard.url, prometheus_ca_cert=str(pki.ca_cert))
     assert "prometheus_client_cert" in no_cert
+    trusted = {"prometheus_url": guard.url, "prometheus_ca_cert": str(pki.ca_cert)}
     stranger = error_of(
         new_lookup,
         world,
-        prometheus_url=guard.url,
-        prometheus_ca_cert=str(pki.ca_cert),
+        **trusted,
         prometheus_client_cert=str(pki.stranger_cert),
         prometheus_client_key=str(pki.stranger_key),
     )
@@ -213,8 +195,7 @@ def test_client_certificate(new_lookup: Any, shadowed: Any, guarded: Any, pki: L
     report = check(
         new_lookup,
         world,
-        prometheus_url=guard.url,
-        prometheus_ca_cert=str(pki.ca_cert),
+        **trusted,
         prometheus_client_cert=str(pki.client_cert),
         prometheus_client_key=str(pki.client_key),
     )
@@ -395,20 +376,18 @@ def test_business_metric_threshold_on_the_backend_counter(new_lookup: Any, shado
     assert report["verdict"] == "anomalous" and "orders per second, demanding" in report["summary"]
 
 
+def one_check(
+    new_lookup: Any, world: Any, name: str, query: str, limit: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The report of one custom check ``query <= limit``, and that check's row."""
+    report = check(new_lookup, world, metrics=[{"name": name, "query": query, "max": limit}])
+    return report, metric(report, name)
+
+
 def test_typo_in_promql_is_an_error_naming_the_check(new_lookup: Any, shadowed: Any) -> None:
     world = shadowed[0]
-    report = check(
-        new_lookup,
-        world,
-        metrics=[
-            {
-                "name": "retries",
-                "query": 'sum(rate(traefik_service_retries_total{service=~"$shadow"}[$window])',
-                "max": 1,
-            }
-        ],
-    )
-    row = metric(report, "retries")
+    typo = 'sum(rate(traefik_service_retries_total{service=~"$shadow"}[$window])'
+    report, row = one_check(new_lookup, world, "retries", typo, 1)
     assert (row["verdict"], row["reason"]) == ("error", "query_error"), row
     assert "Prometheus rejected the query" in row["message"] and "parse error" in row["message"]
     assert report["verdict"] != "ok"
@@ -443,18 +422,8 @@ def test_empty_result_is_inconclusive(new_lookup: Any, shadowed: Any) -> None:
 
 def test_nan_is_inconclusive(new_lookup: Any, shadowed: Any) -> None:
     world = shadowed[0]
-    report = check(
-        new_lookup,
-        world,
-        metrics=[
-            {
-                "name": "latency per request",
-                "query": 'sum(rate(traefik_service_request_duration_seconds_sum{service=~"$shadow"}[$window])) * 0 / 0',
-                "max": 1,
-            }
-        ],
-    )
-    row = metric(report, "latency per request")
+    nan = 'sum(rate(traefik_service_request_duration_seconds_sum{service=~"$shadow"}[$window])) * 0 / 0'
+    report, row = one_check(new_lookup, world, "latency per request", nan, 1)
     assert row["verdict"] == "inconclusive" and row["reason"] in ("nan", "no_data"), row
     assert report["verdict"] != "ok"
 
@@ -565,51 +534,28 @@ def mirrors_of(world: Any) -> list[Any]:
 
 def test_launch_with_a_typo_in_a_custom_check_stops_before_any_change(seed_world: Callable[..., Any]) -> None:
     world = seed_world(app="promtypo")
-    result = run_playbook(
-        "shadow_launch",
-        {
-            "route_name": world.route,
-            "namespace": world.namespace,
-            "main_service": world.service("stable"),
-            "mirror_service": world.service("canary"),
-            "steps": [50],
-            "bake_seconds": 20,
-            "window": WINDOW,
-            "attach_to_ingress": True,
-            "confirm_end_weighted_split": True,
-            "prometheus_url": os.environ["PROMETHEUS_URL"],
-            "metrics": [{"name": "retry storm", "query": "sum(rate(traefik_service_retries_total[$window])", "max": 1}],
-        },
-    )
+    typo = [{"name": "retry storm", "query": "sum(rate(traefik_service_retries_total[$window])", "max": 1}]
+    result = run_playbook("shadow_launch", launch_vars(world, bake_seconds=20, metrics=typo))
     assert result.returncode != 0
     assert "retry storm" in result.stdout and "cannot be evaluated" in result.stdout, result.stdout
     assert "parse error" in result.stdout
     assert mirrors_of(world) == []
 
 
-def test_gate_rolls_back_on_an_anomalous_custom_check(seed_world: Callable[..., Any], cluster: Any) -> None:
+def test_gate_rolls_back_on_an_anomalous_custom_check(
+    seed_world: Callable[..., Any], traffic_for: Callable[[Any, float], SteadyTraffic]
+) -> None:
     world = seed_world(app="promgate")
-    traffic = SteadyTraffic(cluster.traefik_url, world.host, 20.0, 180.0).start()
+    traffic = traffic_for(world, 20.0)
     try:
         result = run_playbook(
             "shadow_launch",
-            {
-                "route_name": world.route,
-                "namespace": world.namespace,
-                "main_service": world.service("stable"),
-                "mirror_service": world.service("canary"),
-                "steps": [50],
-                "bake_seconds": 40,
-                "interval": 10,
-                "window": WINDOW,
-                "history_windows": 3,
-                "min_requests": 20,
-                "attach_to_ingress": True,
-                "confirm_end_weighted_split": True,
-                "fail_on_insufficient_data": False,
-                "prometheus_url": os.environ["PROMETHEUS_URL"],
-                "metrics": [{"name": "p99 latency", "query": P99_QUERY, "max": 0.0001}],
-            },
+            launch_vars(
+                world,
+                bake_seconds=40,
+                fail_on_insufficient_data=False,
+                metrics=[{"name": "p99 latency", "query": P99_QUERY, "max": 0.0001}],
+            ),
             timeout=240,
         )
     finally:

@@ -134,7 +134,7 @@ OPERATOR_REMOVALS = {
 VIEWER_REMOVALS = {
     ("traefikservices", "list"): ("traffic_info of all namespaces", "all namespaces"),
     ("ingressroutes", "list"): ("traffic_info of all namespaces", "all namespaces"),
-    ("ingressroutes", "get"): ("lookup distribution", "namespace"),
+    ("ingressroutes", "get"): ("traffic_info of a route", "namespace"),  # a named route is read by name
 }
 
 

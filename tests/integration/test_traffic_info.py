@@ -25,7 +25,14 @@ from dlcluster.kube import Kube
 from dlcluster.world import manifests
 from modrun import COLLECTIONS, REPO_ROOT, run_module
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    index_by_key,
+    parse_ingress_route,
+    parse_kube_service,
+    parse_traefik_service,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -377,13 +384,13 @@ def test_page_size_is_honoured(many: tuple[str, set[str]], admin_kubeconfig: Pat
     namespace, created = many
     client = KubeClient.from_params({"kubeconfig": str(admin_kubeconfig)})
     sent: list[dict[str, str]] = []
-    send_raw = client._send_raw
+    send = client._transport.send
 
     def counting(method: str, path: str, **kwargs: Any) -> tuple[int, bytes]:
         sent.append(dict(kwargs.get("query") or {}))
-        return send_raw(method, path, **kwargs)
+        return send(method, path, **kwargs)
 
-    client._send_raw = counting  # type: ignore[method-assign]
+    client._transport.send = counting  # type: ignore[method-assign]
     try:
         client.traefik_group()
         sent.clear()
@@ -394,6 +401,79 @@ def test_page_size_is_honoured(many: tuple[str, set[str]], admin_kubeconfig: Pat
     assert len(sent) == MANY // 100
     assert all(query["limit"] == "100" for query in sent)
     assert len({query.get("continue") for query in sent}) == len(sent), "each page must continue the previous one"
+
+
+# --- one route, read by name ------------------------------------------------------------------------
+
+
+def _answer_from_listing(kube: Kube, namespace: str, route: str, reached: set[str]) -> dict[str, Any]:
+    """What the module answered for a route when it listed the namespace: the listing's entries for the
+    TraefikServices ``reached`` (those the route reaches, and its mirror), and the distribution resolved from
+    every TraefikService and every Service of the namespace."""
+    listing = ok(info(namespace=namespace))
+    traefik_services = index_by_key(
+        parse_traefik_service(raw) for raw in kube.list("traefik.io/v1alpha1", "TraefikService", namespace)
+    )
+    services = index_by_key(parse_kube_service(raw) for raw in kube.list("v1", "Service", namespace))
+    (ingress_route,) = [
+        raw for raw in kube.list("traefik.io/v1alpha1", "IngressRoute", namespace) if raw["metadata"]["name"] == route
+    ]
+    return {
+        "changed": False,
+        "api_group": listing["api_group"],
+        "namespace": namespace,
+        "mirrors": [m for m in listing["mirrors"] if m["name"] in reached],
+        "abandoned_launches": [a for a in listing["abandoned_launches"] if a["mirror"] in reached],
+        "weighted": [w for w in listing["weighted"] if w["name"] in reached],
+        "ingress_routes": [ir for ir in listing["ingress_routes"] if ir["name"] == route],
+        "distribution": resolve_route(parse_ingress_route(ingress_route), traefik_services, services).to_dict(),
+    }
+
+
+def _route_answer(namespace: str, route: str) -> dict[str, Any]:
+    answer = ok(info(namespace=namespace, route_name=route))
+    return {key: value for key, value in answer.items() if key not in ("invocation", "warnings")}
+
+
+def test_a_named_route_is_read_by_name_with_the_same_answer(
+    scene: Scene, many: tuple[str, set[str]], kube: Kube, audit: Any
+) -> None:
+    crowded, _created = many
+    docs = world(crowded, "api-service", {"stable": 50, "canary": 50}, 20, attach=True)
+    apply_all(kube, docs)
+    try:
+        requests = {}
+        for namespace in (scene.a, crowded):
+            mark = audit.mark()
+            answer = _route_answer(namespace, Scene.route_a)
+            events = audit.events_since(mark, namespace=namespace, verbs={"get", "list"})
+            requests[namespace] = sorted(f"{e['verb']} {e['objectRef']['resource']}" for e in events)
+            # The route is on its mirror, which mirrors a Service: the unused WRR is not the route's.
+            assert answer == _answer_from_listing(kube, namespace, Scene.route_a, {f"{Scene.route_a}-mirror"})
+            (mirror,) = answer["mirrors"]
+            assert mirror["active"] is True and mirror["percent"] == 20
+            assert answer["distribution"]["shadow"][0]["name"] == "api-service-staging"
+        # The IngressRoute, the mirror and the two Services it mirrors between (the WRR is not reached: the route
+        # is on the mirror, which mirrors a Service), the same in a namespace of 1,200 more TraefikServices.
+        assert requests[scene.a] == requests[crowded], requests
+        assert requests[crowded] == ["get ingressroutes", "get services", "get services", "get traefikservices"], (
+            requests
+        )
+    finally:
+        for doc in docs:
+            kube.delete(doc["apiVersion"], doc["kind"], doc["metadata"]["name"], crowded)
+
+
+def test_a_named_route_reports_its_inactive_mirror(scene: Scene, kube: Kube) -> None:
+    # shop-route is on its WRR; its mirror exists but nothing routes through it (enable without attach).
+    answer = _route_answer(scene.b, Scene.route_b)
+    assert answer == _answer_from_listing(
+        kube, scene.b, Scene.route_b, {f"{Scene.route_b}-mirror", f"{Scene.route_b}-wrr"}
+    )
+    (mirror,) = answer["mirrors"]
+    assert (mirror["name"], mirror["active"], mirror["referenced_by"]) == (f"{Scene.route_b}-mirror", False, [])
+    (wrr,) = answer["weighted"]
+    assert wrr["active"] is True
 
 
 # --- the lookup ---------------------------------------------------------------------------------------

@@ -181,3 +181,9 @@ def traefik_forgot(traefik_api_get: Callable[[str], Any], world: Any, target: st
             return
         time.sleep(0.1)
     raise AssertionError(f"Traefik still has {name}")
+
+
+def traefik_back_on_the_split(traefik_api_get: Callable[[str], Any], world: Any, timeout: float = 30) -> None:
+    """Wait until Traefik routes the world through its weighted split again and has forgotten the mirror."""
+    traefik_routes(traefik_api_get, world, world.wrr, timeout=timeout)
+    traefik_forgot(traefik_api_get, world, f"{world.route}-mirror", timeout=timeout)

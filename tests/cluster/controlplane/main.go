@@ -19,7 +19,8 @@ import (
 
 func main() {
 	// Our own flags come first and end at "--"; everything after is handed to
-	// kube-apiserver unchanged so the shell script owns the apiserver flags.
+	// kube-apiserver unchanged, so its flags live in one place: apiserver_args()
+	// in tests/cluster/dlcluster/controlplane.py.
 	fs := flag.NewFlagSet("controlplane", flag.ExitOnError)
 	etcdDir := fs.String("etcd-dir", "", "etcd data directory")
 	clientURL := fs.String("etcd-client-url", "http://127.0.0.1:2379", "etcd client URL (loopback only)")

@@ -49,31 +49,34 @@ class AuditLog:
         resource: str | None = None,
         settle: float = 0.5,
     ) -> list[dict[str, Any]]:
-        """Events after ``mark`` matching the filters. Waits until the log is quiet for ``settle``
-        seconds, because the apiserver writes an event just after it sent the response."""
-        events = self._read_from(mark)
+        """Events after ``mark`` matching the filters. Waits until no matching event came for ``settle``
+        seconds, because the apiserver writes an event just after it sent the response (events of other
+        namespaces or users, from tests running beside this one, do not prolong the wait)."""
+        wanted_verbs = set(verbs) if verbs is not None else None
+
+        def matching() -> list[dict[str, Any]]:
+            result = []
+            for event in self._read_from(mark):
+                ref = event.get("objectRef", {})
+                if wanted_verbs is not None and event.get("verb") not in wanted_verbs:
+                    continue
+                if user is not None and event.get("user", {}).get("username") != user:
+                    continue
+                if namespace is not None and ref.get("namespace") != namespace:
+                    continue
+                if resource is not None and ref.get("resource") != resource:
+                    continue
+                result.append(event)
+            return result
+
+        events = matching()
         deadline = time.monotonic() + 10 * settle
         while True:
             time.sleep(settle)
-            again = self._read_from(mark)
+            again = matching()
             if len(again) == len(events) or time.monotonic() > deadline:
-                events = again
-                break
+                return again
             events = again
-        wanted_verbs = set(verbs) if verbs is not None else None
-        result = []
-        for event in events:
-            ref = event.get("objectRef", {})
-            if wanted_verbs is not None and event.get("verb") not in wanted_verbs:
-                continue
-            if user is not None and event.get("user", {}).get("username") != user:
-                continue
-            if namespace is not None and ref.get("namespace") != namespace:
-                continue
-            if resource is not None and ref.get("resource") != resource:
-                continue
-            result.append(event)
-        return result
 
     def writes_since(self, mark: int, **filters: Any) -> list[dict[str, Any]]:
         """Write requests (create/update/patch/delete) after ``mark``, including refused ones."""

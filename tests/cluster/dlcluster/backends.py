@@ -207,9 +207,12 @@ class Manager:
         with self.lock:
             backend = self.backends.pop(backend_id, None)
             if backend:
-                backend.stop()
                 self._save()
-            return backend is not None
+        if backend:
+            # shutdown() waits for the serve loop's next poll (up to 0.5 s); a test's teardown removes
+            # dozens of backends, so the caller gets its answer at once and the port closes just after.
+            threading.Thread(target=backend.stop, name=f"stop-{backend.name}", daemon=True).start()
+        return backend is not None
 
     def control_handler(self) -> type[BaseHTTPRequestHandler]:
         manager = self

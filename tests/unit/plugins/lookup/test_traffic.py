@@ -265,8 +265,8 @@ def test_distribution_term(lookup: Any) -> None:
     assert [(s["name"], s["user_share_percent"]) for s in answer["main_sink"]] == [("api-service-stable", 100)]
     assert [(s["name"], s["percent"]) for s in answer["shadow"]] == [("api-service-canary", 20)]
     assert "api-service-stable" in answer["explanation"] and "20%" in answer["explanation"]
-    # One namespace only: the route, its namespace's TraefikServices and Services.
-    assert all(namespace == NS for _kind, namespace in lookup.fake.lists)
+    # The route, the TraefikServices it reaches and their Services, by name: no listing.
+    assert lookup.fake.lists == []
 
 
 def test_routes_and_ingressroutes_terms_are_the_module_answer(lookup: Any) -> None:
@@ -281,6 +281,24 @@ def test_routes_and_ingressroutes_terms_are_the_module_answer(lookup: Any) -> No
     assert ingress_routes == {"api_group": "traefik.io", "ingress_routes": module_view["ingress_routes"]}
     assert routes["mirrors"][0]["active"] is True and routes["mirrors"][0]["percent"] == 20
     assert len(lookup.client_params) == 1, "one client for all terms of a call"
+
+
+def test_routes_and_ingressroutes_terms_of_one_route_are_read_by_name(lookup: Any) -> None:
+    routes, ingress_routes = lookup.run(
+        ["routes", "ingressroutes"], variables={}, namespace=NS, route_name="api-service-route"
+    )
+    module_view = read_traffic(FakeKube(), namespace=NS, route_name="api-service-route")
+    assert routes == {
+        "api_group": "traefik.io",
+        "mirrors": module_view["mirrors"],
+        "weighted": module_view["weighted"],
+        "abandoned_launches": [],
+    }
+    assert ingress_routes == {"api_group": "traefik.io", "ingress_routes": module_view["ingress_routes"]}
+    # The route is on its mirror, which mirrors a Service: the unused WRR is not the route's.
+    assert [m["name"] for m in routes["mirrors"]] == ["api-service-route-mirror"] and routes["weighted"] == []
+    assert [ir["name"] for ir in ingress_routes["ingress_routes"]] == ["api-service-route"]
+    assert lookup.fake.lists == []
 
 
 def test_routes_term_reports_an_abandoned_launch(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -195,13 +195,14 @@ def test_summarise_mirror() -> None:
 
 
 def test_summarise_mirror_inactive_with_bounded_body() -> None:
+    # How the object is parsed (an omitted kind is a Service, the body options) is test_model's
+    # test_parse_hand_made_mirror_defaults; here, what the summary makes of it.
     summary = summarise_mirror(parse_traefik_service(load_object("ts-mirror-unmanaged-bounded")))
     assert summary["active"] is False
     assert summary["referenced_by"] == []
     assert summary["managed"] is False
-    assert summary["main"]["kind"] == "Service"  # kind omitted in the object means Service
     assert (summary["mirror_body"], summary["max_body_size"]) == (True, 1048576)
-    assert summary["body_buffered_in_memory"] is False
+    assert summary["body_buffered_in_memory"] is False, "a bounded body is not read whole into memory"
 
 
 def test_summarise_mirror_over_traefik_service_has_no_port() -> None:

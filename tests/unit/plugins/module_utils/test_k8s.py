@@ -18,24 +18,23 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from kubernetes.client.exceptions import ApiException
 from kubernetes.config import incluster_config
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils import _k8s
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _k8s, _k8s_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec, with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import (
     ApiUnavailableError,
     ConflictError,
     DarklaunchError,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    CRDS_MISSING_MESSAGE,
-    ApiCall,
-    KubeClient,
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import CRDS_MISSING_MESSAGE, KubeClient
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
+    PROXY_HEADER_ENV,
     build_configuration,
+    request_timeout_seconds,
     resolve_auth_options,
-    translate_api_error,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_errors import ApiCall, translate_api_error
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -46,9 +45,11 @@ REPO_ROOT = Path(__file__).resolve().parents[4]
 @pytest.fixture(autouse=True)
 def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No K8S_AUTH_* / KUBECONFIG / in-cluster variables, and a HOME without ~/.kube/config."""
-    for option_env in _k8s.AUTH_ENV_FALLBACKS:
+    for option_env in _k8s_auth.AUTH_ENV_FALLBACKS:
         for name in option_env[1]:
             monkeypatch.delenv(name, raising=False)
+    for name in PROXY_HEADER_ENV.values():
+        monkeypatch.delenv(name, raising=False)
     for name in ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"):
         monkeypatch.delenv(name, raising=False)
     home = tmp_path / "home"
@@ -397,7 +398,7 @@ def test_no_credentials_anywhere_says_what_to_set() -> None:
 
 def test_missing_kubernetes_library_is_reported_through_missing_required_lib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_k8s, "HAS_KUBERNETES", False)
-    monkeypatch.setattr(_k8s, "KUBERNETES_IMPORT_ERROR", "Traceback: No module named 'kubernetes'")
+    monkeypatch.setattr(_k8s_auth, "KUBERNETES_IMPORT_ERROR", "Traceback: No module named 'kubernetes'")
 
     with pytest.raises(DarklaunchError) as caught:
         KubeClient.from_params({"host": "https://k8s.example"})
@@ -430,13 +431,12 @@ def test_username_and_password_become_basic_auth(api: FakeApiServer) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Error translation from real ApiException objects
+# Error translation, straight from an answer's status and body
 
 
-def api_exception(status: int, reason: str, body: dict[str, Any] | str) -> ApiException:
-    error = ApiException(status=status, reason=reason)
-    error.body = body if isinstance(body, str) else json.dumps(body)
-    return error
+def api_exception(status: int, reason: str, body: dict[str, Any] | str) -> tuple[int, bytes]:
+    """The API's answer as the transport hands it over (``reason`` is the status line's, for the reader)."""
+    return status, (body if isinstance(body, str) else json.dumps(body)).encode()
 
 
 PATCH_MIRROR = ApiCall("patch", "TraefikService", "traefikservices.traefik.io", "production", "web-mirror", crd=True)
@@ -446,7 +446,7 @@ LIST_ALL = ApiCall("list", "TraefikService", "traefikservices.traefik.io", None,
 def test_401_points_at_the_credentials() -> None:
     error = api_exception(401, "Unauthorized", status_body(401, "Unauthorized", "Unauthorized"))
 
-    translated = translate_api_error(error, PATCH_MIRROR, host="https://k8s.example:6443")
+    translated = translate_api_error(*error, PATCH_MIRROR, host="https://k8s.example:6443")
 
     assert not isinstance(translated, ConflictError)
     assert "https://k8s.example:6443 rejected the credentials" in str(translated)
@@ -460,7 +460,7 @@ def test_403_names_user_verb_resource_and_namespace() -> None:
     )
     error = api_exception(403, "Forbidden", status_body(403, "Forbidden", message))
 
-    translated = translate_api_error(error, PATCH_MIRROR)
+    translated = translate_api_error(*error, PATCH_MIRROR)
 
     assert str(translated) == (
         'user "alice" may not patch traefikservices.traefik.io "web-mirror" in namespace "production"; grant it '
@@ -478,7 +478,7 @@ def test_403_on_a_cluster_wide_list_suggests_setting_namespace() -> None:
     )
     error = api_exception(403, "Forbidden", status_body(403, "Forbidden", message))
 
-    translated = translate_api_error(error, LIST_ALL)
+    translated = translate_api_error(*error, LIST_ALL)
 
     assert str(translated).startswith(
         'user "system:serviceaccount:ci:deployer" may not list traefikservices.traefik.io in all namespaces; '
@@ -494,7 +494,7 @@ def test_403_for_impersonation_blames_the_impersonation_options() -> None:
     )
     error = api_exception(403, "Forbidden", status_body(403, "Forbidden", message))
 
-    translated = translate_api_error(error, PATCH_MIRROR)
+    translated = translate_api_error(*error, PATCH_MIRROR)
 
     assert translated.field == "impersonate_user"
     assert str(translated).startswith('user "alice" may not impersonate')
@@ -503,7 +503,7 @@ def test_403_for_impersonation_blames_the_impersonation_options() -> None:
 def test_404_on_a_crd_collection_means_the_crds_are_missing() -> None:
     error = api_exception(404, "Not Found", "404 page not found")
 
-    translated = translate_api_error(error, LIST_ALL)
+    translated = translate_api_error(*error, LIST_ALL)
 
     assert translated.field == "api_group"
     assert "Traefik CRDs are not installed" in str(translated)
@@ -514,7 +514,7 @@ def test_404_for_a_missing_namespace_on_create_names_the_namespace() -> None:
     body = status_body(404, "NotFound", 'namespaces "staging" not found', {"name": "staging", "kind": "namespaces"})
     call = ApiCall("create", "TraefikService", "traefikservices.traefik.io", "staging", "web-mirror", crd=True)
 
-    translated = translate_api_error(api_exception(404, "Not Found", body), call)
+    translated = translate_api_error(*api_exception(404, "Not Found", body), call)
 
     assert str(translated) == 'namespace "staging" does not exist'
     assert translated.field == "namespace"
@@ -528,7 +528,7 @@ def test_404_for_the_patched_object_is_a_conflict() -> None:
         {"name": "web-mirror", "group": "traefik.io", "kind": "traefikservices"},
     )
 
-    translated = translate_api_error(api_exception(404, "Not Found", body), PATCH_MIRROR)
+    translated = translate_api_error(*api_exception(404, "Not Found", body), PATCH_MIRROR)
 
     assert isinstance(translated, ConflictError)
     assert "was deleted since it was read" in str(translated)
@@ -541,7 +541,7 @@ def test_404_for_the_patched_object_is_a_conflict() -> None:
 def test_409_is_a_conflict(reason: str, expected: str) -> None:
     body = status_body(409, reason, 'Operation cannot be fulfilled on traefikservices.traefik.io "web-mirror"')
 
-    translated = translate_api_error(api_exception(409, "Conflict", body), PATCH_MIRROR)
+    translated = translate_api_error(*api_exception(409, "Conflict", body), PATCH_MIRROR)
 
     assert isinstance(translated, ConflictError)
     assert str(translated).startswith(f"TraefikService production/web-mirror {expected}")
@@ -552,7 +552,7 @@ def test_422_from_a_failed_json_patch_test_is_a_conflict() -> None:
     body = status_body(422, "Invalid", "the server rejected our request due to an error in our request")
     call = ApiCall("patch", "IngressRoute", "ingressroutes.traefik.io", "production", "web", True, json_patch_test=True)
 
-    translated = translate_api_error(api_exception(422, "Unprocessable Entity", body), call)
+    translated = translate_api_error(*api_exception(422, "Unprocessable Entity", body), call)
 
     assert isinstance(translated, ConflictError)
     assert "IngressRoute production/web changed since it was read" in str(translated)
@@ -564,7 +564,7 @@ def test_422_schema_validation_is_not_a_conflict() -> None:
     body = status_body(422, "Invalid", message, {"causes": causes})
     call = ApiCall("patch", "TraefikService", "traefikservices.traefik.io", "production", "web-mirror", True, True)
 
-    translated = translate_api_error(api_exception(422, "Unprocessable Entity", body), call)
+    translated = translate_api_error(*api_exception(422, "Unprocessable Entity", body), call)
 
     assert not isinstance(translated, ConflictError)
     assert str(translated) == f"the API server rejected TraefikService production/web-mirror: {message}"
@@ -574,7 +574,7 @@ def test_422_schema_validation_is_not_a_conflict() -> None:
 def test_other_statuses_keep_the_server_message() -> None:
     body = status_body(500, "InternalError", "etcdserver: request timed out")
 
-    translated = translate_api_error(api_exception(500, "Internal Server Error", body), LIST_ALL, host="https://k")
+    translated = translate_api_error(*api_exception(500, "Internal Server Error", body), LIST_ALL, host="https://k")
 
     assert str(translated) == (
         "the Kubernetes API at https://k failed to list traefikservices.traefik.io in all namespaces: "
@@ -629,13 +629,50 @@ def test_group_detection_falls_back_to_traefik_containo_us(api: FakeApiServer) -
     client = api.client()
 
     route = client.get("IngressRoute", "production", "web")
+    client.get("IngressRoute", "production", "web")
 
     assert route == {"metadata": {"name": "web"}}
+    # The read itself is the probe: tried in traefik.io (unknown path there), then in traefik.containo.us,
+    # which is kept for the next read.
     assert api.paths() == [
-        f"{TRAEFIK_IO}/traefikservices",
-        f"{CONTAINO}/traefikservices",
+        f"{TRAEFIK_IO}/namespaces/production/ingressroutes/web",
+        f"{CONTAINO}/namespaces/production/ingressroutes/web",
         f"{CONTAINO}/namespaces/production/ingressroutes/web",
     ]
+    assert client.traefik_group() == "traefik.containo.us"
+    assert len(api.requests) == 3
+
+
+def test_the_first_read_settles_the_group_without_a_probe(api: FakeApiServer) -> None:
+    missing = status_body(404, "NotFound", 'traefikservices.traefik.io "web-mirror" not found', {"name": "web-mirror"})
+    api.route("GET", f"{TRAEFIK_IO}/namespaces/production/traefikservices/web-mirror", (404, missing))
+    api.route("GET", f"{TRAEFIK_IO}/namespaces/production/ingressroutes/web", (200, {"metadata": {"name": "web"}}))
+    client = api.client()
+
+    # A missing object named in the 404 proves that traefik.io serves traefikservices.
+    assert client.get("TraefikService", "production", "web-mirror") is None
+    assert client.get("IngressRoute", "production", "web") == {"metadata": {"name": "web"}}
+    assert client.traefik_group() == "traefik.io"
+    assert api.paths() == [
+        f"{TRAEFIK_IO}/namespaces/production/traefikservices/web-mirror",
+        f"{TRAEFIK_IO}/namespaces/production/ingressroutes/web",
+    ]
+
+
+def test_a_forbidden_first_read_is_settled_by_discovery_and_reported_as_forbidden(api: FakeApiServer) -> None:
+    forbidden = status_body(
+        403, "Forbidden", 'User "alice" cannot get resource "traefikservices" in API group "traefik.io"'
+    )
+    api.route("GET", f"{TRAEFIK_IO}/namespaces/production/traefikservices/web-mirror", (403, forbidden))
+    api.route("GET", TRAEFIK_IO, (200, {"kind": "APIResourceList", "resources": [{"name": "traefikservices"}]}))
+    client = api.client()
+
+    with pytest.raises(DarklaunchError) as caught:
+        client.get("TraefikService", "production", "web-mirror")
+
+    assert 'user "alice" may not get traefikservices.traefik.io "web-mirror"' in str(caught.value)
+    assert client.traefik_group() == "traefik.io"
+    assert api.paths() == [f"{TRAEFIK_IO}/namespaces/production/traefikservices/web-mirror", TRAEFIK_IO]
 
 
 def test_group_detection_without_crds_says_so(api: FakeApiServer) -> None:
@@ -712,23 +749,20 @@ def test_writes_use_the_right_verbs_content_types_and_bodies(api: FakeApiServer)
 
     assert client.create("TraefikService", "production", created) == created
     assert client.json_patch("TraefikService", "production", "web-mirror", ops) == created
-    assert client.merge_patch("TraefikService", "production", "web-mirror", {"metadata": {"labels": {"a": "b"}}})
     client.delete("TraefikService", "production", "web-mirror", resource_version="7")
 
     assert [(request.method, request.headers.get("Content-Type")) for request in api.requests] == [
         ("POST", "application/json"),
         ("PATCH", "application/json-patch+json"),
-        ("PATCH", "application/merge-patch+json"),
         ("DELETE", "application/json"),
     ]
     assert api.requests[1].json() == ops
-    assert [request.query for request in api.requests] == [{"fieldManager": "darklaunch.traefik"}] * 3 + [{}]
-    assert api.requests[3].json() == {
+    assert [request.query for request in api.requests] == [{"fieldManager": "darklaunch.traefik"}] * 2 + [{}]
+    assert api.requests[2].json() == {
         "apiVersion": "v1",
         "kind": "DeleteOptions",
         "preconditions": {"resourceVersion": "7"},
     }
-    assert client.write_count == 4
 
 
 def test_failed_patch_test_explains_who_changed_the_object(api: FakeApiServer) -> None:
@@ -757,7 +791,7 @@ def test_failed_patch_test_explains_who_changed_the_object(api: FakeApiServer) -
         '"kubectl-edit" (Update) at 2025-01-01T11:00:00Z, owning spec.mirroring, metadata.labels); '
         "re-read it and retry"
     )
-    assert client.write_count == 1
+    assert [request.method for request in api.requests] == ["PATCH", "GET"]  # one write, one read to explain
 
 
 def test_patch_failing_on_an_unchanged_object_is_a_bug_not_a_conflict(api: FakeApiServer) -> None:
@@ -842,11 +876,20 @@ def test_argspec_doc_fragment_and_env_fallbacks_agree() -> None:
     plugin_options = yaml.safe_load(fragment.PLUGINS)["options"]
     argspec = auth_argument_spec()
 
-    assert set(argspec) == set(module_options) == set(plugin_options) == set(_k8s.AUTH_OPTION_NAMES)
-    for option, env_names, _type in _k8s.AUTH_ENV_FALLBACKS:
+    assert set(argspec) == set(module_options) == set(plugin_options) == set(_k8s_auth.AUTH_OPTION_NAMES)
+    for option, env_names, _type in _k8s_auth.AUTH_ENV_FALLBACKS:
         assert argspec[option].get("aliases", []) == module_options[option].get("aliases", [])
-        assert [env["name"] for env in plugin_options[option]["env"]] == list(reversed(env_names))  # last one wins
+        plugin_env = [env["name"] for env in plugin_options[option].get("env", [])]
+        assert plugin_env == list(reversed(env_names))  # last one wins
         assert all(f"E({name})" in " ".join(module_options[option]["description"]) for name in env_names)
+    # proxy_headers: one variable per key, named in the key's own description (and in the lookup's text).
+    suboptions = module_options["proxy_headers"]["suboptions"]
+    assert set(suboptions) == set(argspec["proxy_headers"]["options"]) == set(PROXY_HEADER_ENV)
+    for key, env_name in PROXY_HEADER_ENV.items():
+        assert f"E({env_name})" in " ".join(suboptions[key]["description"])
+        assert f"E({env_name})" in " ".join(plugin_options["proxy_headers"]["description"])
+    assert argspec["proxy_headers"]["options"]["basic_auth"]["no_log"] is True
+    assert argspec["proxy_headers"]["options"]["proxy_basic_auth"]["no_log"] is True
     assert argspec["api_key"]["no_log"] is True
     assert argspec["password"]["no_log"] is True
 
@@ -867,13 +910,13 @@ def test_with_auth_merges_and_refuses_to_redefine_auth_options() -> None:
 def test_request_timeout_defaults_to_20_seconds_and_comes_from_option_or_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    assert KubeClient.from_params({"host": "http://127.0.0.1:1", "api_key": "t"}).request_timeout == 20.0
-    assert (
-        KubeClient.from_params({"host": "http://127.0.0.1:1", "api_key": "t", "request_timeout": 3}).request_timeout
-        == 3.0
-    )
+    def timeout(params: dict[str, Any]) -> float:
+        return request_timeout_seconds(resolve_auth_options(params).get("request_timeout"))
+
+    assert timeout({"host": "http://127.0.0.1:1", "api_key": "t"}) == 20.0
+    assert timeout({"host": "http://127.0.0.1:1", "api_key": "t", "request_timeout": 3}) == 3.0
     monkeypatch.setenv("K8S_AUTH_REQUEST_TIMEOUT", "7.5")
-    assert KubeClient.from_params({"host": "http://127.0.0.1:1", "api_key": "t"}).request_timeout == 7.5
+    assert timeout({"host": "http://127.0.0.1:1", "api_key": "t"}) == 7.5
 
 
 @pytest.mark.parametrize("value", [0, -1, "soon", True, 4000])

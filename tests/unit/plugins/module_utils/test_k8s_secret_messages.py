@@ -9,7 +9,10 @@ from typing import Any
 import pytest
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import build_configuration, resolve_auth_options
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
+    build_configuration,
+    resolve_auth_options,
+)
 
 TOKEN = "msg-secret-token-1"
 KUBECONFIG_TEXT = f"apiVersion: v1\nkind: Config\nusers:\n- name: ops\n  user:\n    token: {TOKEN}\n"
@@ -54,3 +57,54 @@ def test_a_dict_whose_context_is_missing_does_not_quote_its_token() -> None:
     error = error_for({"kubeconfig": config})
     assert error.field == "kubeconfig"
     assert TOKEN not in str(error) and "msg-secret-pw-3" not in str(error)
+
+
+# proxy_headers: resolved key by key, and its credentials are secrets for the lookup's scrubbing too
+
+
+def test_proxy_headers_come_key_by_key_from_option_then_variable() -> None:
+    environ = {
+        "K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH": "env-user:env-pass",
+        "K8S_AUTH_PROXY_HEADERS_USER_AGENT": "env-agent/1",
+    }
+
+    resolved = resolve_auth_options({"proxy_headers": {"proxy_basic_auth": "ops:opt-pass"}}, environ=environ)
+
+    assert resolved["proxy_headers"] == {"proxy_basic_auth": "ops:opt-pass", "user_agent": "env-agent/1"}
+    assert "proxy_headers" not in resolve_auth_options({}, environ={})
+
+
+def test_proxy_headers_become_the_configuration_s_proxy_headers() -> None:
+    auth = resolve_auth_options(
+        {
+            "host": "https://k8s.example:6443",
+            "api_key": "t",
+            "proxy": "http://proxy.example:3128",
+            "proxy_headers": {"proxy_basic_auth": "ops:pw", "user_agent": "ops-automation/1.0"},
+        },
+        environ={},
+    )
+
+    configuration = build_configuration(auth)
+
+    assert configuration.proxy == "http://proxy.example:3128"
+    assert configuration.proxy_headers == {"proxy-authorization": "Basic b3BzOnB3", "user-agent": "ops-automation/1.0"}
+
+
+@pytest.mark.parametrize("value", [["ops:pw"], {"proxy_auth": "ops:pw"}])
+def test_malformed_proxy_headers_are_refused_without_quoting_them(value: Any) -> None:
+    error = error_for({"host": "https://k8s.example", "api_key": "t", "proxy_headers": value})
+    assert error.field == "proxy_headers"
+    assert "ops:pw" not in str(error)
+
+
+def test_proxy_credentials_are_secrets_for_the_lookup() -> None:
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
+
+    found = auth_secrets(
+        {"proxy_headers": {"proxy_basic_auth": "ops:opt-pass", "user_agent": "agent/1"}},
+        environ={"K8S_AUTH_PROXY_HEADERS_BASIC_AUTH": "env-user:env-pass"},
+    )
+
+    assert {"ops:opt-pass", "opt-pass", "b3BzOm9wdC1wYXNz", "env-user:env-pass", "env-pass"} <= found
+    assert "agent/1" not in found

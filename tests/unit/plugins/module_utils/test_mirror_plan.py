@@ -7,9 +7,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import jsonpatch
 import pytest
 import yaml
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _mirror_plan
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
     Action,
@@ -152,7 +154,12 @@ class FakeCluster:
                 body["metadata"]["resourceVersion"] = str(next(self.versions))
                 self.objects[key] = body
             elif action.verb == "patch":
-                patched = apply_json_patch(self.objects[key], action.body)  # raises if the test op fails
+                # An independent RFC 6902 implementation plays the API server, so the planner's own
+                # apply_json_patch (its check-mode preview) is compared with something else than itself.
+                try:
+                    patched = jsonpatch.apply_patch(self.objects[key], action.body)
+                except jsonpatch.JsonPatchTestFailed as failed:
+                    raise DarklaunchError(f"JSON Patch test failed: {failed}") from None
                 patched["metadata"]["resourceVersion"] = str(next(self.versions))
                 self.objects[key] = patched
             elif action.verb == "delete":
@@ -230,16 +237,51 @@ def test_the_seed_workflow_end_to_end() -> None:
     assert (plan.changed, plan.status, plan.warnings, cluster.writes) == (False, "absent", [], writes)
 
 
+def _without_version(obj: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The object minus the resourceVersion, which only the server assigns."""
+    if obj is None:
+        return None
+    copied = copy.deepcopy(obj)
+    copied["metadata"].pop("resourceVersion", None)
+    return copied
+
+
 def test_check_mode_plan_equals_the_real_result() -> None:
-    """What a check-mode run reports as the would-be objects is what the real run produces."""
+    """What a check-mode run reports as the would-be objects (the planner applying its own patches) is what
+    an independent JSON Patch implementation makes of the same writes, at every step of a launch."""
     cluster = FakeCluster("ir-to-wrr", "ts-wrr-50-50", "svc-api-service-stable", "svc-api-service-canary")
     attach = api_service_params(mirror_percent=20, attach_to_ingress=True, confirm_end_weighted_split=True)
-    plan = plan_mirror(attach, cluster.observe(attach))
-    cluster.apply(plan.actions)
-    real_ingress_route = cluster.get("IngressRoute", "api-service-route")
-    assert real_ingress_route is not None and plan.ingress_route_after is not None
-    assert user_visible(plan.ingress_route_after) == user_visible(real_ingress_route)
-    assert plan.mirror_after == plan.actions[0].body
+    launch = {"id": "run-1", "owner": "alice", "step": 20, "lease_seconds": 60}
+    now = datetime.fromisoformat("2025-11-27T14:02:11+00:00")
+    steps = [
+        attach,  # create the mirror and repoint the IngressRoute (annotation added, '/' escaped as '~1')
+        replace(attach, mirror_percent=50, launch=launch),  # percent replaced and launch annotations added
+        replace(attach, mirror_percent=50, launch={**launch, "state": "finished"}),  # annotations removed
+        api_service_params(state="absent"),  # restore: services replaced, annotation map removed, delete
+    ]
+    for params in steps:
+        plan = plan_mirror(params, cluster.observe(params), now=now)
+        assert plan.actions, params
+        cluster.apply(plan.actions)
+        assert _without_version(plan.ingress_route_after) == _without_version(
+            cluster.get("IngressRoute", "api-service-route")
+        )
+        assert _without_version(plan.mirror_after) == _without_version(
+            cluster.get("TraefikService", "api-service-route-mirror")
+        )
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "expect" in c], ids=lambda c: c["id"])
+def test_every_planned_patch_previews_what_the_api_server_makes_of_it(case: dict[str, Any]) -> None:
+    """apply_json_patch (the check-mode preview) agrees with an independent RFC 6902 implementation."""
+    observed = case_observed(case)
+    plan = plan_mirror(case_params(case), observed, now=case_now(case))
+    current = {"TraefikService": observed.mirror, "IngressRoute": observed.ingress_route}
+    for action in plan.actions:
+        if action.verb == "patch":
+            source = current[action.kind]
+            assert source is not None
+            assert apply_json_patch(source, action.body) == jsonpatch.apply_patch(source, action.body)
 
 
 def test_attach_keeps_everything_else_of_the_ingress_route() -> None:
@@ -304,6 +346,7 @@ def test_plan_to_dict_shape() -> None:
         "ingress_route",
         "distribution",
         "launch",
+        "resolved",
         "diff",
     }
     assert result["changed"] is True
@@ -389,7 +432,7 @@ def test_patch_without_resource_version_is_refused() -> None:
 )
 def test_apply_json_patch(ops: list[dict[str, Any]], expected: dict[str, Any]) -> None:
     document = {"a": {"x": [1, 2]}}
-    assert apply_json_patch(document, ops) == expected
+    assert apply_json_patch(document, ops) == expected == jsonpatch.apply_patch(document, ops)
     assert document == {"a": {"x": [1, 2]}}  # the input is not modified
 
 
@@ -524,3 +567,52 @@ def test_only_writes_that_touch_nothing_but_the_launch_record_are_record_only() 
         now=later.replace(second=50),
     )
     assert [(a.kind, a.record_only) for a in finished.actions] == [("TraefikService", True)]
+
+
+# --- what the options resolved to (the role and the playbooks read it instead of deriving it) -------------
+
+
+def test_resolved_names_ports_previous_percent_and_the_weighted_split() -> None:
+    cluster = FakeCluster("ir-to-wrr", "ts-wrr-50-50", "svc-api-service-stable", "svc-api-service-canary")
+    attach = api_service_params(mirror_percent=20, attach_to_ingress=True, confirm_end_weighted_split=True)
+    plan = cluster.run(attach)
+    assert plan.resolved == {
+        "route_name": "api-service-route",
+        "namespace": "production",
+        "mirror_name": "api-service-route-mirror",
+        "wrr_name": "api-service-route-wrr",
+        "main_service": "api-service-stable",
+        "main_kind": "Service",
+        "main_port": 80,
+        "mirror_service": "api-service-canary",
+        "mirror_port": 80,
+        "mirror_percent": 20,
+        "previous_percent": None,
+        "weighted_split": {"live": True, "split": "50% api-service-stable, 50% api-service-canary", "ended": True},
+    }
+    ramp = cluster.run(replace(attach, mirror_percent=50)).resolved
+    assert (ramp["previous_percent"], ramp["mirror_percent"], ramp["weighted_split"]["ended"]) == (20, 50, False)
+    absent = cluster.run(api_service_params(state="absent")).resolved
+    assert (absent["mirror_percent"], absent["previous_percent"], absent["main_port"]) == (None, 50, None)
+
+
+def test_without_sign_off_the_refusal_names_the_option_that_would_let_it_proceed() -> None:
+    cluster = FakeCluster("ir-to-wrr", "ts-wrr-50-50", "svc-api-service-stable", "svc-api-service-canary")
+    attach = api_service_params(mirror_percent=20, attach_to_ingress=True)
+    with pytest.raises(DarklaunchError) as caught:
+        plan_mirror(attach, cluster.observe(attach))
+    assert caught.value.field == "confirm_end_weighted_split"
+
+
+def test_validated_params_are_not_checked_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The module validates once (run_mirror's from_options); the planner, run per attempt, trusts that."""
+    params = MirrorParams.from_options({"route_name": "api-service-route", "mirror_percent": 20})
+    assert params.validated
+
+    def checked_again(_params: MirrorParams) -> MirrorParams:
+        raise AssertionError("validated params were validated again")
+
+    monkeypatch.setattr(_mirror_plan, "validate_params", checked_again)
+    plan_mirror(params, case_observed({"observed": {}}))
+    with pytest.raises(AssertionError, match="validated again"):
+        plan_mirror(MirrorParams(route_name="api-service-route", mirror_percent=20), case_observed({"observed": {}}))

@@ -83,6 +83,7 @@ class FakeKube:
         self.refuse_at = set(refuse_at)
         self.writes: list[str] = []
         self.reads: list[str] = []
+        self.group: str | None = None  # settled by the first Traefik read, as KubeClient does
 
     def _store(self, obj: dict[str, Any]) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
@@ -98,8 +99,16 @@ class FakeKube:
 
     # -- reads
     def traefik_group(self, requested: str | None = None) -> str:
-        self.reads.append("probe") if requested is None else None
-        return requested or "traefik.io"
+        if requested:
+            self.group = requested
+        if self.group is None:
+            self.reads.append("probe")
+            self.group = "traefik.io"
+        return self.group
+
+    def _settle(self, kind: str) -> None:
+        if kind != "Service" and self.group is None:
+            self.group = "traefik.io"
 
     def namespace_exists(self, name: str) -> bool:
         self.reads.append(f"get Namespace {name}")
@@ -107,11 +116,13 @@ class FakeKube:
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         self.reads.append(f"get {kind} {name}")
+        self._settle(kind)
         found = self.objects.get((kind, name))
         return copy.deepcopy(found) if found else None
 
     def list(self, kind: str, namespace: str | None, page_size: int = 500) -> list[dict[str, Any]]:
         self.reads.append(f"list {kind}")
+        self._settle(kind)
         return [copy.deepcopy(obj) for (k, _name), obj in self.objects.items() if k == kind]
 
     # -- writes
@@ -249,27 +260,39 @@ def test_observe_reads_the_ingress_route_once(options: dict[str, Any]) -> None:
     assert _ingress_route_reads(kube) == 1, kube.reads
 
 
-def test_an_idempotent_rerun_reads_by_name_and_writes_nothing() -> None:
+@pytest.mark.parametrize("api_group", ["traefik.io", None])
+def test_an_idempotent_rerun_reads_by_name_and_writes_nothing(api_group: str | None) -> None:
     kube = FakeKube(WORLD)
     run_mirror(kube, ATTACH, check_mode=False)
     kube.reads.clear()
+    kube.group = None  # a new run is a new process: the group is known only if given
     writes = len(kube.writes)
 
-    run = run_mirror(kube, ATTACH, check_mode=False)
+    run = run_mirror(kube, {**ATTACH, "api_group": api_group}, check_mode=False)
 
     assert run.plan.actions == []
+    assert run.api_group == "traefik.io"
     assert len(kube.writes) == writes
-    assert not [read for read in kube.reads if read.startswith("list ")], kube.reads
-    # The mirror, the IngressRoute, the WRR and the two Services: each once, nothing else.
+    # The mirror, the IngressRoute and the two Services, each once: no group probe (the first read settles
+    # the group), no list, and not the WRR, which the route already on the mirror does not reach.
     assert sorted(kube.reads) == sorted(
         [
             f"get TraefikService {MIRROR}",
             f"get IngressRoute {ROUTE}",
-            "get TraefikService api-service-route-wrr",
             "get Service api-service-stable",
             "get Service api-service-canary",
         ]
     )
+
+
+def test_attaching_reads_the_wrr_the_route_targets() -> None:
+    kube = FakeKube(WORLD)
+
+    run = run_mirror(kube, ATTACH, check_mode=True)
+
+    assert "get TraefikService api-service-route-wrr" in kube.reads  # the sign-off reads its live split
+    assert "probe" not in kube.reads
+    assert any("ended the weighted split" in warning for warning in run.plan.warnings), run.plan.warnings
 
 
 def test_teardown_lists_references_and_refuses_while_another_route_uses_the_mirror() -> None:
@@ -321,3 +344,52 @@ def test_the_reported_split_reads_what_the_route_reaches() -> None:
     assert run.plan.distribution is not None
     assert not run.plan.distribution.get("broken"), run.plan.distribution
     assert "get Service api-service-stable" in kube.reads
+
+
+def test_teardown_reads_no_service_it_does_not_need() -> None:
+    kube = FakeKube([*WORLD, "svc-api-service-staging"])
+    run_mirror(kube, ATTACH, check_mode=False)
+    kube.reads.clear()
+
+    # Teardown with route_name only: main_service / mirror_service default to <route>-stable / -staging, which
+    # this launch never used. Restoring puts the route back on the WRR; nothing is created, so no Service is
+    # a precondition and only those the restored route reaches are read (for the reported split).
+    run = run_mirror(kube, TEARDOWN, check_mode=False)
+
+    assert [action.verb for action in run.plan.actions] == ["patch", "delete"]
+    assert ("TraefikService", MIRROR) not in kube.objects
+    assert kube.objects[("IngressRoute", ROUTE)]["spec"] == load("ir-to-wrr")["spec"]
+    services_read = sorted(read for read in kube.reads if read.startswith("get Service"))
+    assert services_read == ["get Service api-service-canary", "get Service api-service-stable"], kube.reads
+    assert run.plan.distribution is not None and not run.plan.distribution.get("broken"), run.plan.distribution
+
+
+def test_teardown_checks_the_main_service_a_route_goes_back_to() -> None:
+    # The IngressRoute's /v1 route targeted the main Service directly before attach: restoring puts it back
+    # there, so a teardown must still see that the Service exists, and refuse when it is gone.
+    kube = FakeKube(WORLD)
+    direct = load("ir-to-wrr")
+    direct["spec"]["routes"][0]["services"] = [{"name": "api-service-stable", "port": 80}]
+    kube._store(direct)
+    run_mirror(kube, ATTACH, check_mode=False)
+    assert kube.objects[("IngressRoute", ROUTE)]["spec"]["routes"][0]["services"][0]["name"] == MIRROR
+    teardown = {**TEARDOWN, "main_service": "api-service-stable"}
+
+    planned = run_mirror(kube, teardown, check_mode=True)  # the Service exists: the route goes back to it
+    assert planned.plan.ingress_route_after is not None
+    assert planned.plan.ingress_route_after["spec"]["routes"][0]["services"] == [
+        {"name": "api-service-stable", "port": 80}
+    ]
+
+    del kube.objects[("Service", "api-service-stable")]
+    kube.reads.clear()
+    writes = len(kube.writes)
+
+    with pytest.raises(DarklaunchError) as caught:
+        run_mirror(kube, teardown, check_mode=False)
+
+    assert caught.value.field == "main_service", caught.value.msg
+    assert "get Service api-service-stable" in kube.reads
+    assert "get Service api-service-canary" not in kube.reads  # the shadow is never a teardown's concern
+    assert len(kube.writes) == writes
+    assert ("TraefikService", MIRROR) in kube.objects

@@ -316,10 +316,11 @@ def test_faster_shadow_is_fine() -> None:
 
 
 def test_latency_effect_z_caps_by_the_size_of_the_difference() -> None:
-    # tolerance = max(10% of the baseline, 1 ms)
+    # tolerance = max(10% of the baseline, 5 ms)
     assert latency_effect_z(5.0, 0.108, 0.1) == pytest.approx(0.8)  # 8 ms over 100 ms: 0.008 / 0.01
     assert latency_effect_z(5.0, 0.2, 0.1) == 5.0  # 100 ms over 100 ms: 10 tolerances, z stays
-    assert latency_effect_z(9.0, 0.0012, 0.001) == pytest.approx(0.2)  # 0.2 ms over 1 ms: 1 ms floor
+    assert latency_effect_z(9.0, 0.002, 0.001) == pytest.approx(0.2)  # 1 ms over 1 ms: 5 ms floor
+    assert latency_effect_z(9.0, 0.003, 0.001) == pytest.approx(0.4)  # a loaded node's 1 -> 3 ms: no alarm
     assert latency_effect_z(-3.0, 0.05, 0.1) == -3.0  # faster: untouched (never alarms)
 
 
@@ -441,6 +442,14 @@ def test_flat_latency_history_uses_the_relative_floor() -> None:
     # stddev 0, floor 10% of 0.1 s = 0.01 s: 0.115 s is z 1.5 (fine), 0.125 s is z 2.5 (warning)
     assert history_anomalies(STEADY, window(600, 6, 0.115)) == {}
     assert history_anomalies(STEADY, window(600, 6, 0.125))["latency_mean"] == pytest.approx(2.5)
+
+
+def test_millisecond_latency_moves_in_units_of_the_absolute_floor() -> None:
+    # History flat at 1 ms: the floor is 5 ms (not 10% of 1 ms). A loaded node's 1 -> 3 ms is z 0.4
+    # (the CI run that saw it); a 12 ms shadow is z 2.2 (warning).
+    fast = [window(600, 6, 0.001)] * 6
+    assert history_anomalies(fast, window(600, 6, 0.003)) == {}
+    assert history_anomalies(fast, window(600, 6, 0.012))["latency_mean"] == pytest.approx(2.2)
 
 
 def test_quiet_service_is_insufficient_never_ok() -> None:
