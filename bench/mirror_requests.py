@@ -36,8 +36,10 @@ sys.path[:0] = [
     str(REPO_ROOT / "tests" / "cluster"),
     str(REPO_ROOT / "tests" / "integration"),
     str(REPO_ROOT / ".state" / "collections"),
+    str(REPO_ROOT / "bench"),
 ]
 
+from _bench_cluster import filler_objects  # noqa: E402
 from dlcluster.audit import AuditLog  # noqa: E402
 from dlcluster.kube import Kube  # noqa: E402
 from test_traefik_mirror_safety import build_static_world  # noqa: E402
@@ -68,33 +70,7 @@ def run_module(collections: Path, args: dict[str, Any], module_name: str = "trae
 def crowd(
     kube: Kube, namespace: str, services: int, traefik_services: int, ingress_routes: int
 ) -> list[dict[str, Any]]:
-    def service(i: int) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": f"filler-{i}", "namespace": namespace},
-            # Headless: a ClusterIP each would exhaust the test cluster's small service IP range.
-            "spec": {"clusterIP": "None", "ports": [{"port": 80}], "selector": {"app": f"filler-{i}"}},
-        }
-
-    def traefik_service(i: int) -> dict[str, Any]:
-        spec = {"weighted": {"services": [{"name": f"filler-{i}", "port": 80, "weight": 1}]}}
-        return {"apiVersion": API, "kind": "TraefikService", "metadata": {"name": f"filler-{i}"}, "spec": spec}
-
-    def ingress_route(i: int) -> dict[str, Any]:
-        route = {"match": f"Host(`filler-{i}.test`)", "kind": "Rule", "services": [{"name": f"filler-{i}", "port": 80}]}
-        return {
-            "apiVersion": API,
-            "kind": "IngressRoute",
-            "metadata": {"name": f"filler-{i}"},
-            "spec": {"routes": [route]},
-        }
-
-    objects = (
-        [service(i) for i in range(services)]
-        + [traefik_service(i) for i in range(traefik_services)]
-        + [ingress_route(i) for i in range(ingress_routes)]
-    )
+    objects = filler_objects(namespace, services, traefik_services, ingress_routes)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda obj: kube.create(obj, namespace), objects))
     return objects
@@ -127,7 +103,7 @@ def bind_operator_role(kube: Kube, namespace: str, user: str, role_file: Path) -
     )
 
 
-OPERATIONS = {
+OPERATIONS: dict[str, dict[str, Any]] = {
     "enable": {"mirror_percent": 20},
     "attach": {"mirror_percent": 20, "attach_to_ingress": True, "confirm_end_weighted_split": True},
     "rerun": {"mirror_percent": 20, "attach_to_ingress": True, "confirm_end_weighted_split": True},

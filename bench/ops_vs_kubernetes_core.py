@@ -53,6 +53,7 @@ BENCH_COLLECTIONS = REPO_ROOT / ".state" / "bench-collections"
 WANTED_COLLECTIONS = ("kubernetes/core", "ansible/posix")
 
 sys.path[:0] = [str(CLUSTER_DIR), str(BENCH_DIR)]
+from _bench_cluster import cluster_down, cluster_up, filler_objects, link_collection  # noqa: E402
 from _counting_proxy import CountingProxy, Request  # noqa: E402
 from dlcluster.kube import Kube, KubeError  # noqa: E402
 from dlcluster.world import manifests  # noqa: E402
@@ -71,34 +72,6 @@ SIZES = {"empty": (0, 0, 0), "crowded": (4000, 2000, 2000)}  # Services, Traefik
 
 
 # --- the instance, the collections, the namespaces --------------------------------------------------
-
-
-def cluster_up(state_dir: str, port_offset: int) -> dict[str, str]:
-    # No Traefik: it would rebuild its configuration on each of the 8,000 new objects; the modules
-    # only need the apiserver and the CRDs.
-    argv = [str(CLUSTER_DIR / "up"), "--state-dir", state_dir, "--port-offset", str(port_offset), "--no-traefik"]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"{shlex.join(argv)} failed:\n{done.stderr}")
-    env = {}
-    for line in done.stdout.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export":
-            key, _sep, value = words[1].partition("=")
-            env[key] = value
-    return env
-
-
-def cluster_down(state_dir: str) -> None:
-    subprocess.run([str(CLUSTER_DIR / "down"), "--state-dir", state_dir], capture_output=True, check=False)
-
-
-def link_collection() -> None:
-    """tests/conftest.py does this for pytest: the repository as ansible_collections/darklaunch/traefik."""
-    link = COLLECTIONS / "ansible_collections" / "darklaunch" / "traefik"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(REPO_ROOT, target_is_directory=True)
 
 
 def bundle_version() -> str:
@@ -123,36 +96,6 @@ def install_collections() -> None:
         prefixes = tuple(f"ansible_collections/{name}/" for name in WANTED_COLLECTIONS)
         with zipfile.ZipFile(wheel) as archive:
             archive.extractall(BENCH_COLLECTIONS, [name for name in archive.namelist() if name.startswith(prefixes)])
-
-
-def fillers(namespace: str, services: int, traefik_services: int, ingress_routes: int) -> list[dict[str, Any]]:
-    def service(i: int) -> dict[str, Any]:
-        return {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": f"filler-{i}", "namespace": namespace},
-            # Headless: the test cluster's service IP range has ~256 addresses.
-            "spec": {"clusterIP": "None", "ports": [{"port": 80}], "selector": {"app": f"filler-{i}"}},
-        }
-
-    def traefik_service(i: int) -> dict[str, Any]:
-        spec = {"weighted": {"services": [{"name": f"filler-{i}", "port": 80, "weight": 1}]}}
-        return {"apiVersion": API, "kind": "TraefikService", "metadata": {"name": f"filler-{i}"}, "spec": spec}
-
-    def ingress_route(i: int) -> dict[str, Any]:
-        route = {"match": f"Host(`filler-{i}.test`)", "kind": "Rule", "services": [{"name": f"filler-{i}", "port": 80}]}
-        return {
-            "apiVersion": API,
-            "kind": "IngressRoute",
-            "metadata": {"name": f"filler-{i}"},
-            "spec": {"routes": [route]},
-        }
-
-    return (
-        [service(i) for i in range(services)]
-        + [traefik_service(i) for i in range(traefik_services)]
-        + [ingress_route(i) for i in range(ingress_routes)]
-    )
 
 
 def count_in(kube: Kube, path: str) -> int:
@@ -195,7 +138,7 @@ def prepare_namespace(kube: Kube, namespace: str, extra: tuple[int, int, int], w
                 raise
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(create, fillers(namespace, *extra)))
+        list(pool.map(create, filler_objects(namespace, *extra)))
     return time.perf_counter() - started
 
 

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import pstats
-import shlex
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,8 @@ MODULE = REPO_ROOT / "plugins" / "modules" / "traefik_traffic_info.py"
 API = "traefik.io/v1alpha1"
 BUDGET = 1.5  # the module may take at most 1.5x kubectl's wall time
 
-sys.path.insert(0, str(CLUSTER_DIR))
+sys.path[:0] = [str(CLUSTER_DIR), str(Path(__file__).resolve().parent)]
+from _bench_cluster import cluster_down, cluster_up, link_collection  # noqa: E402
 from dlcluster.kube import Kube, KubeError  # noqa: E402
 
 LOOKUP_SCRIPT = r"""
@@ -51,32 +51,6 @@ print(json.dumps({"mirrors": len(routes["mirrors"]), "weighted": len(routes["wei
 
 
 # --- the instance and its objects ------------------------------------------------------------------
-
-
-def link_collection() -> None:
-    """tests/conftest.py does this for pytest: the repository as ansible_collections/darklaunch/traefik."""
-    link = COLLECTIONS / "ansible_collections" / "darklaunch" / "traefik"
-    link.parent.mkdir(parents=True, exist_ok=True)
-    if not link.exists():
-        link.symlink_to(REPO_ROOT, target_is_directory=True)
-
-
-def cluster_up(state_dir: str, port_offset: int) -> dict[str, str]:
-    argv = [str(CLUSTER_DIR / "up"), "--state-dir", state_dir, "--port-offset", str(port_offset), "--no-traefik"]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        sys.exit(f"{shlex.join(argv)} failed:\n{done.stderr}")
-    env = {}
-    for line in done.stdout.splitlines():
-        words = shlex.split(line)
-        if len(words) == 2 and words[0] == "export":
-            key, _sep, value = words[1].partition("=")
-            env[key] = value
-    return env
-
-
-def cluster_down(state_dir: str) -> None:
-    subprocess.run([str(CLUSTER_DIR / "down"), "--state-dir", state_dir], capture_output=True, check=False)
 
 
 def objects(namespace: str, apps: int) -> list[dict[str, Any]]:

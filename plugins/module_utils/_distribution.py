@@ -700,13 +700,19 @@ def _ref_label(ref: ServiceRef) -> str | None:
     return traefik_service_label(ref.namespace, ref.name, ref.port)
 
 
+def buffers_whole_body(mirror_body: Any, max_body_size: Any) -> bool:
+    """Traefik reads every mirrored request's whole body into memory: it copies bodies (the default) with
+    no size cap (``maxBodySize`` absent or negative)."""
+    return mirror_body is not False and (max_body_size is None or max_body_size < 0)
+
+
 def summarise_mirror(ts: TraefikServiceObj, referenced_by: Sequence[RouteReference] = ()) -> dict[str, Any]:
     """A mirroring TraefikService for listings (traefik_traffic_info ``mirrors``, lookup term ``routes``).
 
     ``percent`` is the largest share copied to one mirror, so ``mirrors[?percent > `10`]`` works.
     """
     main = ts.main
-    body_buffered = ts.mirror_body is not False and (ts.max_body_size is None or ts.max_body_size < 0)
+    body_buffered = buffers_whole_body(ts.mirror_body, ts.max_body_size)
     return {
         "name": ts.name,
         "namespace": ts.namespace,

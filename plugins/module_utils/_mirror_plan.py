@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+    buffers_whole_body,
     build_reference_index,
     join_words,
     live_backends,
@@ -1176,8 +1177,7 @@ def _present_warnings(ctx: _Context, status: str, mirror_after: Mapping[str, Any
     )
     mirroring = mirror_after.get("spec", {}).get("mirroring", {})
     mirror_body = mirroring.get("mirrorBody", True)
-    max_body_size = mirroring.get("maxBodySize", -1)
-    if mirror_body is not False and (max_body_size is None or max_body_size < 0):
+    if buffers_whole_body(mirror_body, mirroring.get("maxBodySize")):
         ctx.warnings.append(
             "mirror_body is on and max_body_size is unlimited (-1): Traefik reads the whole body of every mirrored "
             "request into memory before copying it. Set max_body_size (bytes) to cap that; larger requests are "

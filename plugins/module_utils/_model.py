@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, Union
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 
@@ -33,7 +33,9 @@ SPEC_MIRRORING = "mirroring"
 SPEC_WEIGHTED = "weighted"
 SPEC_OTHER = "other"
 
-PortValue = int | str
+# Union, not "int | str": module_utils also run on targets, and ansible-test's pylint checks them for the
+# oldest target Python, where a "|" between types evaluated at import time fails.
+PortValue = Union[int, str]
 ObjectKey = tuple[str, str]  # (namespace, name)
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
