@@ -9,13 +9,12 @@ open it, and nothing is sent to a managed host.
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 from typing import Any
 
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_data import report_data
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_files import slug, write_page
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_html import render
 
 
@@ -49,30 +48,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         data = report_data(params)
         page = render(data)
         name = "shadow-launch-{}-{}-{}.html".format(
-            _slug(params["namespace"]), _slug(params["route_name"]), data["file_time"]
+            slug(params["namespace"]), slug(params["route_name"]), data["file_time"]
         )
         path = os.path.abspath(os.path.join(os.path.expanduser(params["dest_dir"]), name))
         result.update(path=path, size_bytes=len(page.encode()), summary=data["stats"], changed=False)
         if self._task.check_mode:
             result["msg"] = f"check mode: the report would be written to {path}"
             return result
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            # Written whole or not at all: a reader never opens half a page.
-            handle, partial = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".launch-report-")
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.write(page)
-            os.chmod(partial, 0o644)
-            os.replace(partial, path)
-        except OSError as error:
-            result.update(
-                failed=True, msg=f"cannot write the launch report to {path}: {error.strerror}; check dest_dir"
-            )
-            result["field"] = "dest_dir"
-            return result
-        result["changed"] = True
-        return result
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-") or "x"
+        return write_page(result, path, page, "launch report")

@@ -40,16 +40,16 @@ def render(report: Mapping[str, Any]) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{_e(title)}</h1>",
+        f"<title>{escape(title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
         _outcome(report),
         _charts(report),
         _steps(report),
         _checks(report),
         _changes(report),
         _final_state(report),
-        f"<footer>Generated {_e(_time_text(report.get('generated_at')))} by darklaunch.traefik.</footer>",
+        f"<footer>Generated {escape(_time_text(report.get('generated_at')))} by darklaunch.traefik.</footer>",
         "</body></html>",
     ]
     return "\n".join(part for part in parts if part)
@@ -62,10 +62,11 @@ def _outcome(report: Mapping[str, Any]) -> str:
     outcome = str(report.get("outcome", "unknown"))
     css = "good" if outcome == "passed" else "bad" if outcome in ("rolled back", "failed") else "neutral"
     lines = [
-        f'<section id="outcome" class="outcome {css}"><p class="verdict">Outcome: <strong>{_e(outcome)}</strong></p>'
+        f'<section id="outcome" class="outcome {css}"><p class="verdict">Outcome: '
+        f"<strong>{escape(outcome)}</strong></p>"
     ]
     if report.get("summary"):
-        lines.append(f"<p>{_e(report['summary'])}</p>")
+        lines.append(f"<p>{escape(report['summary'])}</p>")
     lines.append("</section>")
     return "".join(lines)
 
@@ -84,7 +85,7 @@ def _charts(report: Mapping[str, Any]) -> str:
 
 def _legend() -> str:
     items = [f'<span class="key" style="--c:{ROLE_COLOURS[r]}">{r}</span>' for r in ROLES]
-    checks = [f'<span class="dot" style="--c:{c}">{_e(v)}</span>' for v, c in VERDICT_COLOURS.items()]
+    checks = [f'<span class="dot" style="--c:{c}">{escape(v)}</span>' for v, c in VERDICT_COLOURS.items()]
     return f'<p class="legend">{" ".join(items)} &nbsp; checks: {" ".join(checks)} &nbsp; dashed lines: steps</p>'
 
 
@@ -116,24 +117,26 @@ def _chart(
 
     scale = {"latency_p95": 1000.0, "error_rate": 100.0}.get(key, 1.0)
     svg = [
-        f'<figure class="chart" data-metric="{key}"><figcaption>{_e(name)} ({_e(unit)})</figcaption>',
-        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{_e(name)}, shadow and main over time">',
+        f'<figure class="chart" data-metric="{key}"><figcaption>{escape(name)} ({escape(unit)})</figcaption>',
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(name)}, shadow and main over time">',
         f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}"/>',
     ]
     for fraction in (0.0, 0.5, 1.0):
         value = top * fraction
         svg.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
-        label = _e(_fmt(fmt, value * scale))
+        label = escape(_fmt(fmt, value * scale))
         svg.append(f'<text class="tick" x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{label}</text>')
     ticks = _time_ticks(start, end)
     for i, t in enumerate(ticks):
         anchor = "start" if i == 0 else "end" if i == len(ticks) - 1 else "middle"
-        svg.append(f'<text class="tick" x="{x(t):.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}">{_e(_clock(t))}</text>')
+        svg.append(
+            f'<text class="tick" x="{x(t):.1f}" y="{HEIGHT - 10}" text-anchor="{anchor}">{escape(_clock(t))}</text>'
+        )
     for step in report.get("steps") or []:
         if step.get("start") is None:
             continue
         sx = x(float(step["start"]))
-        percent = _e(step.get("percent"))
+        percent = escape(step.get("percent"))
         svg.append(
             f'<g class="step-marker" data-percent="{percent}"><line x1="{sx:.1f}" x2="{sx:.1f}" '
             f'y1="{TOP}" y2="{TOP + plot_h}"/><text x="{sx + 3:.1f}" y="{TOP + 12}">{percent}%</text></g>'
@@ -155,8 +158,9 @@ def _chart(
         cy = y(float(shadow_value)) if shadow_value is not None and _finite(shadow_value) else TOP + plot_h
         colour = VERDICT_COLOURS.get(str(check.get("verdict")), "#495057")
         svg.append(
-            f'<circle class="check-marker" data-verdict="{_e(check.get("verdict"))}" cx="{x(float(check["at"])):.1f}" '
-            f'cy="{cy:.1f}" r="4" style="fill:{colour}"><title>{_e(_check_title(check))}</title></circle>'
+            f'<circle class="check-marker" data-verdict="{escape(check.get("verdict"))}" '
+            f'cx="{x(float(check["at"])):.1f}" '
+            f'cy="{cy:.1f}" r="4" style="fill:{colour}"><title>{escape(_check_title(check))}</title></circle>'
         )
     svg.append("</svg></figure>")
     return "".join(svg)
@@ -168,11 +172,11 @@ def _steps(report: Mapping[str, Any]) -> str:
         tally = step.get("tally") or {}
         rows.append(
             "<tr>"
-            f'<td class="num">{_e(step.get("percent"))}%</td>'
-            f"<td>{_e(_clock(step.get('start')))}</td><td>{_e(_clock(step.get('end')))}</td>"
-            f'<td class="result {_e(step.get("result"))}">{_e(step.get("result"))}</td>'
-            f'<td class="num">{_e(tally.get("ok", 0))}</td><td class="num">{_e(tally.get("anomalous", 0))}</td>'
-            f'<td class="num">{_e(tally.get("inconclusive", 0))}</td>'
+            f'<td class="num">{escape(step.get("percent"))}%</td>'
+            f"<td>{escape(_clock(step.get('start')))}</td><td>{escape(_clock(step.get('end')))}</td>"
+            f'<td class="result {escape(step.get("result"))}">{escape(step.get("result"))}</td>'
+            f'<td class="num">{escape(tally.get("ok", 0))}</td><td class="num">{escape(tally.get("anomalous", 0))}</td>'
+            f'<td class="num">{escape(tally.get("inconclusive", 0))}</td>'
             "</tr>"
         )
     body = "".join(rows) or '<tr><td colspan="7">No step ran.</td></tr>'
@@ -187,17 +191,17 @@ def _checks(report: Mapping[str, Any]) -> str:
     rows = []
     for check in report.get("checks") or []:
         shadow, main = check.get("shadow") or {}, check.get("main") or {}
-        anomalies = "".join(f"<li>{_e(text)}</li>" for text in check.get("anomalies") or [])
+        anomalies = "".join(f"<li>{escape(text)}</li>" for text in check.get("anomalies") or [])
         rows.append(
-            f'<tr class="check" data-verdict="{_e(check.get("verdict"))}">'
-            f'<td>{_e(_clock(check.get("at")))}</td><td class="num">{_e(check.get("percent"))}%</td>'
-            f'<td class="verdict {_e(check.get("verdict"))}">{_e(check.get("verdict"))}</td>'
+            f'<tr class="check" data-verdict="{escape(check.get("verdict"))}">'
+            f'<td>{escape(_clock(check.get("at")))}</td><td class="num">{escape(check.get("percent"))}%</td>'
+            f'<td class="verdict {escape(check.get("verdict"))}">{escape(check.get("verdict"))}</td>'
             + "".join(
-                f'<td class="num" data-field="{role}-{field}">{_e(_number(side.get(field), field))}</td>'
+                f'<td class="num" data-field="{role}-{field}">{escape(_number(side.get(field), field))}</td>'
                 for role, side in (("shadow", shadow), ("main", main))
                 for field in ("requests", "error_rate", "latency_p95")
             )
-            + f"<td>{_e(check.get('summary', ''))}{f'<ul>{anomalies}</ul>' if anomalies else ''}</td></tr>"
+            + f"<td>{escape(check.get('summary', ''))}{f'<ul>{anomalies}</ul>' if anomalies else ''}</td></tr>"
         )
     body = "".join(rows) or '<tr><td colspan="10">The gate did not run.</td></tr>'
     return (
@@ -209,7 +213,7 @@ def _checks(report: Mapping[str, Any]) -> str:
 
 def _changes(report: Mapping[str, Any]) -> str:
     rows = "".join(
-        f"<tr><td>{_e(_clock(change.get('at')))}</td><td>{_e(change.get('summary'))}</td></tr>"
+        f"<tr><td>{escape(_clock(change.get('at')))}</td><td>{escape(change.get('summary'))}</td></tr>"
         for change in report.get("changes") or []
     )
     return (
@@ -227,8 +231,8 @@ def _final_state(report: Mapping[str, Any]) -> str:
     )
     return (
         '<section id="final"><h2>Who serves users now</h2>'
-        f"<p>{_e(final.get('explanation') or 'Unknown: the route could not be read after the launch.')}</p>"
-        + (f"<p>User responses come from: {_e(sinks)}.</p>" if sinks else "")
+        f"<p>{escape(final.get('explanation') or 'Unknown: the route could not be read after the launch.')}</p>"
+        + (f"<p>User responses come from: {escape(sinks)}.</p>" if sinks else "")
         + "</section>"
     )
 
@@ -311,11 +315,11 @@ def _check_title(check: Mapping[str, Any]) -> str:
     )
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-_CSS = """
+CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#212529}
 body{margin:24px auto;max-width:1000px;padding:0 16px}
 h1{font-size:22px;margin:0 0 12px}

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -86,8 +88,8 @@ class Site:
         return any(s["name"] == mirror for r in ir["spec"]["routes"] for s in r["services"])
 
     def fail_shadow_while_attached(self) -> threading.Thread:
-        """The new version fails half its requests once the mirror is attached (so only copies fail), and is
-        repaired the moment the route is restored: back on the weighted split, users would meet it again."""
+        """The new version fails half its requests once the mirror is attached, and is repaired once the route
+        is restored. Only copies reach it: the users' split is stable and staging."""
         canary = self.world.backends["canary"]
 
         def run() -> None:
@@ -135,7 +137,10 @@ def fleet(
     created: list[tuple[BackendsClient, SeedWorld]] = []
     for name, member in (("cluster-a", cluster), ("cluster-b", cluster_b)):
         backends = BackendsClient(member.backends_url or "")
-        world = create_world(member.kube("admin"), backends, namespace, app)
+        # Users are split between stable and staging; the canary (the shadow) never answers them. A failing
+        # canary would otherwise meet users the moment a rollback restores the split, before the test can
+        # repair it (CI saw one such 500 on a loaded machine).
+        world = create_world(member.kube("admin"), backends, namespace, app, weights={"stable": 50, "staging": 50})
         created.append((backends, world))
         bind_operator(member.kube("admin"), namespace)
         _wait_routable(member, world)
@@ -220,7 +225,7 @@ def test_a_failing_canary_cluster_is_rolled_back_and_the_second_wave_never_start
     failing = b.fail_shadow_while_attached()
 
     started = time.monotonic()
-    completed = run_fleet(inventory, b.world)
+    completed = run_fleet(inventory, b.world, report_dir=str(tmp_path / "reports"))
     seconds = time.monotonic() - started
     failing.join(timeout=10)
     for load in loads.values():
@@ -234,8 +239,9 @@ def test_a_failing_canary_cluster_is_rolled_back_and_the_second_wave_never_start
     assert "2 clusters, 1 failed (the later waves did not start)" in lines[0], lines
     assert any(line.startswith("- cluster-b: ROLLED BACK") and "anomalous" in line for line in lines), lines
     assert any(line.startswith("- cluster-a: NOT STARTED - cluster-b failed in an earlier wave") for line in lines)
-    # The second wave never started: cluster-a's canary served only its users' share of the weighted split,
-    # no copy; cluster-b's canary got copies on top of its user share.
+    # The second wave never started: cluster-a's canary got nothing (users never reach it, and no copy);
+    # cluster-b's canary got copies.
+    assert a.world.backends["canary"].total == 0
     assert copies_received(a, loads["cluster-a"]) == 0
     assert copies_received(b, loads["cluster-b"]) > 0
     assert b.world.backends["canary"].counters()["errors"] > 0, "cluster-b's shadow failed, on copies"
@@ -246,6 +252,48 @@ def test_a_failing_canary_cluster_is_rolled_back_and_the_second_wave_never_start
             f"{site.name}: users saw {dict(loads[site.name].statuses)}, failures {loads[site.name].failures}"
         )
         assert loads[site.name].sent > 0
+    # One aggregated report across the clusters, in wave order, each row linking to that cluster's own
+    # launch report where there is one (the cluster that never started has none).
+    rows = fleet_report_rows(out)
+    assert [row["cluster"] for row in rows] == ["cluster-b", "cluster-a"], rows
+    assert rows[0]["result"] == "rolled back" and "anomalous" in rows[0]["why"], rows
+    assert rows[1]["result"] == "not started" and rows[1]["link"] is None, rows
+    launch_report = Path(rows[0]["link_path"])
+    assert launch_report.is_file() and "Outcome: <strong>rolled back</strong>" in launch_report.read_text()
+
+
+def fleet_report_rows(out: str) -> list[dict[str, Any]]:
+    """The fleet report the run printed the path of, read back as rows (with links resolved)."""
+    found = re.search(r"Fleet report: (\S+\.html)", out)
+    assert found, out[-3000:]
+    page = Path(found.group(1))
+    rows: list[dict[str, Any]] = []
+
+    class Rows(HTMLParser):
+        cell: list[str] | None = None
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "tr" and dict(attrs).get("data-cluster"):
+                rows.append({"cells": [], "link": None})
+            elif tag == "td" and rows:
+                self.cell = []
+            elif tag == "a" and rows:
+                rows[-1]["link"] = dict(attrs).get("href")
+
+        def handle_data(self, data: str) -> None:
+            if self.cell is not None:
+                self.cell.append(data)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "td" and self.cell is not None:
+                rows[-1]["cells"].append("".join(self.cell))
+                self.cell = None
+
+    Rows().feed(page.read_text())
+    for row in rows:
+        row.update(zip(("cluster", "result", "why", "now", "report"), row.pop("cells"), strict=True))
+        row["link_path"] = str(page.parent / row["link"]) if row["link"] else None
+    return rows
 
 
 def test_a_failure_in_the_second_wave_rolls_back_the_launched_canary_when_asked(
@@ -259,7 +307,7 @@ def test_a_failure_in_the_second_wave_rolls_back_the_launched_canary_when_asked(
     failing = b.fail_shadow_while_attached()
 
     started = time.monotonic()
-    completed = run_fleet(inventory, a.world, rollback_launched_on_failure=True)
+    completed = run_fleet(inventory, a.world, rollback_launched_on_failure=True, report_dir=str(tmp_path / "reports"))
     seconds = time.monotonic() - started
     failing.join(timeout=10)
     for load in loads.values():
@@ -273,6 +321,12 @@ def test_a_failure_in_the_second_wave_rolls_back_the_launched_canary_when_asked(
     assert lines[0].endswith("2 clusters, 1 failed."), lines
     assert any(line.startswith("- cluster-a: LAUNCHED, THEN ROLLED BACK") for line in lines), lines
     assert any(line.startswith("- cluster-b: ROLLED BACK") for line in lines), lines
+    rows = fleet_report_rows(out)
+    assert [(row["cluster"], row["result"]) for row in rows] == [
+        ("cluster-a", "launched, then rolled back (rollback_launched_on_failure)"),
+        ("cluster-b", "rolled back"),
+    ], rows
+    assert all(row["link_path"] and Path(row["link_path"]).is_file() for row in rows), rows
     # Both waves ran: each cluster's shadow received copies.
     assert copies_received(a, loads["cluster-a"]) > 0
     assert copies_received(b, loads["cluster-b"]) > 0
