@@ -5,6 +5,7 @@ one-step shadow_launch."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,30 @@ def routes_through_mirror(kube: Any, world: Any) -> bool:
     ir = kube.get(API, "IngressRoute", world.route, world.namespace)
     mirror = f"{world.route}-mirror"
     return any(ref.get("name") == mirror for route in ir["spec"]["routes"] for ref in route["services"])
+
+
+def fail_shadow_while_attached(
+    kube: Any, world: Any, traefik_api_get: Callable[[str], Any], name: str = "fail-shadow"
+) -> threading.Thread:
+    """The new version fails half its requests once Traefik routes through the mirror (so only copies fail)
+    and is repaired once the route is restored, where a users' split with the canary would meet it again."""
+    canary = world.backends["canary"]
+
+    def run() -> None:
+        deadline = time.monotonic() + 300
+        while not routes_through_mirror(kube, world) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        # Traefik applies the change a moment after the apiserver has it: until then users are still on
+        # the weighted split, where a failing canary would answer some of them.
+        wait_mirror_live(traefik_api_get, world)
+        canary.set_knobs(error_rate=0.5)
+        while routes_through_mirror(kube, world) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        canary.set_knobs(error_rate=0)
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def launch_vars(world: Any, shadow_role: str = "canary", **extra: Any) -> dict[str, Any]:

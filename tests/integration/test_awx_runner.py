@@ -38,12 +38,12 @@ from awx_engine import (
     survey_extra_vars,
     workflow,
 )
-from shadow import REPO_ROOT, wait_mirror_live
+from routes import fail_shadow_while_attached, mirror_exists, route_as_written, routes_through_mirror
+from shadow import REPO_ROOT
 from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
 
-API = "traefik.io/v1alpha1"
 RATE = 60.0  # user requests per second: 120 copies per 10 s window at a 20% mirror (min_requests is 100)
 LAUNCH = "Shadow launch (progressive)"
 ROLLBACK_WORKFLOW = "Shadow launch with rollback on failure"
@@ -53,21 +53,6 @@ PROMETHEUS = "Prometheus (darklaunch.traefik)"
 
 
 # --- the world as users see it -------------------------------------------------------------------------
-
-
-def route_as_users_see_it(kube: Any, world: Any) -> dict[str, Any]:
-    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
-    meta = ir["metadata"]
-    return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
-
-
-def mirror_exists(kube: Any, world: Any) -> bool:
-    return kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is not None
-
-
-def attached(kube: Any, world: Any) -> bool:
-    ir = kube.get(API, "IngressRoute", world.route, world.namespace)
-    return any(s["name"] == f"{world.route}-mirror" for r in ir["spec"]["routes"] for s in r["services"])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> float:
@@ -177,26 +162,6 @@ def launch_answers(world: Any, **answers: Any) -> dict[str, Any]:
     }
 
 
-def fail_shadow_while_attached(kube: Any, world: Any, traefik_api_get: Callable[[str], Any]) -> threading.Thread:
-    """The new version fails half its requests once Traefik routes through the mirror (so only copies fail)
-    and is repaired the moment the route is restored (back on the weighted split users would meet it)."""
-    canary = world.backends["canary"]
-
-    def run() -> None:
-        deadline = time.monotonic() + 300
-        while not attached(kube, world) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        wait_mirror_live(traefik_api_get, world)
-        canary.set_knobs(error_rate=0.5)
-        while attached(kube, world) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        canary.set_knobs(error_rate=0)
-
-    thread = threading.Thread(target=run, name="fail-shadow", daemon=True)
-    thread.start()
-    return thread
-
-
 def rollback_node_vars(launch_vars: dict[str, Any], launch_job: Any) -> dict[str, Any]:
     """What AWX gives the workflow's failure node: its template's survey defaults, the node's extra_data,
     the launch job's set_stats artifacts, and the workflow's survey answers (the workflow's vars win)."""
@@ -290,7 +255,7 @@ def test_progressive_launch_job_passes_with_survey_answers_and_leaves_no_secret(
     jobs_dir: Path,
 ) -> None:
     world = operator_namespace_world("awx-launch")
-    before = route_as_users_see_it(kube, world)
+    before = route_as_written(kube, world)
     template = job_template(LAUNCH)
     extra_vars = survey_extra_vars(template.survey, launch_answers(world))
     load = traffic_for(world, RATE)
@@ -316,7 +281,7 @@ def test_progressive_launch_job_passes_with_survey_answers_and_leaves_no_secret(
     report = str(published.get("report_path") or "")
     assert report.endswith(".html") and Path(report).is_file() and report in out, published
     assert_no_secret(job, secret_inputs)
-    assert route_as_users_see_it(kube, world) == before and not mirror_exists(kube, world)
+    assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
     assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
     assert world.backends["canary"].total > 0, "the shadow got no copies"
 
@@ -369,7 +334,7 @@ def test_failure_workflow_a_failing_launch_then_the_rollback_node_leaves_the_rou
     jobs_dir: Path,
 ) -> None:
     world = operator_namespace_world("awx-workflow")
-    before = route_as_users_see_it(kube, world)
+    before = route_as_written(kube, world)
     flow = workflow(ROLLBACK_WORKFLOW)
     launch_vars = survey_extra_vars(_survey_of_workflow(flow), launch_answers(world, steps="20", teardown="false"))
     load = traffic_for(world, RATE)
@@ -393,7 +358,7 @@ def test_failure_workflow_a_failing_launch_then_the_rollback_node_leaves_the_rou
     assert rollback.status == "successful", rollback.stdout[-3000:]
     # The launch's own rescue had already restored the route: the failure node finds nothing to undo.
     assert "nothing to turn off" in rollback.stdout, rollback.stdout[-3000:]
-    assert route_as_users_see_it(kube, world) == before and not mirror_exists(kube, world)
+    assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
     assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
     assert world.backends["canary"].counters()["errors"] > 0, "the shadow's failures happened, on copies"
     for job in (launch, rollback):
@@ -414,7 +379,7 @@ def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(
     jobs_dir: Path,
 ) -> None:
     world = operator_namespace_world("awx-timeout")
-    before = route_as_users_see_it(kube, world)
+    before = route_as_written(kube, world)
     launch_vars = survey_extra_vars(
         _survey_of_workflow(workflow(ROLLBACK_WORKFLOW)), launch_answers(world, steps="20", bake_seconds=300)
     )
@@ -424,7 +389,7 @@ def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(
 
     # The template's timeout (7,200 s) is honoured through ansible-runner's timeout; a short one here.
     launch = run_job(template, launch_vars, credentials, jobs_dir, timeout=40)
-    seen_attached_at_end = attached(kube, world)
+    seen_attached_at_end = routes_through_mirror(kube, world)
     rollback = run_job(
         job_template("Shadow - disable mirroring"), rollback_node_vars(launch_vars, launch), credentials, jobs_dir
     )
@@ -437,7 +402,7 @@ def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(
     assert 40 <= launch.seconds < 80
     assert "Step 20%" not in launch.stdout, "the launch must have been stopped mid-bake"
     assert rollback.status == "successful", rollback.stdout[-3000:]
-    assert route_as_users_see_it(kube, world) == before and not mirror_exists(kube, world)
+    assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
     assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
 
 
@@ -450,7 +415,7 @@ def test_a_cancel_mid_bake_stops_the_job_and_the_watchdog_restores_the_route(
     jobs_dir: Path,
 ) -> None:
     world = operator_namespace_world("awx-cancel")
-    before = route_as_users_see_it(kube, world)
+    before = route_as_written(kube, world)
     launch_vars = survey_extra_vars(job_template(LAUNCH).survey, launch_answers(world, steps="20", bake_seconds=120))
     load = traffic_for(world, RATE)
     time.sleep(12)
@@ -476,7 +441,7 @@ def test_a_cancel_mid_bake_stops_the_job_and_the_watchdog_restores_the_route(
     # What AWX does right after a job ends: delete its private data dir, with the injected CA file.
     shutil.rmtree(job.private_data_dir)
     restored_in = wait_until(
-        lambda: route_as_users_see_it(kube, world) == before and not mirror_exists(kube, world),
+        lambda: route_as_written(kube, world) == before and not mirror_exists(kube, world),
         timeout=60,
         what="the watchdog restores the route after the cancel",
     )

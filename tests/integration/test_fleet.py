@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 import yaml
-from shadow import REPO_ROOT, playbook_env, wait_mirror_live
+from routes import fail_shadow_while_attached, mirror_exists, route_as_written
+from shadow import REPO_ROOT, playbook_env
 from steady import SteadyTraffic
 
 CLUSTER_DIR = REPO_ROOT / "tests" / "cluster"
@@ -43,7 +44,6 @@ from dlcluster.world import SeedWorld, create_world, remove_world_backends  # no
 
 pytestmark = pytest.mark.integration
 
-API = "traefik.io/v1alpha1"
 FLEET_B_STATE = os.environ.get("DARKLAUNCH_FLEET_B_STATE_DIR") or str(REPO_ROOT / ".state" / "cluster-fleet-b")
 FLEET_B_PORT_OFFSET = os.environ.get("DARKLAUNCH_FLEET_B_PORT_OFFSET") or "200"
 RATE = 30.0  # user requests per second and cluster: 150 copies per 10 s window at a 50% mirror
@@ -69,12 +69,10 @@ class Site:
         self.world = world
 
     def route(self) -> dict[str, Any]:
-        ir = self.kube.get(API, "IngressRoute", self.world.route, self.world.namespace)
-        meta = ir["metadata"]
-        return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
+        return route_as_written(self.kube, self.world)
 
     def has_mirror(self) -> bool:
-        return self.kube.get(API, "TraefikService", f"{self.world.route}-mirror", self.world.namespace) is not None
+        return mirror_exists(self.kube, self.world)
 
     def inventory_vars(self) -> dict[str, Any]:
         return {
@@ -82,31 +80,15 @@ class Site:
             "prometheus_url": self.cluster.prometheus_url,
         }
 
-    def attached(self) -> bool:
-        ir = self.kube.get(API, "IngressRoute", self.world.route, self.world.namespace)
-        mirror = f"{self.world.route}-mirror"
-        return any(s["name"] == mirror for r in ir["spec"]["routes"] for s in r["services"])
-
     def fail_shadow_while_attached(self) -> threading.Thread:
-        """The new version fails half its requests once the mirror is attached, and is repaired once the route
-        is restored. Only copies reach it: the users' split is stable and staging."""
-        canary = self.world.backends["canary"]
-
-        def run() -> None:
-            deadline = time.monotonic() + 300
-            while not self.attached() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            # Traefik applies the change a moment after the apiserver has it: until then users are still on
-            # the weighted split, where a failing canary would answer some of them.
-            wait_mirror_live(lambda path: traefik_api.api_get(self.cluster.traefik_api_url or "", path), self.world)
-            canary.set_knobs(error_rate=0.5)
-            while self.attached() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            canary.set_knobs(error_rate=0)
-
-        thread = threading.Thread(target=run, name=f"fail-shadow-{self.name}", daemon=True)
-        thread.start()
-        return thread
+        """The shadow fails half its requests while attached (routes.fail_shadow_while_attached). Only copies
+        reach it: the users' split is stable and staging."""
+        return fail_shadow_while_attached(
+            self.kube,
+            self.world,
+            lambda path: traefik_api.api_get(self.cluster.traefik_api_url or "", path),
+            name=f"fail-shadow-{self.name}",
+        )
 
     def traffic(self) -> SteadyTraffic:
         return SteadyTraffic(self.cluster.traefik_url or "", self.world.host, RATE, limit=240).start()
