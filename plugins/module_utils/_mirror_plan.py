@@ -124,7 +124,8 @@ class Observed:
     """What the module read, as the API returned it (None = not found).
 
     ``main`` is a v1 Service or a TraefikService according to ``main_kind``; ``mirror_target`` is the shadow
-    v1 Service. Fetch ``wrr`` and ``main`` for ``state=absent`` too: restoring checks that they exist.
+    v1 Service. For ``state=absent`` fetch ``wrr`` (restoring checks that it exists) and ``main`` only where the
+    plan looks at it (``_mirror_runner._teardown_checks_main``); the shadow Service is not needed there.
     ``routes_referencing_mirror`` may be every IngressRoute of the namespace (the planner filters).
     ``traefik_services`` (every TraefikService of the namespace) lets the planner see indirect references
     to the mirror and resolve the distribution; ``services`` (every v1 Service) enables Service checks in
