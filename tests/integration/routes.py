@@ -41,7 +41,8 @@ def fail_shadow_while_attached(
     kube: Any, world: Any, traefik_api_get: Callable[[str], Any], name: str = "fail-shadow"
 ) -> threading.Thread:
     """The new version fails half its requests once Traefik routes through the mirror (so only copies fail)
-    and is repaired once the route is restored, where a users' split with the canary would meet it again."""
+    and is repaired once the route is restored. Callers split their users between stable and staging: a
+    repair can lose the race with a rollback, and the canary must then still never answer a user."""
     canary = world.backends["canary"]
 
     def run() -> None:

@@ -95,7 +95,9 @@ def output_file(tmp_path: Path) -> Path:
 def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
     seed_world: Callable[..., Any], kube: Any, traffic_for: Callable[[Any, float], SteadyTraffic], output_file: Path
 ) -> None:
-    world = seed_world(app="gate-midbake")
+    # Users are split between stable and staging, so the canary (the shadow) only ever gets copies: a rollback
+    # that restores the split can never send a user to it while it fails.
+    world = seed_world(app="gate-midbake", weights={"stable": 50, "staging": 50})
     before = route_as_written(kube, world)
     original = route_targets(kube, world)
     canary = world.backends["canary"]
@@ -110,10 +112,9 @@ def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
         canary.set_knobs(error_rate=0.1)
         t_failing = time.monotonic()
         t_restored = watch.wait_for(restored(original), timeout=120, after=t_failing)
-        # Back on the 50/50 split, users would meet the broken canary again: repair it at once.
-        canary.set_knobs(error_rate=0)
         out = finish_playbook(process, output_file, timeout=240)
     load.stop()
+    canary.set_knobs(error_rate=0)
 
     delay = t_restored - t_failing
     print(f"\nshadow failing at +{t_failing - t_attached:.1f}s of the bake; route restored {delay:.1f}s later")
@@ -129,6 +130,7 @@ def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
     assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
     assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
+    assert world.service("canary") not in load.answered_by, f"the shadow answered users: {dict(load.answered_by)}"
     assert canary.counters()["errors"] > 0, "the shadow's failures must have happened (on copies)"
 
 
