@@ -95,14 +95,26 @@ def read_traffic(
     if namespace is not None and not traefik_services and not ingress_routes and not client.namespace_exists(namespace):
         # An empty answer would read as "no mirror here" when the namespace is a typo.
         raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+    return _listing(group, namespace, traefik_services, ingress_routes, now or datetime.now(timezone.utc))
+
+
+def _listing(
+    group: str,
+    namespace: str | None,
+    traefik_services: list[TraefikServiceObj],
+    ingress_routes: list[IngressRouteObj],
+    now: datetime,
+) -> dict[str, Any]:
+    """The answer's lists from what was read: every mirror (with its launch record) and weighted split with
+    the IngressRoutes among ``ingress_routes`` that go through it, and each IngressRoute's targets."""
     ts_index = index_by_key(traefik_services)
     references = build_reference_index(ingress_routes, ts_index)
     mirrors = [
-        _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now or datetime.now(timezone.utc))
+        _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now)
         for ts in traefik_services
         if ts.spec_type == SPEC_MIRRORING
     ]
-    result: dict[str, Any] = {
+    return {
         "api_group": group,
         "namespace": namespace,
         "mirrors": mirrors,
@@ -114,7 +126,6 @@ def read_traffic(
         ],
         "ingress_routes": [ingress_route_targets(ir, ts_index) for ir in ingress_routes],
     }
-    return result
 
 
 def read_route_listing(
@@ -156,21 +167,7 @@ def _read_one_route(
     listed = {**reached, **reads.reachable([default_mirror])}
     # As in the namespace listing: that namespace's TraefikServices, in the API's order (by name).
     own = [listed[key] for key in sorted(listed) if key[0] == namespace]
-    ts_index = index_by_key(own)
-    references = build_reference_index([ingress_route], ts_index)
-    mirrors = [
-        _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now)
-        for ts in own
-        if ts.spec_type == SPEC_MIRRORING
-    ]
-    result: dict[str, Any] = {
-        "api_group": group,
-        "namespace": namespace,
-        "mirrors": mirrors,
-        "abandoned_launches": abandoned_launches(mirrors),
-        "weighted": [summarise_weighted(ts, references.get(ts.key, ())) for ts in own if ts.spec_type == SPEC_WEIGHTED],
-        "ingress_routes": [ingress_route_targets(ingress_route, ts_index)],
-    }
+    result = _listing(group, namespace, own, [ingress_route], now)
     if with_distribution:
         services = reads.services(
             namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())]

@@ -2,8 +2,10 @@
 
 Waits until the IngressRoute routes through its mirror, lets the bake run for ``after`` seconds, sets
 the shadow backend's error rate, then waits until the route no longer goes through the mirror (the
-rollback), repairs the backend at once (back on a weighted split, users would meet it again) and
-reports the times. Bounded in time; talks only to the local cluster and backends on loopback.
+rollback), repairs the backend and reports the times. The repair comes a poll after the rollback, when
+Traefik may already route users again: fail a backend that no users' split contains (the demo fails
+api-service-staging), so that only copies ever meet the failure. Bounded in time; talks only to the
+local cluster and backends on loopback.
 """
 
 from __future__ import annotations
