@@ -37,6 +37,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     CRD_VERSION,
+    KIND_INGRESS_ROUTE,
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
     MANAGED_BY_LABEL,
@@ -75,6 +76,34 @@ JsonPatch = list[dict[str, Any]]
 # --- inputs --------------------------------------------------------------------------------------------
 
 
+# How long Traefik is given to see one write before the write that depends on it (see propagation_waits).
+DEFAULT_PROPAGATION_SECONDS = 1.0
+MAX_PROPAGATION_SECONDS = 60.0
+
+
+def propagation_waits(writes: Sequence[tuple[str, str]]) -> list[bool]:
+    """For each write ``(verb, kind)`` of a run, in order: whether to wait ``propagation_seconds`` before it.
+
+    Traefik watches IngressRoutes and TraefikServices on separate streams and builds its configuration from
+    whatever each has delivered so far. A route that names a TraefikService Traefik has not seen yet (created
+    a moment ago), or no longer has (deleted before Traefik saw the route let go of it), is dropped, and that
+    route answers 404 until the next change. So a route written after a TraefikService was created, and a
+    TraefikService deleted after a route was written, each wait for the earlier write to reach Traefik.
+    """
+    waits: list[bool] = []
+    created = routed = False
+    for verb, kind in writes:
+        wait = (kind == KIND_INGRESS_ROUTE and created) or (
+            verb == "delete" and kind == KIND_TRAEFIK_SERVICE and routed
+        )
+        if wait:
+            created = routed = False
+        waits.append(wait)
+        created = created or (verb == "create" and kind == KIND_TRAEFIK_SERVICE)
+        routed = routed or kind == KIND_INGRESS_ROUTE
+    return waits
+
+
 @dataclass(frozen=True)
 class MirrorParams:
     """traefik_mirror's options. Empty names mean "derive from route_name" (see :meth:`with_defaults`)."""
@@ -95,6 +124,7 @@ class MirrorParams:
     attach_to_ingress: bool = False
     confirm_end_weighted_split: bool = False
     restore_ingress_to_wrr: bool = True
+    propagation_seconds: float = DEFAULT_PROPAGATION_SECONDS
     api_group: str = TRAEFIK_GROUPS[0]
     # The launch-in-progress record to write on the mirror (see _launch_record); None leaves it alone.
     launch: LaunchOption | None = None
@@ -303,6 +333,12 @@ def validate_params(params: MirrorParams) -> MirrorParams:
             "launch only applies with state=present (it records a running launch on the mirror); state=absent "
             "deletes the mirror and its launch record. Remove launch from this call.",
             field="launch",
+        )
+    if not 0 <= params.propagation_seconds <= MAX_PROPAGATION_SECONDS:
+        raise DarklaunchError(
+            f"propagation_seconds must be between 0 and {MAX_PROPAGATION_SECONDS:g} seconds; got "
+            f"{params.propagation_seconds!r}.",
+            field="propagation_seconds",
         )
     if params.max_body_size is not None and params.max_body_size < -1:
         raise DarklaunchError(

@@ -19,6 +19,7 @@ import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from time import sleep
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import (
@@ -33,6 +34,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan im
     MirrorPlan,
     Observed,
     plan_mirror,
+    propagation_waits,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     KIND_SERVICE,
@@ -284,7 +286,10 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
 
 
 def _apply(client: KubeWriter, run: MirrorRun, params: MirrorParams) -> None:
-    for action in run.plan.actions:
+    waits = propagation_waits([(action.verb, action.kind) for action in run.plan.actions])
+    for index, action in enumerate(run.plan.actions):
+        if waits[index]:
+            sleep(params.propagation_seconds)
         try:
             run.applied.append(_apply_action(client, run.plan, action))
         except ApiUnavailableError:
@@ -393,7 +398,11 @@ def _undo(client: KubeWriter, run: MirrorRun, params: MirrorParams) -> bool:
     if params.state == STATE_ABSENT or not run.applied:
         run.applied.clear()
         return False
-    for applied in reversed(run.applied):
+    undoing = list(reversed(run.applied))
+    waits = propagation_waits([_revert_write(applied.action) for applied in undoing])
+    for index, applied in enumerate(undoing):
+        if waits[index]:
+            sleep(params.propagation_seconds)
         try:
             _revert(client, applied)
         except DarklaunchError:
@@ -401,6 +410,12 @@ def _undo(client: KubeWriter, run: MirrorRun, params: MirrorParams) -> bool:
             return False
     run.applied.clear()
     return True
+
+
+def _revert_write(action: Action) -> tuple[str, str]:
+    """The (verb, kind) of the write that reverts ``action`` (see _revert)."""
+    opposite = {"create": "delete", "delete": "create"}
+    return opposite.get(action.verb, action.verb), action.kind
 
 
 def _revert(client: KubeWriter, applied: _Applied) -> None:

@@ -18,6 +18,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import 
 
 KIND_SERVICE = "Service"
 KIND_TRAEFIK_SERVICE = "TraefikService"
+KIND_INGRESS_ROUTE = "IngressRoute"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "darklaunch.traefik"
 PRE_MIRROR_ANNOTATION = "darklaunch.traefik/pre-mirror-services"

@@ -123,6 +123,18 @@ options:
         Traefik would then answer 404 on that route.
     type: bool
     default: true
+  propagation_seconds:
+    description:
+      - Seconds to wait, within one run, between a write and the write that depends on Traefik having seen it.
+        That is after creating the mirror and before pointing an IngressRoute at it, and after repointing an
+        IngressRoute and before deleting the mirror it used (also when undoing a failed run).
+      - Traefik watches IngressRoutes and TraefikServices separately. If it sees the second write before the
+        first, the route names a TraefikService it does not have, and Traefik drops the route, which answers
+        404 until its next change. Measured on the local cluster, the two writes land about 4 ms apart without
+        this wait.
+      - V(0) turns the wait off. Raise it when Traefik runs far from the API server or the API server is slow.
+    type: float
+    default: 1
   launch:
     description:
       - Record a launch in progress on the mirror, so that a launch whose process was interrupted or killed
@@ -478,6 +490,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import DEFAULT_PROPAGATION_SECONDS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
@@ -502,6 +515,7 @@ def argument_spec() -> dict[str, Any]:
             "attach_to_ingress": {"type": "bool", "default": False},
             "confirm_end_weighted_split": {"type": "bool", "default": False},
             "restore_ingress_to_wrr": {"type": "bool", "default": True},
+            "propagation_seconds": {"type": "float", "default": DEFAULT_PROPAGATION_SECONDS},
             "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
             "launch": {
                 "type": "dict",

@@ -121,6 +121,7 @@ def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
     print(f"user responses: {dict(load.statuses)}, connection failures {load.failures}; by {dict(load.answered_by)}")
     assert process.returncode != 0, out
     assert "anomalous" in out and "rolled back" in out, out
+    assert "Users are back on the route" not in out, "no users' split contains this shadow"
     # One interval for the check that sees the failure, plus the rollback (generous bound; see the note).
     assert delay < INTERVAL + 20, f"rollback {delay:.1f}s after the shadow started failing\n{out}"
     lines = re.findall(r"50% step, \d+/120 s, check (\d+)/12: (\w+) \| shadow (\d+) req", out)
@@ -142,6 +143,9 @@ def test_the_default_gate_fails_closed_on_a_route_without_traffic(seed_world: Ca
     assert completed.returncode != 0, out
     assert "not judged" in out and "rolled back" in out, out
     assert "fail_on_insufficient_data=false" in out, "the way to go on blind must be named"
+    # The seed's split sends half the users to the canary, which is the shadow here: restored exactly, it
+    # sends them to the version the launch stopped again, and the failure says so.
+    assert f"50% of user responses come from {world.service('canary')} again" in " ".join(out.split()), out
     assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
 

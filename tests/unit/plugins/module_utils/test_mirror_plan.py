@@ -19,6 +19,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan im
     Observed,
     apply_json_patch,
     plan_mirror,
+    propagation_waits,
     validate_params,
 )
 
@@ -616,3 +617,25 @@ def test_validated_params_are_not_checked_again(monkeypatch: pytest.MonkeyPatch)
     plan_mirror(params, case_observed({"observed": {}}))
     with pytest.raises(AssertionError, match="validated again"):
         plan_mirror(MirrorParams(route_name="api-service-route", mirror_percent=20), case_observed({"observed": {}}))
+
+
+@pytest.mark.parametrize(
+    ("writes", "waits"),
+    [
+        ([("create", "TraefikService"), ("patch", "IngressRoute")], [False, True]),
+        ([("patch", "IngressRoute"), ("delete", "TraefikService")], [False, True]),
+        # A write in between does not reset what must reach Traefik first.
+        ([("create", "TraefikService"), ("patch", "TraefikService"), ("patch", "IngressRoute")], [False, False, True]),
+        # Only a TraefikService that was created, or one deleted after a route write, needs the wait.
+        ([("patch", "TraefikService"), ("patch", "IngressRoute")], [False, False]),
+        ([("delete", "TraefikService")], [False]),
+        ([("patch", "IngressRoute"), ("patch", "TraefikService")], [False, False]),
+        # One wait covers every earlier write.
+        (
+            [("create", "TraefikService"), ("patch", "IngressRoute"), ("delete", "TraefikService")],
+            [False, True, True],
+        ),
+    ],
+)
+def test_propagation_waits(writes: list[tuple[str, str]], waits: list[bool]) -> None:
+    assert propagation_waits(writes) == waits

@@ -16,8 +16,16 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import observe, run_mirror
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
+    Action,
+    MirrorParams,
+    propagation_waits,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import (
+    _revert_write,
+    observe,
+    run_mirror,
+)
 
 OBJECTS = Path(__file__).parent / "fixtures" / "objects"
 NS = "production"
@@ -393,3 +401,82 @@ def test_teardown_checks_the_main_service_a_route_goes_back_to() -> None:
     assert "get Service api-service-canary" not in kube.reads  # the shadow is never a teardown's concern
     assert len(kube.writes) == writes
     assert ("TraefikService", MIRROR) in kube.objects
+
+
+# --- giving Traefik time to see a write before the one that depends on it -----------------------------
+
+
+def _record_waits_among_writes(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        "ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner.sleep",
+        lambda seconds: kube.writes.append(f"wait {seconds:g}"),
+    )
+
+
+def test_attach_waits_between_creating_the_mirror_and_pointing_the_route_at_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube = FakeKube(WORLD)
+    _record_waits_among_writes(kube, monkeypatch)
+
+    run_mirror(kube, ATTACH, check_mode=False)
+
+    assert kube.writes == [f"create TraefikService {MIRROR}", "wait 1", f"patch IngressRoute {ROUTE}"]
+
+
+def test_teardown_waits_between_restoring_the_route_and_deleting_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube(WORLD)
+    run_mirror(kube, ATTACH, check_mode=False)
+    kube.writes.clear()
+    _record_waits_among_writes(kube, monkeypatch)
+
+    run_mirror(kube, {**TEARDOWN, "propagation_seconds": 0.5}, check_mode=False)
+
+    assert kube.writes == [f"patch IngressRoute {ROUTE}", "wait 0.5", f"delete TraefikService {MIRROR}"]
+
+
+def test_undoing_an_attach_deletes_the_mirror_it_created_and_waits_only_after_a_route_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube = FakeKube(WORLD, conflict_at={3, 4, 5})  # the IngressRoute patch fails in every attempt (waits count)
+    _record_waits_among_writes(kube, monkeypatch)
+
+    with pytest.raises(DarklaunchError):
+        run_mirror(kube, ATTACH, check_mode=False)
+
+    # The route never went through the mirror, so the undo deletes it at once.
+    assert kube.writes == [
+        f"create TraefikService {MIRROR}",
+        "wait 1",
+        *[f"patch IngressRoute {ROUTE}"] * 3,
+        f"delete TraefikService {MIRROR}",
+    ]
+    # Had the route been written, undoing it (route back, then the mirror deleted) waits before the delete.
+    attach = [
+        Action("create", "TraefikService", MIRROR, NS, {}, ""),
+        Action("patch", "IngressRoute", ROUTE, NS, [], ""),
+    ]
+    assert propagation_waits([_revert_write(action) for action in reversed(attach)]) == [False, True]
+
+
+def test_a_ramp_and_a_rerun_never_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    kube = FakeKube(WORLD)
+    run_mirror(kube, ATTACH, check_mode=False)
+    kube.writes.clear()
+    _record_waits_among_writes(kube, monkeypatch)
+
+    run_mirror(kube, {**ATTACH, "mirror_percent": 50}, check_mode=False)
+    run_mirror(kube, {**ATTACH, "mirror_percent": 50}, check_mode=False)
+
+    assert kube.writes == [f"patch TraefikService {MIRROR}"]
+
+
+@pytest.mark.parametrize("seconds", [-1, 61])
+def test_propagation_seconds_out_of_range_is_refused_before_any_request(seconds: float) -> None:
+    kube = FakeKube(WORLD)
+
+    with pytest.raises(DarklaunchError) as caught:
+        run_mirror(kube, {**ATTACH, "propagation_seconds": seconds}, check_mode=False)
+
+    assert caught.value.field == "propagation_seconds"
+    assert kube.writes == [] and kube.reads == []
