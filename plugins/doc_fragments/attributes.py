@@ -3,7 +3,8 @@
 """Attribute documentation for the collection's modules.
 
 Modules extend ``darklaunch.traefik.attributes`` (the descriptions) plus the variants that state their
-support: ``.info_module`` for read-only modules and ``.actiongroup_traefik`` for ``module_defaults``.
+support: ``.info_module`` for read-only modules, ``.report_file`` for the report writers and
+``.actiongroup_traefik`` for ``module_defaults``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,22 @@ attributes:
     support: full
     details:
       - This action does not modify state.
+"""
+
+    # For the report writers (launch_report, fleet_report); use together with DOCUMENTATION.
+    REPORT_FILE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Says where the report would be written, and writes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details:
+      - Every run writes a new file, named after the time.
 """
 
     ACTIONGROUP_TRAEFIK = r"""

@@ -23,18 +23,9 @@ description:
     with the records it kept. Use it directly only to render a report from such records.
 author:
   - darklaunch.traefik contributors (@darklaunch)
-attributes:
-  check_mode:
-    description: Can run in check mode and say where the report would be written.
-    support: full
-  diff_mode:
-    description: Would return what changed in diff mode.
-    support: none
-  idempotent:
-    description: A second run with the same arguments changes nothing.
-    support: none
-    details:
-      - Every run writes a new file, named after the time.
+extends_documentation_fragment:
+  - darklaunch.traefik.attributes
+  - darklaunch.traefik.attributes.report_file
 options:
   route_name:
     description: Name of the IngressRoute of the launch.

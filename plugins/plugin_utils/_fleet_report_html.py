@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_html import CSS, escape
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_html import escape, page_start
 
 # A cluster's result as the fleet playbook records it, and how its row is coloured.
 RESULT_CLASSES = {
@@ -52,12 +52,7 @@ def render_fleet(
     when = datetime.fromtimestamp(generated, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     return "\n".join(
         [
-            "<!DOCTYPE html>",
-            '<html lang="en"><head><meta charset="utf-8">',
-            '<meta name="viewport" content="width=device-width, initial-scale=1">',
-            f"<title>{escape(title)}</title>",
-            f"<style>{CSS}</style></head><body>",
-            f"<h1>{escape(title)}</h1>",
+            *page_start(title),
             f'<section id="outcome" class="outcome {css}"><p class="verdict">Outcome: '
             f"<strong>{escape(summary['outcome'])}</strong></p><p>{escape(headline)}</p></section>",
             '<h2>Clusters, in wave order</h2><table id="clusters"><thead><tr><th>Cluster</th><th>Result</th>'

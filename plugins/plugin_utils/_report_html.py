@@ -33,16 +33,23 @@ WIDTH, HEIGHT = 760, 220
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 30
 
 
-def render(report: Mapping[str, Any]) -> str:
-    """The page for ``report`` (see ``docs/user-guide.md``, "The launch report", for its fields)."""
-    title = f"Shadow launch of {report.get('route', '?')} in {report.get('namespace', '?')}"
-    parts = [
+def page_start(title: str) -> list[str]:
+    """The lines every report page starts with: its head (title, the shared stylesheet) and its heading."""
+    return [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
+    ]
+
+
+def render(report: Mapping[str, Any]) -> str:
+    """The page for ``report`` (see ``docs/user-guide.md``, "The launch report", for its fields)."""
+    title = f"Shadow launch of {report.get('route', '?')} in {report.get('namespace', '?')}"
+    parts = [
+        *page_start(title),
         _outcome(report),
         _charts(report),
         _steps(report),

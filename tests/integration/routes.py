@@ -84,21 +84,24 @@ def launch_vars(world: Any, shadow_role: str = "canary", **extra: Any) -> dict[s
     }
 
 
+def attach_args(world: Any, percent: int, shadow_role: str = "canary") -> dict[str, Any]:
+    """traefik_mirror's arguments that mirror ``percent`` % of the world's route from stable to ``shadow_role``
+    and attach the mirror, signing off the end of the weighted split."""
+    return {
+        "route_name": world.route,
+        "namespace": world.namespace,
+        "main_service": world.service("stable"),
+        "mirror_service": world.service(shadow_role),
+        "mirror_percent": percent,
+        "attach_to_ingress": True,
+        "confirm_end_weighted_split": True,
+    }
+
+
 def shadow_route(world: Any, traefik_api_get: Callable[[str], Any], percent: int) -> None:
     """Stable serves every user and the canary gets a copy of ``percent`` % of the requests, as
     traefik_mirror leaves it (attached, the weighted split's end signed off), once Traefik routes so."""
-    result = run_module(
-        "traefik_mirror",
-        {
-            "route_name": world.route,
-            "namespace": world.namespace,
-            "main_service": world.service("stable"),
-            "mirror_service": world.service("canary"),
-            "mirror_percent": percent,
-            "attach_to_ingress": True,
-            "confirm_end_weighted_split": True,
-        },
-    )
+    result = run_module("traefik_mirror", attach_args(world, percent))
     assert not result.get("failed") and result["status"] == "active", result
     wait_mirror_live(traefik_api_get, world, percent)
 

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from dlcluster.kube import Kube, object_path
 from modrun import run_module
+from routes import attach_args
 from test_traefik_mirror_safety import (
     STATIC_PORTS,
     build_static_world,
@@ -155,16 +156,7 @@ def test_concurrent_attaches_and_disables_lose_nothing(
     mirror_name = f"{world.route}-mirror"
 
     def attach(percent: int) -> Callable[[], dict[str, Any]]:
-        args = {
-            "route_name": world.route,
-            "namespace": world.namespace,
-            "main_service": world.service("stable"),
-            "mirror_service": world.service("canary"),
-            "mirror_percent": percent,
-            "attach_to_ingress": True,
-            "confirm_end_weighted_split": True,
-        }
-        return lambda: run_module("traefik_mirror", args)
+        return lambda: run_module("traefik_mirror", attach_args(world, percent))
 
     # --- ten attaches at ten percents, and a person editing the route ---------------------------
     editor = ManualEditor(kube, world.namespace, world.route)

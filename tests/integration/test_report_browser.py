@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from routes import launch_vars
 from shadow import run_playbook
 from steady import SteadyTraffic
 
@@ -59,23 +60,7 @@ def test_the_report_of_a_real_launch_opens_and_shows_the_gates_numbers(
         time.sleep(10)  # some history for the baseline
         completed = run_playbook(
             "shadow_launch",
-            {
-                "route_name": world.route,
-                "namespace": world.namespace,
-                "main_service": world.service("stable"),
-                "mirror_service": world.service("canary"),
-                "steps": [20, 50],
-                "bake_seconds": 10,
-                "interval": 5,
-                "window": "10s",
-                "history_windows": 3,
-                "min_requests": 20,
-                "attach_to_ingress": True,
-                "confirm_end_weighted_split": True,
-                "prometheus_url": os.environ["PROMETHEUS_URL"],
-                "teardown": True,
-                "report_dir": str(tmp_path),
-            },
+            launch_vars(world, steps=[20, 50], bake_seconds=10, interval=5, report_dir=str(tmp_path)),
             timeout=300,
         )
     finally:

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from modrun import run_module
+from routes import attach_args
 from steady import SteadyTraffic
 
 CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
@@ -254,20 +255,7 @@ def canary_error_findings(report: dict[str, Any], world: SeedWorld) -> list[dict
 def test_attach_at_20_percent_copies_real_traffic(stand: Stand) -> None:
     world = stand.world
     stand.ir_before = user_part(ingress_route(stand))
-    result = run_module(
-        "traefik_mirror",
-        {
-            "route_name": world.route,
-            "namespace": world.namespace,
-            "main_service": world.service("stable"),
-            "mirror_service": world.service("canary"),
-            "mirror_percent": MIRROR_PERCENT,
-            "attach_to_ingress": True,
-            "confirm_end_weighted_split": True,
-            **stand.auth,
-        },
-        env=module_env(stand),
-    )
+    result = run_module("traefik_mirror", {**attach_args(world, MIRROR_PERCENT), **stand.auth}, env=module_env(stand))
     assert not result.get("failed") and result["status"] == "active", result
     assert [(a["verb"], a["kind"]) for a in result["actions"]] == [
         ("create", "TraefikService"),
