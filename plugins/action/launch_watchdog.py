@@ -9,7 +9,6 @@ parent is the ansible-playbook process the watchdog must outlive. Nothing is sen
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 from typing import Any
 
 from ansible.plugins.action import ActionBase
@@ -23,21 +22,20 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
     kubernetes_missing_error,
     resolve_auth_options,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, scrub
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_control import arm, stop
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_control import (
+    absolute_paths,
+    arm_for_route,
+    disarm_route,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files import (
-    ProcessId,
     RouteFiles,
     route_files,
     state_dir,
 )
 
 display = Display()
-
-# Auth options naming files: made absolute, since the watchdog must find them whatever its working directory.
-_PATH_OPTIONS = ("ca_cert", "client_cert", "client_key")
 
 
 def argument_spec() -> dict[str, Any]:
@@ -83,7 +81,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         _check_numbers(params)
         if not HAS_KUBERNETES:
             raise kubernetes_missing_error()
-        auth = _absolute_paths(resolve_auth_options(params))
+        auth = absolute_paths(resolve_auth_options(params))
         api_server = str(build_configuration(auth).host)
         files = route_files(state_dir(), params["namespace"], params["route_name"], api_server)
         if params["state"] == "disarmed":
@@ -91,30 +89,14 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         return self._arm(files, params, auth)
 
     def _arm(self, files: RouteFiles, params: dict[str, Any], auth: dict[str, Any]) -> dict[str, Any]:
-        route = params["route_name"]
         if self._task.check_mode:
             return {"changed": True, "armed": False, "pid": None, "log_path": str(files.log)}
-        controller = ProcessId.of(os.getppid())
-        config = {
-            "route_name": route,
-            "namespace": params["namespace"],
-            "mirror_name": params["mirror_name"] or f"{route}-mirror",
-            "wrr_name": params["wrr_name"] or f"{route}-wrr",
-            "restore_ingress_to_wrr": params["restore_ingress_to_wrr"],
-            "api_group": params["api_group"],
-            "poll_seconds": params["poll_seconds"],
-            "grace_seconds": params["grace_seconds"],
-            "launch_id": params["launch_id"] or None,
-            "controller": controller.to_dict(),
-            "auth": auth,
-            "armed_at": format_time(datetime.now(timezone.utc)),
-        }
-        watchdog = arm(files, config, __file__)
+        watchdog = arm_for_route(files, params, auth, __file__)
         return {
             "changed": True,
             "armed": True,
             "pid": watchdog.pid,
-            "controller_pid": controller.pid,
+            "controller_pid": os.getppid(),
             "log_path": str(files.log),
         }
 
@@ -122,7 +104,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         if self._task.check_mode:
             running = files.pid.exists()
             return {"changed": running, "armed": False, "stopped": running, "pid": None, "log_path": str(files.log)}
-        stopped = stop(files)
+        stopped = disarm_route(files)
         result: dict[str, Any] = {
             "changed": stopped.was_running,
             "armed": False,
@@ -145,15 +127,3 @@ def _check_numbers(params: dict[str, Any]) -> None:
         raise DarklaunchError("poll_seconds must be more than 0 (for example 1).", field="poll_seconds")
     if params["grace_seconds"] < 0:
         raise DarklaunchError("grace_seconds must be 0 or more (for example 60).", field="grace_seconds")
-
-
-def _absolute_paths(auth: dict[str, Any]) -> dict[str, Any]:
-    fixed = dict(auth)
-    for option in (*_PATH_OPTIONS, "kubeconfig"):
-        value = fixed.get(option)
-        if isinstance(value, str):
-            # KUBECONFIG-style lists (a:b) keep their separator; each part is made absolute.
-            fixed[option] = os.pathsep.join(
-                os.path.abspath(os.path.expanduser(part)) for part in value.split(os.pathsep)
-            )
-    return fixed

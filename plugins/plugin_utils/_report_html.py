@@ -65,9 +65,20 @@ def render(report: Mapping[str, Any]) -> str:
 # --- sections ----------------------------------------------------------------------------------------
 
 
+# The launch engine's outcomes (data) as the page says them, and their colour.
+_OUTCOMES = {
+    "passed": ("passed", "good"),
+    "rolled_back": ("rolled back", "bad"),
+    "rollback_failed": ("ROLLBACK FAILED", "bad"),
+    "taken_over": ("taken over by an operator", "neutral"),
+    "refused": ("refused before any change", "neutral"),
+    "planned": ("planned (check mode)", "neutral"),
+    "status": ("status", "neutral"),
+}
+
+
 def _outcome(report: Mapping[str, Any]) -> str:
-    outcome = str(report.get("outcome", "unknown"))
-    css = "good" if outcome == "passed" else "bad" if outcome in ("rolled back", "failed") else "neutral"
+    outcome, css = _OUTCOMES.get(str(report.get("outcome", "unknown")), (str(report.get("outcome")), "neutral"))
     lines = [
         f'<section id="outcome" class="outcome {css}"><p class="verdict">Outcome: '
         f"<strong>{escape(outcome)}</strong></p>"

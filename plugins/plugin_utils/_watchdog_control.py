@@ -16,10 +16,12 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files import (
     ProcessId,
     RouteFiles,
@@ -31,6 +33,8 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files
 
 WATCHDOG_MODULE: Final = "ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_process"
 READY_TIMEOUT_SECONDS: Final = 30.0
+# Auth options naming files: made absolute, since the watchdog must find them whatever its working directory.
+_PATH_OPTIONS: Final = ("ca_cert", "client_cert", "client_key", "kubeconfig")
 # A watchdog obeys SIGTERM within a poll, but finishes a rollback under way first (retries included).
 STOP_TIMEOUT_SECONDS: Final = 90.0
 
@@ -53,6 +57,47 @@ def collections_root(plugin_file: str) -> str:
         if parent.name == "ansible_collections":
             return str(parent.parent)
     raise DarklaunchError(f"cannot tell which collections path {plugin_file} was loaded from")
+
+
+def arm_for_route(files: RouteFiles, params: Mapping[str, Any], auth: Mapping[str, Any], plugin_file: str) -> ProcessId:
+    """Arm the watchdog of one launch for the ansible-playbook process that runs this worker (its parent).
+
+    ``params`` are launch_watchdog's options (route_name, namespace, mirror_name, wrr_name,
+    restore_ingress_to_wrr, api_group, launch_id, and optionally poll_seconds and grace_seconds).
+    """
+    route = params["route_name"]
+    config = {
+        "route_name": route,
+        "namespace": params["namespace"],
+        "mirror_name": params.get("mirror_name") or f"{route}-mirror",
+        "wrr_name": params.get("wrr_name") or f"{route}-wrr",
+        "restore_ingress_to_wrr": params["restore_ingress_to_wrr"],
+        "api_group": params.get("api_group"),
+        "poll_seconds": params.get("poll_seconds") or 1.0,
+        "grace_seconds": params["grace_seconds"] if params.get("grace_seconds") is not None else 60.0,
+        "launch_id": params.get("launch_id") or None,
+        "controller": ProcessId.of(os.getppid()).to_dict(),
+        "auth": absolute_paths(auth),
+        "armed_at": format_time(datetime.now(timezone.utc)),
+    }
+    return arm(files, config, plugin_file)
+
+
+def absolute_paths(auth: Mapping[str, Any]) -> dict[str, Any]:
+    fixed = dict(auth)
+    for option in _PATH_OPTIONS:
+        value = fixed.get(option)
+        if isinstance(value, str):
+            # KUBECONFIG-style lists (a:b) keep their separator; each part is made absolute.
+            fixed[option] = os.pathsep.join(
+                os.path.abspath(os.path.expanduser(part)) for part in value.split(os.pathsep)
+            )
+    return fixed
+
+
+def disarm_route(files: RouteFiles) -> Stopped:
+    """Stop the watchdog of one launch; its outcome says whether it had already rolled the launch back."""
+    return stop(files)
 
 
 def arm(files: RouteFiles, config: Mapping[str, Any], plugin_file: str) -> ProcessId:

@@ -34,7 +34,7 @@ def params(**extra: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "route_name": "api<script>alert(1)</script>",
         "namespace": "production",
-        "outcome": "rolled back",
+        "outcome": "rolled_back",
         "summary": "The gate found 1 anomaly & rolled back.",
         "steps": [
             {"percent": 20, "result": "ok", "tally": {"ok": 2}, "start": T0, "end": T0 + 20},
@@ -135,7 +135,7 @@ def test_the_summary_for_set_stats_counts_the_checks() -> None:
     assert stats == {
         "route": "api<script>alert(1)</script>",
         "namespace": "production",
-        "outcome": "rolled back",
+        "outcome": "rolled_back",
         "steps": [{"percent": 20, "result": "ok"}, {"percent": 50, "result": "anomalous"}],
         "checks": 2,
         "anomalous_checks": 1,

@@ -1,0 +1,320 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin of ``darklaunch.traefik.shadow_launch`` (documented in plugins/modules/shadow_launch.py).
+
+Runs the launch engine (``plugin_utils/_launch_engine``) on the controller, like the traffic lookup and the
+watchdog: the engine writes through traefik_mirror's own Python (``run_mirror``), judges through the traffic
+lookup, and prints one line per check while the task runs (``ansible-playbook`` shows them live, AWX
+receives them as events). Nothing is sent to a managed host.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec, with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
+    HAS_KUBERNETES,
+    build_configuration,
+    kubernetes_missing_error,
+    resolve_auth_options,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
+from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import (
+    auth_secrets,
+    prometheus_secrets,
+    scrub,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_distribution
+from ansible_collections.darklaunch.traefik.plugins.modules.traefik_mirror import (
+    argument_spec as mirror_argument_spec,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import parse_prometheus_duration
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import (
+    JudgeUnavailable,
+    LaunchEngine,
+    LaunchPlan,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
+    GateRules,
+    check_rules,
+    interval_seconds,
+    lease_seconds,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_control import arm_for_route, disarm_route
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files import route_files, state_dir
+
+display = Display()
+
+# The mirror's options the launch passes through to traefik_mirror unchanged.
+_MIRROR_OPTIONS = ("main_service", "main_kind", "main_port", "mirror_service", "mirror_port", "mirror_name", "wrr_name")
+
+
+def argument_spec() -> dict[str, Any]:
+    return with_auth(
+        {
+            "route_name": {"type": "str", "required": True},
+            "namespace": {"type": "str", "default": "default"},
+            "main_service": {"type": "str"},
+            "main_kind": {"type": "str", "choices": ["Service", "TraefikService"], "default": "Service"},
+            "main_port": {"type": "raw"},
+            "mirror_service": {"type": "str"},
+            "mirror_port": {"type": "raw"},
+            "mirror_name": {"type": "str"},
+            "wrr_name": {"type": "str"},
+            "steps": {"type": "list", "elements": "int", "required": True},
+            "bake_seconds": {"type": "int", "default": 300},
+            "attach_to_ingress": {"type": "bool", "default": False},
+            "confirm_end_weighted_split": {"type": "bool", "default": False},
+            "restore_ingress_to_wrr": {"type": "bool", "default": True},
+            "teardown": {"type": "bool", "default": False},
+            "gate": {"type": "bool", "default": True},
+            "interval": {"type": "int", "default": 60},
+            "failure_limit": {"type": "int", "default": 1},
+            "inconclusive_limit": {"type": "int", "default": 3},
+            "error_limit": {"type": "int", "default": 3},
+            "fail_on_insufficient_data": {"type": "bool", "default": True},
+            "lease_seconds": {"type": "int", "default": 0},
+            "watchdog": {"type": "bool", "default": True},
+            "takeover": {"type": "bool", "default": False},
+            "launch_id": {"type": "str", "required": True},
+            "owner": {"type": "str"},
+            "anomaly": {"type": "dict", "default": {}},
+            "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
+        }
+    )
+
+
+def module_kwargs() -> dict[str, Any]:
+    """What an AnsibleModule of this action would be given (tests compare it with the documentation)."""
+    return {"argument_spec": argument_spec(), "supports_check_mode": True}
+
+
+class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
+    TRANSFERS_FILES = False
+    _requires_connection = False  # everything happens on the controller
+
+    def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = super().run(tmp, task_vars)
+        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        secrets = auth_secrets(params) | prometheus_secrets(params["anomaly"])
+        try:
+            engine = self._engine(params, task_vars or {}, lambda line: display.display(scrub(line, secrets)))
+        except DarklaunchError as error:
+            result.update(failed=True, outcome="refused", msg=scrub(error.msg, secrets), changed=False)
+            if error.field is not None:
+                result["field"] = error.field
+            return result
+        launch = engine.run()
+        data = launch.to_dict()
+        result.update(
+            {key: value for key, value in data.items() if key not in ("msg", "cause")},
+            msg=scrub(launch.msg, secrets),
+            cause=scrub(launch.cause, secrets) if launch.cause else None,
+            changed=bool(launch.changes),
+            failed=launch.failed,
+        )
+        return result
+
+    def _engine(self, params: dict[str, Any], task_vars: dict[str, Any], say: Any) -> LaunchEngine:
+        if not HAS_KUBERNETES:
+            raise kubernetes_missing_error()
+        steps = params["steps"]
+        if not steps or any(not 1 <= step <= 100 for step in steps):
+            raise DarklaunchError(
+                f"steps must be percentages from 1 to 100 (got {steps}).", field="shadow_launch_steps"
+            )
+        window = str(params["anomaly"].get("window") or "1m")
+        window_seconds = parse_prometheus_duration(window)
+        rules = GateRules(
+            bake_seconds=params["bake_seconds"],
+            interval_seconds=interval_seconds(params["interval"], window_seconds),
+            failure_limit=params["failure_limit"],
+            inconclusive_limit=params["inconclusive_limit"],
+            error_limit=params["error_limit"],
+            fail_on_insufficient_data=params["fail_on_insufficient_data"],
+            gate=params["gate"],
+        )
+        check_rules(rules)
+        if params["lease_seconds"] < 0:
+            raise DarklaunchError("shadow_launch_lease_seconds must be 0 or more.", field="shadow_launch_lease_seconds")
+        plan = LaunchPlan(
+            route_name=params["route_name"],
+            namespace=params["namespace"],
+            steps=tuple(steps),
+            rules=rules,
+            attach=params["attach_to_ingress"],
+            teardown=params["teardown"],
+            launch_id=params["launch_id"],
+            takeover=params["takeover"],
+            check_mode=bool(self._task.check_mode),
+            restore_to_wrr=params["restore_ingress_to_wrr"],
+            window_seconds=window_seconds,
+            window=window,
+        )
+        auth = resolve_auth_options({name: params.get(name) for name in auth_argument_spec()})
+        cluster = _Cluster(params, auth, lease_seconds(params["lease_seconds"], rules))
+        judge = _Judge(self, params, task_vars) if rules.gate else None
+        watchdog = _Watchdog(params, auth) if params["watchdog"] and not plan.check_mode else None
+        return LaunchEngine(plan, cluster, judge, watchdog, _Clock(), say)
+
+
+class _Clock:
+    """Wall time, and sleeps that end this worker when the ansible-playbook that forked it is gone.
+
+    A killed ansible-playbook (SIGKILL, a crash) cannot stop its worker, which would go on renewing the
+    launch record and writing steps that nobody watches, and race the watchdog's rollback. The worker is
+    reparented then, so it checks its parent while it waits and exits at once, writing nothing more: the
+    watchdog (or, without one, the record's deadline and the abandoned-launch report) takes it from there.
+    """
+
+    SLICE_SECONDS = 0.5
+
+    def __init__(self) -> None:
+        self._parent = os.getppid()
+
+    def now(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while True:
+            if os.getppid() != self._parent:
+                os._exit(1)
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, self.SLICE_SECONDS))
+
+
+class _Cluster:
+    """traefik_mirror's Python and by-name reads, on one client for the whole launch."""
+
+    def __init__(self, params: dict[str, Any], auth: dict[str, Any], lease: int) -> None:
+        self._params = params
+        self._lease = lease
+        self._client = KubeClient.from_params({**auth, "api_group": params["api_group"]})
+        self._auth = auth
+        self._names: dict[str, Any] = {}
+
+    def _mirror(self, check_mode: bool = False, **options: Any) -> dict[str, Any]:
+        """One traefik_mirror run with the module's own argument spec (its defaults included)."""
+        given = {name: self._params[name] for name in ("route_name", "namespace", "api_group", *_MIRROR_OPTIONS)}
+        given.update(options)
+        checked = ArgumentSpecValidator(mirror_argument_spec()).validate(
+            {name: value for name, value in given.items() if value is not None}
+        )
+        if checked.error_messages:
+            raise DarklaunchError("; ".join(checked.error_messages))
+        answer: dict[str, Any] = run_mirror(
+            self._client, checked.validated_parameters, check_mode=check_mode
+        ).plan.to_dict()
+        if answer.get("resolved"):
+            self._names = dict(answer["resolved"])
+        return answer
+
+    def _launch(self, percent: int, record: str) -> dict[str, Any]:
+        return {
+            "id": self._params["launch_id"],
+            "owner": self._params["owner"],
+            "step": percent,
+            "lease_seconds": self._lease,
+            "state": record,
+        }
+
+    def plan(self, percent: int) -> dict[str, Any]:
+        attach = self._params["attach_to_ingress"]
+        return self._mirror(
+            check_mode=True,
+            state="present",
+            mirror_percent=percent,
+            # Always with the attach: only then does traefik_mirror refuse a missing main or shadow Service.
+            attach_to_ingress=True,
+            # Without an attach there is no weighted split to end, so nothing to sign off.
+            confirm_end_weighted_split=self._params["confirm_end_weighted_split"] or not attach,
+        )
+
+    def apply(self, percent: int, attach: bool, record: str) -> dict[str, Any]:
+        return self._mirror(
+            state="present",
+            mirror_percent=percent,
+            attach_to_ingress=attach,
+            confirm_end_weighted_split=self._params["confirm_end_weighted_split"],
+            launch=self._launch(percent, record),
+        )
+
+    def restore(self) -> dict[str, Any]:
+        return self._mirror(state="absent", restore_ingress_to_wrr=self._params["restore_ingress_to_wrr"])
+
+    def observe(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        route_name = self._params["route_name"]
+        mirror_name = self._names.get("mirror_name") or self._params["mirror_name"] or f"{route_name}-mirror"
+        namespace = self._params["namespace"]
+        return (
+            self._client.get("TraefikService", namespace, mirror_name),
+            self._client.get("IngressRoute", namespace, route_name),
+        )
+
+    def read_route(self) -> dict[str, Any] | None:
+        try:
+            distribution = read_distribution(
+                self._client,
+                namespace=self._params["namespace"],
+                route_name=self._params["route_name"],
+                api_group=self._params["api_group"],
+            )
+        except DarklaunchError:
+            return None
+        return distribution.to_dict()
+
+
+class _Judge:
+    """The traffic lookup's ``anomalies`` answer, with the options and environment it would get in a task."""
+
+    def __init__(self, action: ActionBase, params: dict[str, Any], task_vars: dict[str, Any]) -> None:
+        self._action = action
+        self._task_vars = task_vars
+        auth = {name: params[name] for name in auth_argument_spec() if params.get(name) is not None}
+        self._options = {
+            **{key: value for key, value in params["anomaly"].items() if value not in (None, "", [], {})},
+            **auth,
+            "route_name": params["route_name"],
+            "namespace": params["namespace"],
+        }
+        if params["api_group"]:
+            self._options["api_group"] = params["api_group"]
+
+    def check(self) -> dict[str, Any]:
+        lookup = self._action._shared_loader_obj.lookup_loader.get(
+            "darklaunch.traefik.traffic", loader=self._action._loader, templar=self._action._templar
+        )
+        try:
+            answer = lookup.run(["anomalies"], variables=self._task_vars, **self._options)
+        except (AnsibleError, DarklaunchError, OSError) as error:
+            raise JudgeUnavailable(str(error).strip()) from None
+        return dict(answer[0])
+
+
+class _Watchdog:
+    def __init__(self, params: dict[str, Any], auth: dict[str, Any]) -> None:
+        self._params = params
+        self._auth = auth
+        api_server = str(build_configuration(auth).host)
+        self._files = route_files(state_dir(), params["namespace"], params["route_name"], api_server)
+
+    def arm(self) -> None:
+        arm_for_route(self._files, {**self._params, "launch_id": self._params["launch_id"]}, self._auth, __file__)
+
+    def disarm(self) -> dict[str, Any] | None:
+        stopped = disarm_route(self._files)
+        return stopped.outcome if stopped.outcome else None
