@@ -223,13 +223,14 @@ class _Cluster:
             self._names = dict(answer["resolved"])
         return answer
 
-    def _launch(self, percent: int, record: str) -> dict[str, Any]:
+    def _launch(self, percent: int, record: str, progress: str | None) -> dict[str, Any]:
         return {
             "id": self._params["launch_id"],
             "owner": self._params["owner"],
             "step": percent,
             "lease_seconds": self._lease,
             "state": record,
+            "progress": progress,
         }
 
     def plan(self, percent: int) -> dict[str, Any]:
@@ -244,13 +245,13 @@ class _Cluster:
             confirm_end_weighted_split=self._params["confirm_end_weighted_split"] or not attach,
         )
 
-    def apply(self, percent: int, attach: bool, record: str) -> dict[str, Any]:
+    def apply(self, percent: int, attach: bool, record: str, progress: str | None) -> dict[str, Any]:
         return self._mirror(
             state="present",
             mirror_percent=percent,
             attach_to_ingress=attach,
             confirm_end_weighted_split=self._params["confirm_end_weighted_split"],
-            launch=self._launch(percent, record),
+            launch=self._launch(percent, record, progress),
         )
 
     def restore(self) -> dict[str, Any]:

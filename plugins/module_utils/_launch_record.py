@@ -25,12 +25,13 @@ LAUNCH_ANNOTATION_PREFIX = "darklaunch.traefik/launch-"
 LAUNCH_RUNNING = "running"
 LAUNCH_FINISHED = "finished"
 # Record fields, each stored as annotation LAUNCH_ANNOTATION_PREFIX + field.
-RECORD_FIELDS = ("id", "owner", "route", "started", "step", "deadline", "renewed")
+RECORD_FIELDS = ("id", "owner", "route", "started", "step", "deadline", "renewed", "progress")
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _MAX_OWNER = 256
 _PLAYBOOK = "darklaunch.traefik.mirror_disable"
-_REQUEST_KEYS = ("id", "owner", "step", "lease_seconds", "state")
+_REQUEST_KEYS = ("id", "owner", "step", "lease_seconds", "state", "progress")
+_MAX_PROGRESS = 512
 
 
 def annotation_key(record_field: str) -> str:
@@ -78,6 +79,8 @@ class LaunchRequest:
     owner: str | None = None
     step: int | None = None
     state: str = LAUNCH_RUNNING
+    # The checks so far, in words, for shadow_status.yml (for example "3 checks: 2 ok, 1 inconclusive").
+    progress: str | None = None
 
 
 LaunchOption = Union[LaunchRequest, Mapping[str, Any]]
@@ -109,7 +112,8 @@ def parse_launch_request(value: LaunchOption | None) -> LaunchRequest | None:
     unknown = sorted(str(key) for key in value if key not in _REQUEST_KEYS)
     if unknown:
         raise DarklaunchError(
-            f"launch has unknown key {', '.join(unknown)}; it takes id, owner, step, lease_seconds and state.",
+            f"launch has unknown key {', '.join(unknown)}; it takes id, owner, step, lease_seconds, state and "
+            "progress.",
             field="launch",
         )
     launch_id = value.get("id")
@@ -138,12 +142,21 @@ def parse_launch_request(value: LaunchOption | None) -> LaunchRequest | None:
     step = value.get("step")
     if step is not None:
         step = _whole_number(step, "launch.step", 1, 100, "the percent of the current step")
+    progress = value.get("progress")
+    if progress is not None:
+        if not isinstance(progress, str) or len(progress) > _MAX_PROGRESS or any(ord(c) < 32 for c in progress):
+            raise DarklaunchError(
+                f"launch.progress must be one line of text of at most {_MAX_PROGRESS} characters (the checks so far); "
+                f"got {progress!r}.",
+                field="launch",
+            )
+        progress = progress.strip() or None
     state = value.get("state") or LAUNCH_RUNNING
     if state not in (LAUNCH_RUNNING, LAUNCH_FINISHED):
         raise DarklaunchError(
             f"launch.state must be {LAUNCH_RUNNING} or {LAUNCH_FINISHED}; got {state!r}.", field="launch"
         )
-    return LaunchRequest(id=launch_id, lease_seconds=lease, owner=owner, step=step, state=state)
+    return LaunchRequest(id=launch_id, lease_seconds=lease, owner=owner, step=step, state=state, progress=progress)
 
 
 # --- the record ----------------------------------------------------------------------------------------
@@ -160,6 +173,7 @@ class LaunchRecord:
     step: int | None
     deadline: datetime | None
     renewed: datetime | None
+    progress: str | None = None
 
     def annotations(self) -> dict[str, str]:
         """The annotations that store this record (unset fields are left out)."""
@@ -171,6 +185,7 @@ class LaunchRecord:
             "step": str(self.step) if self.step is not None else None,
             "deadline": format_time(self.deadline) if self.deadline else None,
             "renewed": format_time(self.renewed) if self.renewed else None,
+            "progress": self.progress,
         }
         return {annotation_key(name): value for name, value in values.items() if value is not None}
 
@@ -183,6 +198,7 @@ class LaunchRecord:
             "step": self.step,
             "deadline": format_time(self.deadline) if self.deadline else None,
             "renewed": format_time(self.renewed) if self.renewed else None,
+            "progress": self.progress,
         }
 
 
@@ -208,6 +224,7 @@ def read_launch_record(annotations: Mapping[str, Any] | None) -> LaunchRecord | 
         step=step,
         deadline=parse_time(text("deadline")),
         renewed=parse_time(text("renewed")),
+        progress=text("progress"),
     )
 
 
@@ -266,9 +283,17 @@ def plan_record(request: LaunchRequest, current: LaunchRecord | None, route: str
     started = current.started if same_launch and current is not None and current.started else now
     owner = request.owner or (current.owner if same_launch and current is not None else None)
     step = request.step if request.step is not None else (current.step if same_launch and current else None)
+    progress = request.progress or (current.progress if same_launch and current is not None else None)
     deadline = now + timedelta(seconds=request.lease_seconds)
     record = LaunchRecord(
-        id=request.id, owner=owner, route=route, started=started, step=step, deadline=deadline, renewed=now
+        id=request.id,
+        owner=owner,
+        route=route,
+        started=started,
+        step=step,
+        deadline=deadline,
+        renewed=now,
+        progress=progress,
     )
     verb = "renewed" if same_launch else "recorded"
     step_text = f"step {step}%, " if step is not None else ""
@@ -333,8 +358,9 @@ def describe_launch(
         )
     else:
         left = int((record.deadline - now).total_seconds()) if record.deadline else 0
+        progress = f" ({record.progress})" if record.progress else ""
         message = (
-            f"Launch {record.id} started by {owner} at {started} is running{step}; it renews its deadline "
+            f"Launch {record.id} started by {owner} at {started} is running{step}{progress}; it renews its deadline "
             f"{format_time(record.deadline) if record.deadline else ''} (in {left} s)."
         )
     described = record.to_dict()

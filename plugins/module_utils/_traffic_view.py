@@ -26,6 +26,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution i
     summarise_weighted,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import PAUSED, read_control
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
     describe_launch,
     read_launch_record,
@@ -177,19 +178,29 @@ def _read_one_route(
 
 
 def _with_launch(summary: dict[str, Any], mirror: TraefikServiceObj, now: datetime) -> dict[str, Any]:
-    """A mirror listing entry plus ``launch``: the launch recorded on it (see _launch_record), or None."""
+    """A mirror listing entry plus ``launch``: the launch recorded on it (see _launch_record) with the
+    operator's standing command (see _launch_control), or None."""
     record = read_launch_record(mirror.annotations)
-    summary["launch"] = (
-        None
-        if record is None
-        else describe_launch(
-            record,
-            now,
-            mirror_name=mirror.name,
-            namespace=mirror.namespace,
-            referenced_by=summary.get("referenced_by") or (),
-        )
+    if record is None:
+        summary["launch"] = None
+        return summary
+    launch = describe_launch(
+        record,
+        now,
+        mirror_name=mirror.name,
+        namespace=mirror.namespace,
+        referenced_by=summary.get("referenced_by") or (),
     )
+    control = read_control(mirror.annotations)
+    launch["control"] = control.to_dict() if control else None
+    if control is not None and not launch["abandoned"]:
+        launch["message"] += (
+            f" It is PAUSED ({control.describe()}): it holds its step, still judging, until "
+            "playbooks/shadow_resume.yml."
+            if control.state == PAUSED
+            else f" It is being ABORTED ({control.describe()}): it rolls back at its next check."
+        )
+    summary["launch"] = launch
     return summary
 
 

@@ -103,7 +103,8 @@ options:
     type: bool
     default: false
   restore_ingress_to_wrr:
-    description: As O(darklaunch.traefik.traefik_mirror#module:restore_ingress_to_wrr), for the teardown and the rollback.
+    description:
+      - As O(darklaunch.traefik.traefik_mirror#module:restore_ingress_to_wrr), for the teardown and the rollback.
     type: bool
     default: true
   teardown:
@@ -149,7 +150,8 @@ options:
     type: bool
     default: false
   launch_id:
-    description: The id of this run, written in the launch record (see O(darklaunch.traefik.traefik_mirror#module:launch.id)).
+    description:
+      - The id of this run, written in the launch record (see O(darklaunch.traefik.traefik_mirror#module:launch.id)).
     type: str
     required: true
   owner:
@@ -166,7 +168,6 @@ options:
 notes:
   - Runs on the controller, like the lookup and the watchdog, whatever host the task targets.
 seealso:
-  - role: darklaunch.traefik.shadow_launch
   - module: darklaunch.traefik.traefik_mirror
   - module: darklaunch.traefik.launch_control
 """

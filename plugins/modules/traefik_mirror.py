@@ -181,6 +181,12 @@ options:
         type: str
         choices: [running, finished]
         default: running
+      progress:
+        description:
+          - The launch's checks so far in one line, for example V(check 3 of the 20% step, 2 ok, 1 inconclusive),
+            shown by C(playbooks/shadow_status.yml) while the launch runs. Kept from the previous call of the same
+            launch when omitted. At most 512 characters.
+        type: str
 requirements:
   - kubernetes >= 24.2.0
 notes:
@@ -387,6 +393,9 @@ launch:
     renewed:
       description: When the record was last written.
       type: str
+    progress:
+      description: The launch's checks so far in words (null when not given).
+      type: str
   sample:
     id: 3f9c2a71
     owner: alice@laptop pid 4242 via ansible-playbook
@@ -525,6 +534,7 @@ def argument_spec() -> dict[str, Any]:
                     "step": {"type": "int"},
                     "lease_seconds": {"type": "int", "required": True},
                     "state": {"type": "str", "choices": ["running", "finished"], "default": "running"},
+                    "progress": {"type": "str"},
                 },
             },
         }

@@ -130,8 +130,9 @@ mirrors:
       description:
         - The launch recorded on the mirror by M(darklaunch.traefik.traefik_mirror)'s
           O(darklaunch.traefik.traefik_mirror#module:launch) option, or null.
-        - The record fields (C(id), C(owner), C(route), C(started), C(step), C(deadline), C(renewed)) plus
-          C(abandoned), C(seconds_past_deadline), C(rollback_command) and C(message), as in RV(abandoned_launches).
+        - The record fields (C(id), C(owner), C(route), C(started), C(step), C(deadline), C(renewed), C(progress))
+          plus C(abandoned), C(seconds_past_deadline), C(rollback_command), C(control) and C(message), as in
+          RV(abandoned_launches).
       type: dict
       returned: always
 abandoned_launches:
@@ -171,6 +172,14 @@ abandoned_launches:
     renewed:
       description: When it last renewed it.
       type: str
+    progress:
+      description: The launch's checks so far in words, as it last wrote them (null when it did not say).
+      type: str
+    control:
+      description:
+        - The operator's standing command to the launch (M(darklaunch.traefik.launch_control)), or null.
+        - C(state) (V(paused) or V(aborted)), C(by) (who gave it) and C(at) (when, RFC 3339 UTC).
+      type: dict
     abandoned:
       description: Always V(true) here; in RV(mirrors[].launch) V(false) while the launch renews its deadline.
       type: bool
@@ -193,6 +202,8 @@ abandoned_launches:
       step: 20
       deadline: "2025-11-27T14:12:40.007Z"
       renewed: "2025-11-27T14:02:40.007Z"
+      progress: "3 checks at 20%: 3 ok; last ok"
+      control: null
       abandoned: true
       seconds_past_deadline: 95
       rollback_command: >-

@@ -62,8 +62,9 @@ class Cluster(Protocol):
     def plan(self, percent: int) -> dict[str, Any]:
         """traefik_mirror's dry run (check mode) of the first step with the attach; raises DarklaunchError."""
 
-    def apply(self, percent: int, attach: bool, record: str) -> dict[str, Any]:
-        """traefik_mirror state=present with the launch record (``running`` or ``finished``)."""
+    def apply(self, percent: int, attach: bool, record: str, progress: str | None) -> dict[str, Any]:
+        """traefik_mirror state=present with the launch record (``running`` or ``finished``) and the checks so
+        far in words (None keeps the last)."""
 
     def restore(self) -> dict[str, Any]:
         """traefik_mirror state=absent: the IngressRoute back as it was, the mirror deleted."""
@@ -199,8 +200,17 @@ class LaunchEngine:
             self._finish()
         except _Stop as stop:
             if stop.outcome == TAKEN_OVER:
-                self._disarm()
-                return self._end(TAKEN_OVER, stop.cause, stop.kind, stop.failed_check)
+                try:
+                    self._disarm()
+                except _Stop as watchdog:
+                    return self._end(ROLLED_BACK, f"{stop.cause} {watchdog.cause}", watchdog.kind)
+                return self._end(
+                    TAKEN_OVER,
+                    f"Shadow launch of {self.plan.route_name} in {self.plan.namespace} was taken over: {stop.cause}",
+                    stop.kind,
+                    stop.failed_check,
+                    cause=stop.cause,
+                )
             return self._roll_back(stop.cause, stop.kind, stop.failed_check)
         except DarklaunchError as error:
             return self._roll_back(error.msg, "error")
@@ -305,12 +315,14 @@ class LaunchEngine:
                 "watchdog",
             )
 
-    def _write(self, percent: int, attach: bool, record: str = "running", checked: bool = False) -> dict[str, Any]:
+    def _write(
+        self, percent: int, attach: bool, record: str = "running", checked: bool = False, progress: str | None = None
+    ) -> dict[str, Any]:
         """Every write of a running launch: first check (unless the caller just did) that nobody changed what
         this launch left."""
         if not checked:
             self._check_unchanged()
-        applied = self.cluster.apply(percent, attach, record)
+        applied = self.cluster.apply(percent, attach, record, progress)
         self._record_changes(applied)
         if applied.get("resolved"):
             self.result.resolved = dict(applied["resolved"])
@@ -384,15 +396,16 @@ class LaunchEngine:
                     f"{percent}% step.",
                     "aborted",
                 )
-            self._write(percent, self.plan.attach, checked=True)  # renews the launch record
-            paused = self._control is not None and self._control.state == PAUSED
+            paused = seen.control is not None and seen.control.state == PAUSED
+            of = max(planned, number)
+            line = f"{percent}% step, {int(started - start)}/{rules.bake_seconds} s, check {number}/{of}: gate off"
             if self.judge is not None:
-                tally = self._judge(percent, number, max(planned, number), start, started, tally, paused)
-            elif paused or number <= planned:
-                self.say(
-                    f"{percent}% step, {int(started - start)}/{rules.bake_seconds} s, check {number}/{planned}: "
-                    f"gate off{self._paused_note()}"
-                )
+                # A limit reached here rolls back at once, without renewing the record first.
+                tally, line = self._judge(percent, number, of, start, started, tally, paused)
+                self._step["tally"] = tally.to_dict()  # for the report, should a later write fail
+            # Renews the launch record, with the checks so far for shadow_status.yml.
+            self._write(percent, self.plan.attach, checked=True, progress=self._progress(percent, number, tally))
+            self.say(line + self._paused_note())
             if paused:
                 continue
             if number >= planned:
@@ -429,7 +442,8 @@ class LaunchEngine:
 
     def _judge(
         self, percent: int, number: int, of: int, start: float, started: float, tally: Tally, paused: bool
-    ) -> Tally:
+    ) -> tuple[Tally, str]:
+        """Ask the gate once; stop at a limit, else return the step's tally and the check's line."""
         rules = self.plan.rules
         try:
             report = dict(self.judge.check()) if self.judge else {}
@@ -452,26 +466,41 @@ class LaunchEngine:
         }
         self.result.checks.append(check)
         tally = tally.record(outcome)
-        self.say(_check_line(check, rules.bake_seconds) + self._paused_note())
+        line = _check_line(check, rules.bake_seconds)
         limit = limit_reached(tally, rules)
-        if limit is not None:
-            self._step = {
-                "percent": percent,
-                "result": _failed_result(limit.kind),
-                "tally": tally.to_dict(),
-                "start": start,
-                "end": ended,
-            }
-            if limit.kind == "broken_check":
-                cause = _broken_message(report)
-            else:
-                cause = (
-                    f"Anomaly gate at {percent}%: {_limit_word(limit.kind)}. {limit.message} after "
-                    f"{int(check['elapsed'])} s of the {rules.bake_seconds} s bake (check {number} of {of}, at "
-                    f"{check['at']}): {report.get('summary')}"
-                )
-            raise _Stop(ROLLED_BACK, cause, limit.kind, check)
-        return tally
+        if limit is None:
+            return tally, line
+        self.say(line + self._paused_note())
+        self._step = {
+            "percent": percent,
+            "result": _failed_result(limit.kind),
+            "tally": tally.to_dict(),
+            "start": start,
+            "end": ended,
+        }
+        if limit.kind == "broken_check":
+            cause = _broken_message(report)
+        else:
+            cause = (
+                f"Anomaly gate at {percent}%: {_limit_word(limit.kind)}. {limit.message} after "
+                f"{int(check['elapsed'])} s of the {rules.bake_seconds} s bake (check {number} of {of}, at "
+                f"{check['at']}): {report.get('summary')}"
+            )
+        raise _Stop(ROLLED_BACK, cause, limit.kind, check)
+
+    def _progress(self, percent: int, number: int, tally: Tally) -> str:
+        """The checks so far in one line, for the launch record (shadow_status.yml shows it)."""
+        passed = ", ".join(f"{p}%" for p in self.result.passed) or "none"
+        counts = (
+            f"{tally.ok} ok, {tally.anomalous} anomalous, {tally.inconclusive} inconclusive, {tally.errors} errors"
+            if self.judge is not None
+            else "gate off"
+        )
+        paused = f"; {self._control.describe()}" if self._control is not None else ""
+        return (
+            f"check {number} of the {percent}% step ({counts}; last {tally.last or '-'}); steps passed: "
+            f"{passed}{paused}"
+        )
 
     def _paused_note(self) -> str:
         if self._control is None or self._control.state != PAUSED:

@@ -27,7 +27,6 @@ STEP_GATE_OFF = "gate off"
 
 MIN_AUTOMATIC_INTERVAL = 10
 LEASE_MARGIN_SECONDS = 60
-UNGATED_LEASE_MARGIN_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -159,7 +158,8 @@ def limit_reached(tally: Tally, rules: GateRules) -> Limit | None:
             f"{tally.consecutive_errors} consecutive check(s) could not ask Prometheus, the error limit of "
             f"{rules.error_limit}; a gate that cannot see is not a pass",
         )
-    if rules.inconclusive_limit and tally.inconclusive >= rules.inconclusive_limit:
+    # Going on blind (fail_on_insufficient_data=false) is the operator's explicit choice for a quiet route.
+    if rules.fail_on_insufficient_data and rules.inconclusive_limit and tally.inconclusive >= rules.inconclusive_limit:
         return Limit(
             "inconclusive_limit",
             f"{tally.inconclusive} inconclusive check(s) reached the inconclusive limit of {rules.inconclusive_limit}",

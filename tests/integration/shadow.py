@@ -58,14 +58,17 @@ def playbook_env() -> dict[str, str]:
     return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), "ANSIBLE_NOCOLOR": "1"}
 
 
-def run_playbook(name: str, extra_vars: dict[str, Any], timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
-    """``ansible-playbook playbooks/<name>.yml -e <json>`` with this checkout as darklaunch.traefik."""
+def run_playbook(
+    name: str, extra_vars: dict[str, Any], timeout: float = 180.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook playbooks/<name>.yml -e <json>`` with this checkout as darklaunch.traefik (and ``env``
+    added to the operator's environment)."""
     return subprocess.run(
         playbook_command(name, extra_vars),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=playbook_env(),
+        env={**playbook_env(), **(env or {})},
         cwd=REPO_ROOT,
         check=False,
     )

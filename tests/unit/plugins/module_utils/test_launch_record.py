@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
     format_time,
     parse_launch_request,
     parse_time,
+    plan_record,
     read_launch_record,
     rollback_command,
 )
@@ -74,6 +76,7 @@ def test_the_stored_record_is_read_back() -> None:
         "step": 20,
         "deadline": "2025-11-27T10:05:00.000Z",
         "renewed": "2025-11-27T10:04:00.000Z",
+        "progress": None,
     }
 
 
@@ -95,6 +98,9 @@ def test_strings_from_surveys_are_accepted_for_numbers() -> None:
         ({"id": "has space", "lease_seconds": 30}, "launch.id is required"),
         ({"id": "r1", "lease_seconds": True}, "launch.lease_seconds must be a whole number"),
         ({"id": "r1", "lease_seconds": 30, "owner": "two\nlines"}, "launch.owner must be one line"),
+        ({"id": "r1", "lease_seconds": 30, "progress": "two\nlines"}, "launch.progress must be one line"),
+        ({"id": "r1", "lease_seconds": 30, "progress": "x" * 513}, "launch.progress must be one line"),
+        ({"id": "r1", "lease_seconds": 30, "checks": 3}, "launch has unknown key checks"),
     ],
 )
 def test_bad_launch_options_name_the_key(launch: Any, fragment: str) -> None:
@@ -143,6 +149,31 @@ def test_a_record_before_its_deadline_is_running() -> None:
     assert (described["abandoned"], described["seconds_past_deadline"]) == (False, 0)
     assert "is running at step 20%" in described["message"]
     assert "(in 30 s)" in described["message"]
+
+
+def test_progress_is_stored_kept_across_renewals_of_the_same_launch_and_dropped_for_a_new_one() -> None:
+    first = parse_launch_request({"id": "run-a1", "lease_seconds": 60, "progress": "check 1 of the 20% step"})
+    assert first is not None
+    written = plan_record(first, None, "api-service-route", DEADLINE).record
+    assert written is not None and written.progress == "check 1 of the 20% step"
+    assert read_launch_record(written.annotations()) == written
+    renewal = parse_launch_request({"id": "run-a1", "lease_seconds": 60})
+    assert renewal is not None
+    kept = plan_record(renewal, written, "api-service-route", DEADLINE + timedelta(seconds=5)).record
+    assert kept is not None and kept.progress == "check 1 of the 20% step"
+    other = parse_launch_request({"id": "run-b2", "lease_seconds": 60})
+    assert other is not None
+    replaced = plan_record(other, written, "api-service-route", DEADLINE + timedelta(seconds=5)).record
+    assert replaced is not None and replaced.progress is None
+
+
+def test_a_running_launch_says_its_progress() -> None:
+    record = dataclasses.replace(stored_record(), progress="check 3 of the 20% step (3 ok)")
+    described = describe_launch(
+        record, DEADLINE - timedelta(seconds=30), mirror_name="api-service-route-mirror", namespace="production"
+    )
+    assert "is running at step 20% (check 3 of the 20% step (3 ok)); it renews" in described["message"]
+    assert described["progress"] == "check 3 of the 20% step (3 ok)"
 
 
 def test_an_unreadable_deadline_is_reported_as_abandoned() -> None:
@@ -219,6 +250,29 @@ def test_traffic_view_lists_the_launch_and_the_abandoned_ones() -> None:
     assert (launch["abandoned"], launch["seconds_past_deadline"], launch["rollback_command"]) == (True, 10, ROLLBACK)
     assert late["abandoned_launches"] == [{"mirror": "api-service-route-mirror", "namespace": "production", **launch}]
     assert "The route still sends copies to the shadow." in launch["message"]
+
+
+@pytest.mark.parametrize(
+    ("state", "words"), [("paused", "It is PAUSED (paused by bob"), ("aborted", "It is being ABORTED")]
+)
+def test_traffic_view_says_whether_a_running_launch_is_paused_or_aborted(state: str, words: str) -> None:
+    kube = MemoryKube("ts-mirror-20-launch", "ts-wrr-50-50", "ir-to-mirror")
+    kube.objects[("TraefikService", "api-service-route-mirror")]["metadata"]["annotations"].update(
+        {
+            "darklaunch.traefik/control": state,
+            "darklaunch.traefik/control-by": "bob@host via ansible-playbook",
+            "darklaunch.traefik/control-at": "2025-11-27T10:04:30.000Z",
+        }
+    )
+    launch = read_traffic(kube, namespace="production", now=DEADLINE - timedelta(seconds=1))["mirrors"][0]["launch"]
+    assert launch["control"] == {
+        "state": state,
+        "by": "bob@host via ansible-playbook",
+        "at": "2025-11-27T10:04:30.000Z",
+    }
+    assert words in launch["message"]
+    untouched = read_traffic(MemoryKube("ts-mirror-20-launch", "ir-to-mirror"), namespace="production")
+    assert untouched["mirrors"][0]["launch"]["control"] is None
 
 
 def test_a_mirror_without_a_record_has_launch_null() -> None:

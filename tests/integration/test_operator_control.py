@@ -1,0 +1,251 @@
+"""The operator is in charge of a running launch, on the real apiserver, Traefik and Prometheus with live users:
+
+- an operator's ``mirror_disable.yml`` during a bake holds: the launch stops with ``taken_over`` and writes
+  nothing after it (audit log), so the route stays as the operator left it;
+- a second launch on a route a live launch owns is refused with 0 writes (audit log), and
+  ``shadow_abort.yml`` rolls the first one back exactly at its next check;
+- ``shadow_pause.yml`` holds a step past its bake (status says PAUSED, with the checks so far) until
+  ``shadow_resume.yml``, and the launch then passes;
+- a shadow that answers well at the first check and then stops answering fails its step;
+- one Prometheus error during a bake does not roll the launch back.
+
+Users are split between stable and staging and the canary is the shadow, so no rollback can send a user to
+a failing shadow.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dlcluster.audit import WRITE_VERBS, AuditLog, summarize
+from faultproxy import DOWN, FaultProxy
+from routes import launch_vars, mirror_exists, route_as_written, routes_through_mirror
+from shadow import finish_playbook, run_playbook, start_playbook
+from steady import SteadyTraffic
+
+pytestmark = pytest.mark.integration
+
+RATE = 40.0  # user requests per second
+INTERVAL = 5
+USERS_OFF_THE_SHADOW = {"stable": 50, "staging": 50}
+
+
+def wait_for_line(output: Path, pattern: str, process: Any, timeout: float) -> re.Match[str]:
+    """The first line of the running playbook's output matching ``pattern``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(pattern, output.read_text(errors="replace"))
+        if found:
+            return found
+        assert process.poll() is None, f"the playbook ended before {pattern!r}:\n{output.read_text()[-4000:]}"
+        time.sleep(0.2)
+    raise AssertionError(f"{pattern!r} not printed within {timeout:.0f}s:\n{output.read_text()[-4000:]}")
+
+
+def check_lines(out: str, percent: int = 50) -> list[tuple[int, str]]:
+    return [(int(n), verdict) for n, verdict in re.findall(rf"{percent}% step, \d+/\d+ s, check (\d+)/\d+: (\w+)", out)]
+
+
+def world_under_load(
+    seed_world: Callable[..., Any], traffic_for: Callable[[Any, float], SteadyTraffic], app: str
+) -> tuple[Any, SteadyTraffic]:
+    world = seed_world(app=app, weights=USERS_OFF_THE_SHADOW)
+    load = traffic_for(world, RATE)
+    time.sleep(8)  # a little history for the baseline
+    return world, load
+
+
+def route_vars(world: Any) -> dict[str, Any]:
+    return {"route_name": world.route, "namespace": world.namespace}
+
+
+def test_an_operators_disable_during_a_bake_holds_and_the_launch_ends_taken_over(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    audit: AuditLog,
+    tmp_path: Path,
+) -> None:
+    world, load = world_under_load(seed_world, traffic_for, "op-disable")
+    before = route_as_written(kube, world)
+    output = tmp_path / "launch.out"
+    process = start_playbook("shadow_launch", launch_vars(world, interval=INTERVAL), output)
+    wait_for_line(output, r"50% step, \d+/120 s, check 1/24: ok", process, timeout=120)
+
+    disabled = run_playbook("mirror_disable", {**route_vars(world), "restore_ingress_to_wrr": True})
+    assert disabled.returncode == 0, disabled.stdout + disabled.stderr
+    mark = audit.mark()
+    t_disabled = time.monotonic()
+    left_by_operator = route_as_written(kube, world)
+    out = finish_playbook(process, output, timeout=90)
+    ended = time.monotonic() - t_disabled
+    load.stop()
+
+    print(f"\n[operator disable] the launch ended {ended:.1f} s after the operator's disable")
+    assert process.returncode != 0, out
+    flat = " ".join(out.split())
+    assert f"Shadow launch of {world.route} in {world.namespace} was taken over" in flat, out
+    assert f"The mirror {world.route}-mirror was deleted while the launch ran" in flat, out
+    assert "never undoes an operator's change" in flat, out
+    assert ended < INTERVAL + 30, f"the launch must stop at its next check, not {ended:.1f} s later"
+    # The launch wrote nothing after the operator's change: no mirror re-created, no route re-attached.
+    writes = audit.writes_since(mark, namespace=world.namespace)
+    assert writes == [], summarize(writes)
+    assert route_as_written(kube, world) == left_by_operator == before
+    assert not mirror_exists(kube, world)
+    assert load.errors() == 0, dict(load.statuses)
+
+
+def test_a_second_launch_is_refused_with_no_write_and_an_abort_rolls_the_first_back(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    audit: AuditLog,
+    tmp_path: Path,
+) -> None:
+    world, load = world_under_load(seed_world, traffic_for, "op-owned")
+    before = route_as_written(kube, world)
+    output = tmp_path / "launch.out"
+    process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=300, interval=INTERVAL), output)
+    wait_for_line(output, r"50% step, \d+/300 s, check 1/60: ok", process, timeout=120)
+
+    # The second launch runs as another user (impersonated), so the audit log tells its requests apart from
+    # the first launch's renewals.
+    mark = audit.mark()
+    second = run_playbook(
+        "shadow_launch",
+        launch_vars(world, steps=[20], interval=INTERVAL),
+        env={"K8S_AUTH_IMPERSONATE_USER": "second-launch", "K8S_AUTH_IMPERSONATE_GROUPS": "system:masters"},
+    )
+    said = " ".join((second.stdout + second.stderr).split())
+    assert second.returncode != 0, said
+    assert f"Route {world.route} in {world.namespace} is owned by a running launch" in said, said
+    assert "started" in said and "deadline" in said and "shadow_launch_takeover=true" in said, said
+    events = [
+        event
+        for event in audit.events_since(mark, namespace=world.namespace)
+        if event.get("impersonatedUser", {}).get("username") == "second-launch"
+    ]
+    assert any(event.get("verb") == "get" for event in events), "the second launch must have read the route"
+    writes = [event for event in events if event.get("verb") in WRITE_VERBS]
+    assert writes == [], summarize(writes)
+    assert routes_through_mirror(kube, world) and process.poll() is None, "the first launch runs on"
+
+    aborted = run_playbook("shadow_abort", route_vars(world))
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    t_aborted = time.monotonic()
+    out = finish_playbook(process, output, timeout=90)
+    ended = time.monotonic() - t_aborted
+    load.stop()
+
+    print(f"\n[abort] the first launch was rolled back {ended:.1f} s after shadow_abort.yml")
+    flat = " ".join(out.split())
+    assert process.returncode != 0, out
+    assert "was rolled back" in flat and "Aborted by the operator" in flat, out
+    assert ended < INTERVAL + 30, f"an abort acts at the next check, not {ended:.1f} s later"
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
+    assert load.errors() == 0, dict(load.statuses)
+
+
+def test_a_paused_launch_holds_its_step_until_resumed_and_then_passes(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> None:
+    world, load = world_under_load(seed_world, traffic_for, "op-pause")
+    before = route_as_written(kube, world)
+    output = tmp_path / "launch.out"
+    process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=15, interval=INTERVAL), output)
+    wait_for_line(output, r"50% step, \d+/15 s, check 1/3: ok", process, timeout=120)
+
+    paused = run_playbook("shadow_pause", route_vars(world))
+    assert paused.returncode == 0, paused.stdout + paused.stderr
+    # Past the bake's end (15 s), the paused step holds: more checks than planned, each saying it is paused.
+    wait_for_line(output, r"50% step, \d+/15 s, check 5/5: \w+ .*\| paused", process, timeout=60)
+    assert routes_through_mirror(kube, world) and mirror_exists(kube, world)
+    status = run_playbook("shadow_status", route_vars(world))
+    shown = " ".join((status.stdout + status.stderr).split())
+    assert status.returncode == 0, shown
+    assert "PAUSED: launch" in shown and "of the 50% step" in shown, shown
+
+    resumed = run_playbook("shadow_resume", route_vars(world))
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    out = finish_playbook(process, output, timeout=90)
+    load.stop()
+
+    lines = check_lines(out)
+    print(f"\n[pause] {len(lines)} checks in a 15 s step of 3 planned checks: {lines}")
+    assert process.returncode == 0, out
+    assert len(lines) >= 6, lines
+    assert lines[-1][1] == "ok", lines
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
+    assert load.errors() == 0, dict(load.statuses)
+
+
+def test_a_shadow_that_stops_answering_after_a_good_first_check_fails_its_step(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> None:
+    world, load = world_under_load(seed_world, traffic_for, "op-silent")
+    before = route_as_written(kube, world)
+    canary = world.backends["canary"]
+    output = tmp_path / "launch.out"
+    # No count limit on inconclusive checks: the step's end (the last-check rule) must catch it.
+    launch = launch_vars(world, bake_seconds=30, interval=INTERVAL, inconclusive_limit=0)
+    process = start_playbook("shadow_launch", launch, output)
+    try:
+        wait_for_line(output, r"50% step, \d+/30 s, check 1/6: ok", process, timeout=120)
+        canary.set_knobs(latency_ms=45_000)  # copies no longer complete within the bake
+        out = finish_playbook(process, output, timeout=120)
+    finally:
+        canary.set_knobs(latency_ms=0)
+    load.stop()
+
+    lines = check_lines(out)
+    print(f"\n[silent shadow] checks: {lines}")
+    flat = " ".join(out.split())
+    assert process.returncode != 0, out
+    assert lines[0] == (1, "ok") and lines[-1][1] == "insufficient_data", lines
+    assert "the step's last check was inconclusive" in flat and "was rolled back" in flat, out
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
+    assert load.errors() == 0, dict(load.statuses)
+
+
+def test_one_prometheus_error_during_a_bake_does_not_roll_the_launch_back(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> None:
+    world, load = world_under_load(seed_world, traffic_for, "op-prom-blip")
+    before = route_as_written(kube, world)
+    output = tmp_path / "launch.out"
+    with FaultProxy(os.environ["PROMETHEUS_URL"]) as prometheus:
+        launch = launch_vars(world, bake_seconds=25, interval=INTERVAL, prometheus_url=prometheus.url)
+        process = start_playbook("shadow_launch", launch, output)
+        wait_for_line(output, r"50% step, \d+/25 s, check 1/5: ok", process, timeout=120)
+        prometheus.fail_after_writes(0, DOWN)
+        wait_for_line(output, r"50% step, \d+/25 s, check 2/5: error", process, timeout=30)
+        prometheus.heal()
+        out = finish_playbook(process, output, timeout=120)
+    load.stop()
+
+    lines = check_lines(out)
+    print(f"\n[prometheus blip] checks: {lines}")
+    assert process.returncode == 0, out
+    assert [verdict for _n, verdict in lines].count("error") == 1, lines
+    assert lines[-1][1] == "ok", lines
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
