@@ -1,5 +1,5 @@
-"""What the benchmarks share: a control-plane-only instance of the local cluster, the checkout linked as
-an installed collection, and the filler objects that crowd a namespace.
+"""What the benchmarks share: an instance of the local cluster (control plane only unless asked), the
+checkout linked as an installed collection, and the filler objects that crowd a namespace.
 
 Private to bench/ (the leading underscore): imported by the scripts beside it, never run on its own.
 """
@@ -18,10 +18,13 @@ COLLECTIONS = REPO_ROOT / ".state" / "collections"
 API = "traefik.io/v1alpha1"
 
 
-def cluster_up(state_dir: str, port_offset: int) -> dict[str, str]:
+def cluster_up(state_dir: str, port_offset: int, traefik: bool = False) -> dict[str, str]:
     """Start (or reuse) an instance without Traefik, which would rebuild its configuration on each of
-    thousands of new objects; the modules only need the apiserver and the CRDs. Returns its exports."""
-    argv = [str(CLUSTER_DIR / "up"), "--state-dir", state_dir, "--port-offset", str(port_offset), "--no-traefik"]
+    thousands of new objects; the modules only need the apiserver and the CRDs. ``traefik=True`` starts
+    the whole instance instead (Traefik, Prometheus, the test backends). Returns its exports."""
+    argv = [str(CLUSTER_DIR / "up"), "--state-dir", state_dir, "--port-offset", str(port_offset)]
+    if not traefik:
+        argv.append("--no-traefik")
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"{shlex.join(argv)} failed:\n{done.stderr}")

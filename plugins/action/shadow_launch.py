@@ -313,8 +313,9 @@ class _Watchdog:
         api_server = str(build_configuration(auth).host)
         self._files = route_files(state_dir(), params["namespace"], params["route_name"], api_server)
 
-    def arm(self) -> None:
-        arm_for_route(self._files, {**self._params, "launch_id": self._params["launch_id"]}, self._auth, __file__)
+    def arm(self) -> str | None:
+        arm_for_route(self._files, self._params, self._auth, __file__)
+        return str(self._files.log)
 
     def disarm(self) -> dict[str, Any] | None:
         stopped = disarm_route(self._files)

@@ -82,7 +82,8 @@ class Judge(Protocol):
 
 
 class Watchdog(Protocol):
-    def arm(self) -> None: ...
+    def arm(self) -> str | None:
+        """Start the watchdog; the path of its log on the controller, when it has one."""
 
     def disarm(self) -> dict[str, Any] | None:
         """Stop the watchdog; its outcome when it had already acted (rolled the launch back), else None."""
@@ -298,8 +299,10 @@ class LaunchEngine:
 
     def _arm(self) -> None:
         if self.watchdog is not None:
-            self.watchdog.arm()
+            log = self.watchdog.arm()
             self._armed = True
+            if log:
+                self.say(f"Watchdog armed: it rolls the launch back if this run is interrupted (its log: {log}).")
 
     def _disarm(self) -> None:
         if self.watchdog is None or not self._armed:

@@ -208,7 +208,9 @@ MATRIX: list[tuple[str, str, str, Any]] = [
 ]
 
 
-@pytest.mark.parametrize(("state", "command", "outcome", "expected"), MATRIX, ids=[f"{s}-{c}" for s, c, _, _ in MATRIX])
+@pytest.mark.parametrize(
+    ("state", "command", "outcome", "expected"), MATRIX, ids=[f"{row[0]}-{row[1]}" for row in MATRIX]
+)
 def test_every_command_in_every_state(state: str, command: str, outcome: str, expected: Any) -> None:
     kube = FakeKube(STATES[state]())
     before = copy.deepcopy(kube.mirror)
@@ -409,10 +411,8 @@ def test_pause_without_by_clears_a_stale_name() -> None:
 def test_an_object_without_annotations_gets_the_map_added() -> None:
     values = {CONTROL_ANNOTATION: "paused", CONTROL_BY_ANNOTATION: None, CONTROL_AT_ANNOTATION: NOW_TEXT}
     ops = _annotation_ops(None, values)
-    assert ops == [
-        {"op": "add", "path": "/metadata/annotations", "value": {CONTROL_ANNOTATION: "paused",
-                                                                  CONTROL_AT_ANNOTATION: NOW_TEXT}}
-    ]  # fmt: skip
+    expected = {CONTROL_ANNOTATION: "paused", CONTROL_AT_ANNOTATION: NOW_TEXT}
+    assert ops == [{"op": "add", "path": "/metadata/annotations", "value": expected}]
     assert apply_patch({"metadata": {"name": MIRROR}}, ops)["metadata"]["annotations"] == ops[0]["value"]
     assert _annotation_ops(None, dict.fromkeys(CONTROL_ANNOTATIONS)) == []
 

@@ -114,7 +114,7 @@ def args(command: str, **extra: Any) -> dict[str, Any]:
 
 def test_pause_returns_the_launch_the_command_and_one_sentence(monkeypatch: Any, capsys: Any) -> None:
     client = FakeClient(mirror())
-    result, _ = run_module(monkeypatch, capsys, client, args("pause"))
+    result, _output = run_module(monkeypatch, capsys, client, args("pause"))
 
     assert result["changed"] is True and not result.get("failed")
     assert result["msg"] == (
@@ -131,13 +131,13 @@ def test_pause_returns_the_launch_the_command_and_one_sentence(monkeypatch: Any,
 
 def test_resume_of_a_running_launch_is_no_change(monkeypatch: Any, capsys: Any) -> None:
     client = FakeClient(mirror())
-    result, _ = run_module(monkeypatch, capsys, client, args("resume"))
+    result, _output = run_module(monkeypatch, capsys, client, args("resume"))
     assert result["changed"] is False and result["control"] is None and client.patches == []
 
 
 def test_abort_of_a_paused_launch_reports_the_pause_it_replaced(monkeypatch: Any, capsys: Any) -> None:
     paused = mirror(control="paused", control_by="bob", control_at="2025-11-27T14:03:00.000Z")
-    result, _ = run_module(monkeypatch, capsys, FakeClient(paused), args("abort"))
+    result, _output = run_module(monkeypatch, capsys, FakeClient(paused), args("abort"))
     assert result["changed"] is True
     assert result["previous_control"] == {"state": "paused", "by": "bob", "at": "2025-11-27T14:03:00.000Z"}
     assert result["control"]["state"] == "aborted"
@@ -146,7 +146,9 @@ def test_abort_of_a_paused_launch_reports_the_pause_it_replaced(monkeypatch: Any
 def test_check_and_diff_mode_write_nothing_and_show_the_annotations(monkeypatch: Any, capsys: Any) -> None:
     client = FakeClient(mirror())
     before = copy.deepcopy(client.obj)
-    result, _ = run_module(monkeypatch, capsys, client, args("pause", _ansible_check_mode=True, _ansible_diff=True))
+    result, _output = run_module(
+        monkeypatch, capsys, client, args("pause", _ansible_check_mode=True, _ansible_diff=True)
+    )
     assert result["changed"] is True and client.patches == [] and client.obj == before
     assert "darklaunch.traefik/control" not in result["diff"]["before"]["annotations"]
     assert result["diff"]["after"]["annotations"]["darklaunch.traefik/control"] == "paused"
@@ -166,7 +168,7 @@ def test_refusals_fail_with_the_field_and_write_nothing(
     monkeypatch: Any, capsys: Any, obj: Any, command: str, field: str, words: tuple[str, ...]
 ) -> None:
     client = FakeClient(obj)
-    result, _ = run_module(monkeypatch, capsys, client, args(command))
+    result, _output = run_module(monkeypatch, capsys, client, args(command))
     assert result["failed"] is True and result["field"] == field
     assert all(word in result["msg"] for word in words), result["msg"]
     assert client.patches == []
@@ -174,7 +176,7 @@ def test_refusals_fail_with_the_field_and_write_nothing(
 
 def test_a_conflict_is_retried(monkeypatch: Any, capsys: Any) -> None:
     client = FakeClient(mirror(), conflicts=1)
-    result, _ = run_module(monkeypatch, capsys, client, args("abort"))
+    result, _output = run_module(monkeypatch, capsys, client, args("abort"))
     assert result["changed"] is True and len(client.patches) == 2
 
 

@@ -473,10 +473,12 @@ class FakeCluster:
 class FakeJudge:
     """The gate's answers in order: the first call is preflight's, then one per check; ``then`` afterwards."""
 
-    def __init__(self, clock: FakeClock, answers: Sequence[Answer], preflight: Answer = OK, then: Answer = OK) -> None:
+    def __init__(
+        self, clock: FakeClock, answers: Sequence[Answer], preflight: Answer | None = None, then: Answer | None = None
+    ) -> None:
         self.clock = clock
-        self.script: list[Answer] = [preflight, *answers]
-        self.then = then
+        self.script: list[Answer] = [OK if preflight is None else preflight, *answers]
+        self.then = OK if then is None else then
         self.calls: list[float] = []
 
     def check(self) -> dict[str, Any]:
@@ -558,8 +560,8 @@ class World:
 def world(
     answers: Sequence[Answer] = (),
     *,
-    preflight: Answer = OK,
-    then: Answer = OK,
+    preflight: Answer | None = None,
+    then: Answer | None = None,
     acted: dict[str, Any] | None = None,
     **cluster: Any,
 ) -> World:

@@ -93,8 +93,11 @@ def route(*services: str, managed: list[dict[str, Any]] | None = None) -> dict[s
 ATTACHED = route("shop-mirror")
 
 
-def seen(mirror_obj: dict[str, Any] | None, route_obj: dict[str, Any] | None = ATTACHED) -> Seen:
-    return Seen.of(mirror_obj, route_obj, NAMES)
+def seen(mirror_obj: dict[str, Any] | None, route_obj: dict[str, Any] | str | None = "attached") -> Seen:
+    """``route_obj`` "attached" (the default) is the IngressRoute routed through the mirror."""
+    route = ATTACHED if route_obj == "attached" else route_obj
+    assert not isinstance(route, str)
+    return Seen.of(mirror_obj, route, NAMES)
 
 
 def managed_entry(manager: str, time: str, operation: str = "Update") -> dict[str, Any]:
