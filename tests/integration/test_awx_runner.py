@@ -234,7 +234,7 @@ def test_survey_answers_arrive_typed_as_awx_sends_them() -> None:
     survey = job_template(LAUNCH).survey
     sent = survey_extra_vars(survey, {"route_name": "r", "steps": "20,50", "bake_seconds": 10})
     assert sent["steps"] == "20,50" and sent["attach_to_ingress"] == "true" and sent["bake_seconds"] == 10
-    assert sent["window"] == "5m" and sent["teardown"] == "false"
+    assert sent["window"] == "1m" and sent["teardown"] == "false"
     # AWX refuses a string for an integer question and an answer outside the choices.
     with pytest.raises(SurveyRefused, match="bake_seconds"):
         survey_extra_vars(survey, {"route_name": "r", "bake_seconds": "10"})
