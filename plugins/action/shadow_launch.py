@@ -10,6 +10,7 @@ receives them as events). Nothing is sent to a managed host.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -106,7 +107,10 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        _validation, validated = self.validate_argument_spec(argument_spec=argument_spec())
+        # Plain Python values, as a module would receive them: templated strings arrive as Ansible's own str
+        # subclasses, and the planner treats a value of another type as a change (a rerun would write).
+        params: dict[str, Any] = json.loads(json.dumps(validated))
         secrets = auth_secrets(params) | prometheus_secrets(params["anomaly"])
         try:
             engine = self._engine(params, task_vars or {}, lambda line: display.display(scrub(line, secrets)))

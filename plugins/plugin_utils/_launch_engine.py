@@ -357,11 +357,18 @@ class LaunchEngine:
         first = self._steps[0]
         created = self._write(first, attach=False)
         status = created.get("status")
-        waiting = " (waiting on an IngressRoute change)." if status == "inactive" else "."
-        lines = [f"Mirror is {status} at {first}%{waiting}"]
-        lines += [a["summary"] for a in created.get("actions") or [] if not a.get("record_only")]
-        lines += [f"Warning: {w}" for w in created.get("warnings") or []]
-        self.say(" ".join(lines))
+        if self.plan.attach:
+            # Created unattached on purpose (Traefik builds the mirror before a router needs it): the attach is
+            # the next write, so "inactive, run with attach_to_ingress" would not be true for long.
+            made = "created" if any(a.get("verb") == "create" for a in created.get("actions") or []) else "set"
+            head = f"Mirror {made} at {first}%, attached next."
+            warnings = [w for w in created.get("warnings") or [] if "inactive" not in w]
+        else:
+            waiting = " (waiting on an IngressRoute change)." if status == "inactive" else "."
+            head = f"Mirror is {status} at {first}%{waiting}"
+            warnings = list(created.get("warnings") or [])
+        lines = [head, *[a["summary"] for a in created.get("actions") or [] if not a.get("record_only")]]
+        self.say(" ".join(lines + [f"Warning: {w}" for w in warnings]))
         if not self.plan.attach:
             return
         attached = self._write(first, attach=True)
@@ -427,7 +434,7 @@ class LaunchEngine:
             self._step = {**record, "result": verdict.result}
             raise _Stop(
                 ROLLED_BACK,
-                f"Anomaly gate at {percent}%: not judged. The step ended with {verdict.reason} (last: {summary}). "
+                f"Anomaly gate at {percent}%: not judged. {_capitalised(verdict.reason or '')} (last: {summary}). "
                 "A gate that judged nothing is not a pass, so the launch is rolled back. Send more traffic through "
                 "the route, lower shadow_launch_min_requests, bake longer, or set "
                 "shadow_launch_fail_on_insufficient_data=false to go on without a verdict.",
@@ -622,6 +629,10 @@ class LaunchEngine:
 
 
 # --- words -----------------------------------------------------------------------------------------------
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _failed_result(kind: str) -> str:
