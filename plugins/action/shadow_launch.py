@@ -20,7 +20,11 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec, with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import (
+    auth_argument_spec,
+    mirror_target_spec,
+    with_auth,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
@@ -58,7 +62,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files
 display = Display()
 
 # The mirror's options the launch passes through to traefik_mirror unchanged.
-_MIRROR_OPTIONS = ("main_service", "main_kind", "main_port", "mirror_service", "mirror_port", "mirror_name", "wrr_name")
+_MIRROR_OPTIONS = tuple(mirror_target_spec())
 
 
 def argument_spec() -> dict[str, Any]:
@@ -66,13 +70,7 @@ def argument_spec() -> dict[str, Any]:
         {
             "route_name": {"type": "str", "required": True},
             "namespace": {"type": "str", "default": "default"},
-            "main_service": {"type": "str"},
-            "main_kind": {"type": "str", "choices": ["Service", "TraefikService"], "default": "Service"},
-            "main_port": {"type": "raw"},
-            "mirror_service": {"type": "str"},
-            "mirror_port": {"type": "raw"},
-            "mirror_name": {"type": "str"},
-            "wrr_name": {"type": "str"},
+            **mirror_target_spec(),
             "steps": {"type": "list", "elements": "int", "required": True},
             "bake_seconds": {"type": "int", "default": 300},
             "attach_to_ingress": {"type": "bool", "default": False},

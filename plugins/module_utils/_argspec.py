@@ -57,3 +57,20 @@ def with_auth(spec: Mapping[str, Mapping[str, Any]]) -> ArgumentSpec:
     merged = auth_argument_spec()
     merged.update({name: dict(option) for name, option in spec.items()})
     return merged
+
+
+_MIRROR_TARGET_SPEC: Final[ArgumentSpec] = {
+    "main_service": {"type": "str"},
+    "main_kind": {"type": "str", "choices": ["Service", "TraefikService"], "default": "Service"},
+    "main_port": {"type": "raw"},
+    "mirror_service": {"type": "str"},
+    "mirror_port": {"type": "raw"},
+    "mirror_name": {"type": "str"},
+    "wrr_name": {"type": "str"},
+}
+
+
+def mirror_target_spec() -> ArgumentSpec:
+    """traefik_mirror's options that name the main service, the shadow and the TraefikServices (a fresh copy):
+    the launch engine passes them through unchanged, so both take exactly the same."""
+    return copy.deepcopy(_MIRROR_TARGET_SPEC)

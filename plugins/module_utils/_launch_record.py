@@ -100,6 +100,18 @@ def _whole_number(value: object, name: str, minimum: int, maximum: int | None, h
     return value
 
 
+def _one_line(value: object, name: str, maximum: int, hint: str) -> str | None:
+    """An optional one-line text option, stripped (blank is None)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > maximum or any(ord(char) < 32 for char in value):
+        raise DarklaunchError(
+            f"{name} must be one line of text of at most {maximum} characters ({hint}); got {value!r}.",
+            field="launch",
+        )
+    return value.strip() or None
+
+
 def parse_launch_request(value: LaunchOption | None) -> LaunchRequest | None:
     """Validate traefik_mirror's ``launch`` option; errors name ``launch.<key>`` and what to set."""
     if value is None or isinstance(value, LaunchRequest):
@@ -130,27 +142,16 @@ def parse_launch_request(value: LaunchOption | None) -> LaunchRequest | None:
             field="launch",
         )
     lease = _whole_number(value["lease_seconds"], "launch.lease_seconds", 1, None, "seconds until the deadline")
-    owner = value.get("owner")
-    if owner is not None:
-        if not isinstance(owner, str) or len(owner) > _MAX_OWNER or any(ord(char) < 32 for char in owner):
-            raise DarklaunchError(
-                f"launch.owner must be one line of text of at most {_MAX_OWNER} characters (who or what started "
-                f'the launch, for example "alice@host pid 1234" or "AWX job 42"); got {owner!r}.',
-                field="launch",
-            )
-        owner = owner.strip() or None
+    owner = _one_line(
+        value.get("owner"),
+        "launch.owner",
+        _MAX_OWNER,
+        'who or what started the launch, for example "alice@host pid 1234" or "AWX job 42"',
+    )
     step = value.get("step")
     if step is not None:
         step = _whole_number(step, "launch.step", 1, 100, "the percent of the current step")
-    progress = value.get("progress")
-    if progress is not None:
-        if not isinstance(progress, str) or len(progress) > _MAX_PROGRESS or any(ord(c) < 32 for c in progress):
-            raise DarklaunchError(
-                f"launch.progress must be one line of text of at most {_MAX_PROGRESS} characters (the checks so far); "
-                f"got {progress!r}.",
-                field="launch",
-            )
-        progress = progress.strip() or None
+    progress = _one_line(value.get("progress"), "launch.progress", _MAX_PROGRESS, "the checks so far")
     state = value.get("state") or LAUNCH_RUNNING
     if state not in (LAUNCH_RUNNING, LAUNCH_FINISHED):
         raise DarklaunchError(

@@ -492,7 +492,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import mirror_target_spec, with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     HAS_KUBERNETES,
@@ -512,13 +512,7 @@ def argument_spec() -> dict[str, Any]:
             "namespace": {"type": "str", "default": "default"},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "mirror_percent": {"type": "int"},
-            "main_service": {"type": "str"},
-            "main_kind": {"type": "str", "choices": ["Service", "TraefikService"], "default": "Service"},
-            "main_port": {"type": "raw"},
-            "mirror_service": {"type": "str"},
-            "mirror_port": {"type": "raw"},
-            "mirror_name": {"type": "str"},
-            "wrr_name": {"type": "str"},
+            **mirror_target_spec(),
             "mirror_body": {"type": "bool"},
             "max_body_size": {"type": "int"},
             "attach_to_ingress": {"type": "bool", "default": False},

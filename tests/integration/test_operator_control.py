@@ -61,6 +61,13 @@ def world_under_load(
     return world, load
 
 
+def assert_back_as_before(kube: Any, world: Any, before: dict[str, Any], load: SteadyTraffic | None = None) -> None:
+    """The route exactly as before the launch, no mirror left, and (with ``load``) no user error."""
+    assert_back_as_before(kube, world, before)
+    if load is not None:
+        assert load.errors() == 0, dict(load.statuses)
+
+
 def route_vars(world: Any) -> dict[str, Any]:
     return {"route_name": world.route, "namespace": world.namespace}
 
@@ -97,9 +104,8 @@ def test_an_operators_disable_during_a_bake_holds_and_the_launch_ends_taken_over
     # The launch wrote nothing after the operator's change: no mirror re-created, no route re-attached.
     writes = audit.writes_since(mark, namespace=world.namespace)
     assert writes == [], summarize(writes)
-    assert route_as_written(kube, world) == left_by_operator == before
-    assert not mirror_exists(kube, world)
-    assert load.errors() == 0, dict(load.statuses)
+    assert left_by_operator == before
+    assert_back_as_before(kube, world, before, load)
 
 
 def test_a_second_launch_is_refused_with_no_write_and_an_abort_rolls_the_first_back(
@@ -149,9 +155,7 @@ def test_a_second_launch_is_refused_with_no_write_and_an_abort_rolls_the_first_b
     assert process.returncode != 0, out
     assert "was rolled back" in flat and "Aborted by the operator" in flat, out
     assert ended < INTERVAL + 30, f"an abort acts at the next check, not {ended:.1f} s later"
-    assert route_as_written(kube, world) == before
-    assert not mirror_exists(kube, world)
-    assert load.errors() == 0, dict(load.statuses)
+    assert_back_as_before(kube, world, before, load)
 
 
 def test_a_paused_launch_holds_its_step_until_resumed_and_then_passes(
@@ -186,9 +190,7 @@ def test_a_paused_launch_holds_its_step_until_resumed_and_then_passes(
     assert process.returncode == 0, out
     assert len(lines) >= 6, lines
     assert lines[-1][1] == "ok", lines
-    assert route_as_written(kube, world) == before
-    assert not mirror_exists(kube, world)
-    assert load.errors() == 0, dict(load.statuses)
+    assert_back_as_before(kube, world, before, load)
 
 
 def test_a_shadow_that_stops_answering_after_a_good_first_check_fails_its_step(
@@ -218,9 +220,7 @@ def test_a_shadow_that_stops_answering_after_a_good_first_check_fails_its_step(
     assert process.returncode != 0, out
     assert lines[0] == (1, "ok") and lines[-1][1] == "insufficient_data", lines
     assert "the step's last check was inconclusive" in flat and "was rolled back" in flat, out
-    assert route_as_written(kube, world) == before
-    assert not mirror_exists(kube, world)
-    assert load.errors() == 0, dict(load.statuses)
+    assert_back_as_before(kube, world, before, load)
 
 
 def test_one_prometheus_error_during_a_bake_does_not_roll_the_launch_back(
@@ -247,5 +247,4 @@ def test_one_prometheus_error_during_a_bake_does_not_roll_the_launch_back(
     assert process.returncode == 0, out
     assert [verdict for _n, verdict in lines].count("error") == 1, lines
     assert lines[-1][1] == "ok", lines
-    assert route_as_written(kube, world) == before
-    assert not mirror_exists(kube, world)
+    assert_back_as_before(kube, world, before)
