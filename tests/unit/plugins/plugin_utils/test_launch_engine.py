@@ -742,7 +742,7 @@ def test_ok_then_inconclusive_fails_the_step_the_shadow_stopped_answering() -> N
     assert result.cause_kind == "not_judged"
     assert w.judge.bake_calls == CHECKS
     assert w.cluster.restores[0].at == T0 + 300
-    assert "Anomaly gate at 50%: not judged. The step's last check was inconclusive, and only a conclusive ok" in result.msg
+    assert "Anomaly gate at 50%: not judged. The step's last check was inconclusive" in result.msg
     assert "(last: too few requests (3 < 100))" in result.msg
     assert result.failed_check is not None
     assert result.failed_check["check"] == 5
