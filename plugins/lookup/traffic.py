@@ -23,7 +23,11 @@ description:
     rate, error rate, latency). Only the route(s) of the IngressRoute that carry the mirror are judged;
     the backends of its other routes (a C(/health) route, a second host) are checked against their own
     history for information (role C(other_route), listed under C(informational)) and never change the
-    verdict. Without O(route_name) it checks every service Traefik reports, with a
+    verdict. While the route mirrors to a shadow, a main backend's request rate against its history is the
+    users' traffic (peaks, batch jobs, failovers), not the launch's doing, so it is listed under
+    C(informational) and never changes the verdict either; its error rate and latency still do. Without a
+    shadow on the route, and cluster-wide, a drop in request rate is an anomaly. Without O(route_name) it
+    checks every service Traefik reports, with a
     constant number of PromQL queries (4). Too little data is V(insufficient_data), never V(ok).
   - With O(metrics), custom checks written in PromQL (p99 latency, a business metric, any exporter's
     series) are judged in the same answer; each costs its own queries only (1, or 2 for a comparison).

@@ -533,6 +533,8 @@ class CheckOutcome:
     anomalies: list[Anomaly] = field(default_factory=list)
     gaps: list[str] = field(default_factory=list)
     judged: int = 0
+    # Findings reported beside the verdict but never deciding it (see compare_to_history).
+    informational: list[Anomaly] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -558,13 +560,13 @@ class CheckOutcome:
         *,
         worse_is_lower: bool = False,
         compared_to: str,
+        deciding: bool = True,
     ) -> None:
         self.judged += 1
         severity = severity_for(-z_score if worse_is_lower else z_score, settings.threshold)
         if severity is not None:
-            self.anomalies.append(
-                Anomaly(self.target, self.check, metric, unit, value, baseline, z_score, severity, compared_to)
-            )
+            found = Anomaly(self.target, self.check, metric, unit, value, baseline, z_score, severity, compared_to)
+            (self.anomalies if deciding else self.informational).append(found)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -733,12 +735,19 @@ def main_label(target: Target) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def compare_to_history(target: Target, series: ServiceSeries | None, settings: AnomalySettings) -> CheckOutcome:
+def compare_to_history(
+    target: Target, series: ServiceSeries | None, settings: AnomalySettings, *, launch_on: bool = False
+) -> CheckOutcome:
     """Request rate, error rate and mean latency of the current window against the previous windows.
 
     A shadow's request rate is left out: the mirror's percentage sets it (a canary that served 50% of
     users behind a weighted split and now gets 20% copies "drops" by design, and every ramp moves it).
     Its errors and latency still count, against its history and, in compare_shadow_to_main, its main.
+
+    While a launch is on the route (``launch_on``: the route mirrors to a shadow), a main service's request
+    rate is the users' traffic, not the launch's doing: peaks, batch jobs and failovers elsewhere move it
+    every day. It is reported (``informational``) and never decides the verdict; its error rate and latency,
+    rates normalised by its traffic, still do.
     """
     outcome = CheckOutcome(target, CHECK_HISTORY)
     current = series.current if series is not None else None
@@ -746,7 +755,8 @@ def compare_to_history(target: Target, series: ServiceSeries | None, settings: A
         outcome.gaps.append(f"no metrics for this service in the last {settings.window}")
         return outcome
     if target.role != ROLE_SHADOW:
-        _score_request_rate_history(outcome, current, series.history, settings)
+        deciding = not (launch_on and target.role == ROLE_MAIN)
+        _score_request_rate_history(outcome, current, series.history, settings, deciding=deciding)
     if current.requests < settings.min_requests:
         outcome.gaps.append(
             f"{current.requests:.0f} requests in the last {settings.window}, fewer than min_requests "
@@ -759,7 +769,12 @@ def compare_to_history(target: Target, series: ServiceSeries | None, settings: A
 
 
 def _score_request_rate_history(
-    outcome: CheckOutcome, current: WindowCounts, history: Sequence[WindowCounts | None], settings: AnomalySettings
+    outcome: CheckOutcome,
+    current: WindowCounts,
+    history: Sequence[WindowCounts | None],
+    settings: AnomalySettings,
+    *,
+    deciding: bool,
 ) -> None:
     counts = [window.requests for window in history if window is not None]
     if len(counts) < MIN_HISTORY_POINTS:
@@ -787,6 +802,7 @@ def _score_request_rate_history(
         z_score,
         worse_is_lower=True,
         compared_to="history",
+        deciding=deciding,
     )
 
 
@@ -905,7 +921,8 @@ def evaluate(
     shadow-vs-main comparisons when there are shadows (a brand-new shadow has no history yet, and its
     main is the baseline that matters), otherwise every target's history check. Cluster-wide, idle
     services are reported but only make the verdict ``insufficient_data`` when no service at all
-    could be judged. Any anomaly in any check makes the verdict ``anomalous``, except on
+    could be judged. Any anomaly in any check makes the verdict ``anomalous``, except a main's request
+    rate while a shadow is on the route (the users' traffic, see compare_to_history), and on
     ``other_route`` targets: their history checks are reported (``informational``, ``services``) and
     never change the verdict.
     """
@@ -916,14 +933,19 @@ def evaluate(
         settings = replace(
             settings, applied_sigma=family_wise_sigma(settings.sigma, comparisons), comparisons=comparisons
         )
-    outcomes = [outcome for target in checked for outcome in _checks_for(target, series_by_service, settings)]
+    launch_on = any(target.role == ROLE_SHADOW for target in checked)
+    outcomes = [
+        outcome for target in checked for outcome in _checks_for(target, series_by_service, settings, launch_on)
+    ]
     judged = [outcome for outcome in outcomes if outcome.target.role != ROLE_OTHER_ROUTE]
     shadow_outcomes = [outcome for outcome in judged if outcome.check == CHECK_SHADOW_VS_MAIN]
     primary = shadow_outcomes or [outcome for outcome in judged if outcome.check == CHECK_HISTORY]
     anomalies = _by_severity(anomaly for outcome in judged for anomaly in outcome.anomalies)
-    informational = _by_severity(
+    other_routes = _by_severity(
         anomaly for outcome in outcomes if outcome.target.role == ROLE_OTHER_ROUTE for anomaly in outcome.anomalies
     )
+    users_traffic = _by_severity(anomaly for outcome in judged for anomaly in outcome.informational)
+    informational = [*users_traffic, *other_routes]
     verdict = _verdict(anomalies, primary, cluster_wide)
     gaps = tuple(gap for outcome in judged if (gap := outcome.insufficient()) is not None)
     # One pass, not one scan of every outcome per service: cluster-wide there are thousands of both.
@@ -932,7 +954,9 @@ def evaluate(
         statuses.setdefault(outcome.target, {})[outcome.check] = outcome.status
     return AnomalyReport(
         verdict=verdict,
-        summary=_summary(verdict, anomalies, primary, judged, settings) + _informational_note(informational),
+        summary=_summary(verdict, anomalies, primary, judged, settings)
+        + _informational_note(users_traffic, "the users' traffic changed")
+        + _informational_note(other_routes, "on another route of the IngressRoute"),
         anomalies=tuple(anomalies),
         insufficient=gaps,
         services=tuple(
@@ -947,21 +971,21 @@ def _by_severity(anomalies: Iterable[Anomaly]) -> list[Anomaly]:
     return sorted(anomalies, key=lambda anomaly: (anomaly.severity != SEVERITY_CRITICAL, -abs(anomaly.z_score)))
 
 
-def _informational_note(informational: Sequence[Anomaly]) -> str:
+def _informational_note(informational: Sequence[Anomaly], why: str) -> str:
     if not informational:
         return ""
     more = f" (and {len(informational) - 1} more)" if len(informational) > 1 else ""
-    return f" Not part of the verdict, on another route of the IngressRoute: {informational[0].describe()}{more}."
+    return f" Not part of the verdict, {why}: {informational[0].describe()}{more}."
 
 
 def _checks_for(
-    target: Target, series_by_service: Mapping[str, ServiceSeries], settings: AnomalySettings
+    target: Target, series_by_service: Mapping[str, ServiceSeries], settings: AnomalySettings, launch_on: bool
 ) -> list[CheckOutcome]:
     series = series_by_service.get(target.service)
     outcomes = []
     if target.role == ROLE_SHADOW:
         outcomes.append(compare_shadow_to_main(target, series, series_by_service, settings))
-    outcomes.append(compare_to_history(target, series, settings))
+    outcomes.append(compare_to_history(target, series, settings, launch_on=launch_on))
     return outcomes
 
 

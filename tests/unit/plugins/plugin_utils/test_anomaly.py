@@ -516,22 +516,49 @@ def test_verdict_anomalous_with_one_sentence_summary() -> None:
     assert (report["window"], report["sigma"], report["history_windows"], report["min_requests"]) == ("1m", 2.0, 6, 100)
 
 
-def test_main_degrading_against_its_history_also_counts() -> None:
+def test_main_degrading_against_its_history_also_counts_but_not_its_users_traffic() -> None:
     # main drops from 600 to 400 requests a minute (z -3.33) while its error rate rises to 2.5%
-    # (floor sqrt(0.01 * 0.99 / 400) = 0.004975, continuity-corrected 9.5 / 400: z 2.764): two warnings
-    # besides the shadow's finding
+    # (floor sqrt(0.01 * 0.99 / 400) = 0.004975, continuity-corrected 9.5 / 400: z 2.764): its error rate is a
+    # warning besides the shadow's finding; its request rate is the users' traffic, reported beside the verdict
     data = {
         MAIN: series(MAIN, [*STEADY, window(400, 10)], buckets(FAST, 4)),
         SHADOW: series(SHADOW, [window(200, 30)], buckets(FAST, 2)),
     }
     report = evaluate(data, route_targets(), SETTINGS)
     found = [(a.target.role, a.metric, a.severity, round(a.z_score, 3)) for a in report.anomalies]
-    assert found == [
-        ("shadow", "error_rate", "critical", 5.786),
-        ("main", "request_rate", "warning", -3.333),
-        ("main", "error_rate", "warning", 2.764),
-    ]
-    assert report.summary.endswith("(z 5.79, critical), and 2 more anomalies.")
+    assert found == [("shadow", "error_rate", "critical", 5.786), ("main", "error_rate", "warning", 2.764)]
+    aside = [(a.target.role, a.metric, a.severity, round(a.z_score, 3)) for a in report.informational]
+    assert aside == [("main", "request_rate", "warning", -3.333)]
+    assert "(z 5.79, critical), and 1 more anomaly. Not part of the verdict, the users' traffic changed: " in (
+        report.summary
+    )
+
+
+def test_users_traffic_falling_back_after_a_surge_never_fails_a_launch() -> None:
+    # Users' traffic tripled, then fell back: against a history of the surge, the main's request rate drops
+    # (z about -6.7). The shadow behaves like its main, so a launch on the route passes; the drop is reported.
+    surge = [window(1800, 18, 0.1)] * 6
+    data = {
+        MAIN: series(MAIN, [*surge, window(600, 6, 0.1)], buckets(FAST, 6)),
+        SHADOW: series(SHADOW, [window(300, 3, 0.1)], buckets(FAST, 3)),
+    }
+    report = evaluate(data, route_targets(), SETTINGS)
+    assert report.verdict == "ok", report.summary
+    assert [(a.target.role, a.metric) for a in report.informational] == [("main", "request_rate")]
+    assert "Not part of the verdict, the users' traffic changed: api-service-stable has a request rate" in (
+        report.summary
+    )
+    assert report.to_dict()["informational"][0]["metric"] == "request_rate"
+
+
+def test_without_a_launch_a_main_whose_traffic_drops_is_still_anomalous() -> None:
+    # No shadow on the route (the status or anomaly-check question "is this route healthy?"): a drop counts.
+    surge = [window(1800, 18, 0.1)] * 6
+    data = {MAIN: series(MAIN, [*surge, window(600, 6, 0.1)], buckets(FAST, 6))}
+    report = evaluate(data, [Target(MAIN, role="main")], SETTINGS)
+    assert report.verdict == "anomalous"
+    assert [a.metric for a in report.anomalies] == ["request_rate"]
+    assert evaluate(data, None, SETTINGS).verdict == "anomalous"
 
 
 def test_verdict_insufficient_when_the_shadow_gets_no_traffic() -> None:
