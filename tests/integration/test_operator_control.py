@@ -219,7 +219,7 @@ def test_a_shadow_that_stops_answering_after_a_good_first_check_fails_its_step(
     flat = " ".join(out.split())
     assert process.returncode != 0, out
     assert lines[0] == (1, "ok") and lines[-1][1] == "insufficient_data", lines
-    assert "the step's last check was inconclusive" in flat and "was rolled back" in flat, out
+    assert "The step's last check was inconclusive" in flat and "was rolled back" in flat, out
     assert_back_as_before(kube, world, before, load)
 
 
