@@ -356,24 +356,25 @@ class LaunchEngine:
     def _enable(self) -> None:
         first = self._steps[0]
         created = self._write(first, attach=False)
-        status = created.get("status")
-        if self.plan.attach:
-            # Created unattached on purpose (Traefik builds the mirror before a router needs it): the attach is
-            # the next write, so "inactive, run with attach_to_ingress" would not be true for long.
-            made = "created" if any(a.get("verb") == "create" for a in created.get("actions") or []) else "set"
-            head = f"Mirror {made} at {first}%, attached next."
-            warnings = [w for w in created.get("warnings") or [] if "inactive" not in w]
-        else:
-            waiting = " (waiting on an IngressRoute change)." if status == "inactive" else "."
-            head = f"Mirror is {status} at {first}%{waiting}"
-            warnings = list(created.get("warnings") or [])
-        lines = [head, *[a["summary"] for a in created.get("actions") or [] if not a.get("record_only")]]
-        self.say(" ".join(lines + [f"Warning: {w}" for w in warnings]))
+        made = [a["summary"] for a in created.get("actions") or [] if not a.get("record_only")]
         if not self.plan.attach:
+            status = created.get("status")
+            waiting = " (waiting on an IngressRoute change)." if status == "inactive" else "."
+            self.say(" ".join([f"Mirror is {status} at {first}%{waiting}", *made, *_warnings(created)]))
             return
+        # Created unattached on purpose (Traefik builds the mirror before a router needs it). The attach is the
+        # next write, so this write's warnings (an inactive mirror among them) are not true for long: the
+        # attach's own warnings are the ones said.
+        verb = "created" if any(a.get("verb") == "create" for a in created.get("actions") or []) else "set"
+        self.say(" ".join([f"Mirror {verb} at {first}%, attached next.", *made]))
         attached = self._write(first, attach=True)
-        if any(not a.get("record_only") for a in attached.get("actions") or []):
-            self.say(_users_line(self.result.before, attached))
+        users = (
+            [_users_line(self.result.before, attached)]
+            if any(not a.get("record_only") for a in attached.get("actions") or [])
+            else []
+        )
+        if users or attached.get("warnings"):
+            self.say(" ".join([*users, *_warnings(attached)]))
 
     def _finish(self) -> None:
         self._step = None
@@ -629,6 +630,10 @@ class LaunchEngine:
 
 
 # --- words -----------------------------------------------------------------------------------------------
+
+
+def _warnings(answer: Mapping[str, Any]) -> list[str]:
+    return [f"Warning: {warning}" for warning in answer.get("warnings") or []]
 
 
 def _capitalised(text: str) -> str:

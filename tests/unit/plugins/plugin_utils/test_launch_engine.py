@@ -364,7 +364,7 @@ class FakeCluster:
             self.mirror = None
             actions.append(self._action(f"delete TraefikService {NS}/{MIRROR}"))
         answer = self._answer(actions, previous)
-        answer["status"] = "absent"
+        answer.update(status="absent", warnings=[])
         return answer
 
     def observe(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
@@ -414,7 +414,8 @@ class FakeCluster:
             "changed": any(not action["record_only"] for action in actions),
             "status": "active" if self._attached() else "inactive",
             "actions": actions,
-            "warnings": [],
+            # As traefik_mirror warns: a mirror nothing routes through yet, and the side effects of every copy.
+            "warnings": ([] if self._attached() else ["mirror is inactive"]) + ["copies have side effects"],
             "resolved": self._resolved(previous),
             "distribution": self._distribution(),
         }
@@ -1276,3 +1277,20 @@ def test_the_changes_are_recorded_without_record_only_writes() -> None:
         f"TraefikService {NS}/{MIRROR}: copies 20% -> 50%",
     ]
     assert [change["at"] for change in result.changes] == [T0, T0, T0 + 300]
+
+
+def test_an_attached_launch_says_only_the_warnings_that_are_true_after_the_attach() -> None:
+    w = world()
+    result = w.run()
+    assert result.outcome == PASSED
+    said = " ".join(w.lines())
+    assert "Warning: mirror is inactive" not in said, said
+    assert said.count("Warning: copies have side effects") == 1, said
+
+
+def test_an_unattached_mirror_says_it_is_inactive() -> None:
+    w = world()
+    result = w.run(attach=False, rules=rules(gate=False))
+    assert result.outcome == PASSED
+    assert any(line.startswith("Mirror is inactive at 50% (waiting on an IngressRoute change).") for line in w.lines())
+    assert "Warning: mirror is inactive" in " ".join(w.lines())
