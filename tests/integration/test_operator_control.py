@@ -63,7 +63,8 @@ def world_under_load(
 
 def assert_back_as_before(kube: Any, world: Any, before: dict[str, Any], load: SteadyTraffic | None = None) -> None:
     """The route exactly as before the launch, no mirror left, and (with ``load``) no user error."""
-    assert_back_as_before(kube, world, before)
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
     if load is not None:
         assert load.errors() == 0, dict(load.statuses)
 
