@@ -53,6 +53,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine 
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
     GateRules,
     check_rules,
+    checks_per_step,
     interval_seconds,
     lease_seconds,
 )
@@ -166,7 +167,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         )
         auth = resolve_auth_options({name: params.get(name) for name in auth_argument_spec()})
         cluster = _Cluster(params, auth, lease_seconds(params["lease_seconds"], rules))
-        judge = _Judge(self, params, task_vars) if rules.gate else None
+        judge = _Judge(self, params, task_vars, checks_per_step(rules)) if rules.gate else None
         watchdog = _Watchdog(params, auth) if params["watchdog"] and not plan.check_mode else None
         return LaunchEngine(plan, cluster, judge, watchdog, _Clock(), say)
 
@@ -284,11 +285,13 @@ class _Cluster:
 class _Judge:
     """The traffic lookup's ``anomalies`` answer, with the options and environment it would get in a task."""
 
-    def __init__(self, action: ActionBase, params: dict[str, Any], task_vars: dict[str, Any]) -> None:
+    def __init__(self, action: ActionBase, params: dict[str, Any], task_vars: dict[str, Any], checks: int) -> None:
         self._action = action
         self._task_vars = task_vars
         auth = {name: params[name] for name in auth_argument_spec() if params.get(name) is not None}
         self._options = {
+            # A step's checks share sigma's false-alarm budget (the lookup's checks_per_step).
+            "checks_per_step": checks,
             **{key: value for key, value in params["anomaly"].items() if value not in (None, "", [], {})},
             **auth,
             "route_name": params["route_name"],
@@ -297,12 +300,13 @@ class _Judge:
         if params["api_group"]:
             self._options["api_group"] = params["api_group"]
 
-    def check(self) -> dict[str, Any]:
+    def check(self, since: float | None = None) -> dict[str, Any]:
         lookup = self._action._shared_loader_obj.lookup_loader.get(
             "darklaunch.traefik.traffic", loader=self._action._loader, templar=self._action._templar
         )
+        options = dict(self._options, mirror_since=since) if since is not None else self._options
         try:
-            answer = lookup.run(["anomalies"], variables=self._task_vars, **self._options)
+            answer = lookup.run(["anomalies"], variables=self._task_vars, **options)
         except (AnsibleError, DarklaunchError, OSError) as error:
             raise JudgeUnavailable(str(error).strip()) from None
         return dict(answer[0])

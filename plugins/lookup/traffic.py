@@ -17,18 +17,23 @@ description:
     and the launch recorded on it by M(darklaunch.traefik.traefik_mirror)), and the launches whose process
     stopped renewing their deadline (C(abandoned_launches)), each with the command that rolls it back.
   - V(ingressroutes) lists every IngressRoute with the live targets of each route.
-  - V(anomalies) judges Traefik's Prometheus metrics. Per route (O(route_name) and O(namespace)) it
-    compares each shadow backend with the main backend over the same window (5xx share with a
-    two-proportion z-test; mean and p95 latency) and each backend with its own recent history (request
-    rate, error rate, latency). Only the route(s) of the IngressRoute that carry the mirror are judged;
-    the backends of its other routes (a C(/health) route, a second host) are checked against their own
-    history for information (role C(other_route), listed under C(informational)) and never change the
-    verdict. While the route mirrors to a shadow, a main backend's request rate against its history is the
-    users' traffic (peaks, batch jobs, failovers), not the launch's doing, so it is listed under
-    C(informational) and never changes the verdict either; its error rate and latency still do. Without a
-    shadow on the route, and cluster-wide, a drop in request rate is an anomaly. Without O(route_name) it
-    checks every service Traefik reports, with a
-    constant number of PromQL queries (4). Too little data is V(insufficient_data), never V(ok).
+  - V(anomalies) judges Traefik's Prometheus metrics. Per route (O(route_name) and O(namespace)), while the
+    route mirrors to a shadow, what decides the verdict is the shadow against its main backend over the same
+    window, so the same users' traffic - 6 comparisons - (1) the copies it completed against what the mirror's
+    percentage predicts, once that percentage has held a whole window (fewer than a quarter of them is a shadow
+    that hangs or refuses connections), (2) the
+    5xx share and (3) the 4xx share (O(client_error_codes)), two-proportion z-tests, (4) the mean latency and
+    the (5) p95 and (6) p99 tails; and the 5xx share of the shadow and of the main against their own recent
+    history. A main backend's request rate and the latency histories move with the users' traffic (peaks,
+    batch jobs, failovers), not with the launch; they are listed under C(informational) and never change the
+    verdict. Without a shadow on the route, and cluster-wide, each backend is judged against its own
+    history (request rate, where a drop is an anomaly, error rate, latency).
+  - Only the route(s) of the IngressRoute that carry the mirror are judged; the backends of its other
+    routes (a C(/health) route, a second host) are checked against their own history for information (role
+    C(other_route), listed under C(informational)) and never change the verdict.
+  - All deciding comparisons share one false-alarm budget (O(sigma), O(checks_per_step)). Without
+    O(route_name) it checks every service Traefik reports, with a constant number of PromQL queries (4). Too
+    little data is V(insufficient_data), never V(ok).
   - With O(metrics), custom checks written in PromQL (p99 latency, a business metric, any exporter's
     series) are judged in the same answer; each costs its own queries only (1, or 2 for a comparison).
   - O(prometheus_selector) narrows every query, built-in and custom, to one set of series of a shared
@@ -63,12 +68,16 @@ options:
     type: str
   sigma:
     description:
-      - Anomaly threshold in standard deviations (z-score). A comparison is an anomaly (V(warning)) from
-        this z-score and V(critical) from twice it.
-      - Cluster-wide (no O(route_name)) every service is compared three times, so the threshold each
-        comparison must reach is raised (Bonferroni) until the chance of a false alarm anywhere in the
-        answer equals that of one O(sigma) comparison; for example sigma 2 over 1,000 services (3,000
-        comparisons) becomes z 4.3. The answer reports it as C(sigma_applied).
+      - The false-alarm budget, as a z-score. The chance that a healthy route (or, with O(checks_per_step), a
+        healthy step of a launch) gets an V(anomalous) answer is at most the one-sided normal tail of
+        O(sigma). At the default 2 that is 2.3%; 2.33 is 1%; 3 is 0.13%. The answer reports it as
+        C(false_alarm_budget).
+      - Every comparison that can decide the verdict, times O(checks_per_step), shares that budget
+        (Bonferroni), so each is tested at a higher z, reported as C(sigma_applied) with C(comparisons).
+        For example one shadow and its main (8 deciding comparisons) over 5 checks per step is z 3.3 each;
+        cluster-wide, 1,000 services (3,000 comparisons) is z 4.3. A comparison is an anomaly (V(warning))
+        from that z and V(critical) from twice it.
+      - Which comparisons decide is in the V(anomalies) term's description.
     type: float
     default: 2.0
     env:
@@ -85,6 +94,26 @@ options:
     description: Fewer requests than this for a service in the window gives V(insufficient_data) for it.
     type: int
     default: 100
+  checks_per_step:
+    description:
+      - How many answers share the O(sigma) false-alarm budget. The launch's gate passes its checks per step
+        (bake / interval), so that a healthy step, not each check, is rolled back with a chance of at most
+        the budget.
+    type: int
+    default: 1
+  client_error_codes:
+    description:
+      - The answers that count as client errors in the V(anomalies) term's shadow-vs-main comparison, as classes
+        (C(4xx)) or codes (C(404), C(429)). An empty list turns that comparison off.
+    type: list
+    elements: str
+    default: [4xx]
+  mirror_since:
+    description:
+      - For the V(anomalies) term, the Unix time (seconds) at which the route's mirror got its current
+        percentage (the launch's gate passes its step's start). The copies a shadow completed are judged
+        against its percentage only once that percentage has held a whole O(window). Omit when it has.
+    type: float
   metrics:
     description:
       - Custom checks for the V(anomalies) term, judged in the same answer as the built-in ones; needs
@@ -222,10 +251,13 @@ _raw:
       M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted, abandoned_launches}),
       the same lists as that module returns; V(ingressroutes) is
       C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, informational, insufficient_data,
-      services, window, sigma, sigma_applied, comparisons, queries, builtin_queries}), plus C(metrics) with
-      O(metrics) and C(selector) with O(prometheus_selector). Each C(services) row has C(service),
-      C(name), C(role) (V(main), V(shadow), V(service) or V(other_route)), C(compared_to), C(requests),
-      C(request_rate), C(error_rate), C(latency_mean), C(latency_p95) and C(checks).
+      services, window, sigma, sigma_applied, comparisons, checks_per_step, false_alarm_budget,
+      client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics) and C(selector) with
+      O(prometheus_selector). Each C(services) row has C(service), C(name), C(role) (V(main), V(shadow),
+      V(service) or V(other_route)), C(compared_to), C(requests), C(request_rate), C(error_rate),
+      C(client_error_rate), C(latency_mean), C(latency_p95), C(latency_p99) and C(checks). Each anomaly has a
+      C(metric) (V(delivery), V(error_rate), V(client_error_rate), V(latency_mean), V(latency_p95),
+      V(latency_p99) or V(request_rate)).
     - C(queries) counts every Prometheus query of the answer, C(builtin_queries) those of the built-in
       checks (4, whatever the number of services).
     - Each C(metrics) row has C(name), C(rule) (a dict of the rule and its number), C(value) (for comparisons
@@ -427,6 +459,9 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             selector=self.get_option("prometheus_selector"),
             metrics=self.get_option("metrics"),
             route={"route": route_name, "namespace": namespace} if route_name else None,
+            checks_per_step=self.get_option("checks_per_step"),
+            client_error_codes=self.get_option("client_error_codes"),
+            mirror_since=self.get_option("mirror_since"),
         )
         display.vvv(
             f"darklaunch.traefik.traffic: anomalies answered with {client.query_count} Prometheus queries "

@@ -360,6 +360,7 @@ def _target(backend: Mapping[str, Any], role: str, pair: list[str] | None) -> di
         "namespace": backend["namespace"],
         "role": role,
         "pair": pair,
+        "percent": backend.get("percent"),
     }
 
 

@@ -5,14 +5,21 @@
 Nothing here talks to Prometheus; ``_anomaly_queries`` turns query results into ``ServiceSeries`` and
 ``_anomaly_check`` runs the whole check. Two comparisons exist:
 
-* shadow vs main over the same window: error rate (pooled two-proportion z-test), mean latency (Welch
-  z-test, variances estimated from the duration histogram) and p95 latency (two-proportion z-test on
-  the share of requests slower than the main service's p95), both latency scores capped by the size
-  of the difference so a few percent never alarm however many requests there are;
+* shadow vs main over the same window, the same users' traffic: the copies delivered against what the
+  mirror's percentage predicts, the 5xx and the 4xx shares (pooled two-proportion z-tests), mean latency
+  (Welch z-test, variances estimated from the duration histogram) and the p95 and p99 tails
+  (two-proportion z-tests on the share of requests slower than the main service's p95 / p99), the latency
+  scores capped by the size of the difference so a few percent never alarm however many requests there are;
 * each service against its own previous windows: request rate, error rate and mean latency, as
   ``(current - mean) / stddev`` with a floor on the standard deviation.
 
-Only the "worse" direction alarms: more errors, slower answers, and for the request rate a drop.
+Only the "worse" direction alarms: more errors, slower answers, and for request rates a drop.
+
+Every deciding comparison of an answer, times the checks that share the budget (``checks``: the gate's
+checks per step), is held to one false-alarm budget, the one-sided tail of ``sigma`` (Bonferroni, see
+family_wise_sigma). While a launch is on a route (it has a shadow), only what the launch can change
+decides: the shadow against its main, and the error rates against history; a main's request rate and the
+latency histories move with the users' traffic and are reported, never deciding.
 """
 
 from __future__ import annotations
@@ -46,9 +53,12 @@ CHECK_SHADOW_VS_MAIN = "shadow_vs_main"
 CHECK_HISTORY = "history"
 
 METRIC_ERROR_RATE = "error_rate"
+METRIC_CLIENT_ERROR_RATE = "client_error_rate"
 METRIC_LATENCY_MEAN = "latency_mean"
 METRIC_LATENCY_P95 = "latency_p95"
+METRIC_LATENCY_P99 = "latency_p99"
 METRIC_REQUEST_RATE = "request_rate"
+METRIC_DELIVERY = "delivery"
 
 UNIT_RATIO = "ratio"
 UNIT_SECONDS = "seconds"
@@ -68,6 +78,17 @@ RELATIVE_STDDEV_FLOOR = 0.10
 # in units of at least 5 ms, so at sigma 2 it must be 10 ms or more before it alarms.
 LATENCY_STDDEV_FLOOR_SECONDS = 0.005
 P95 = 0.95
+P99 = 0.99
+# A shadow that completed fewer than a quarter of the copies its percentage predicts is not being
+# delivered to (it hangs, or refuses connections). A healthy one sits at the expectation: mirroring is a
+# counter, and the window is judged only once the percentage has held all of it (expected_copies); the
+# margin absorbs Traefik applying the step a second or two late and Prometheus' extrapolation.
+MIN_DELIVERED_SHARE = 0.25
+# Comparisons that decide the verdict, per target (see decisions_for).
+SHADOW_VS_MAIN_COMPARISONS = 6  # delivery, 5xx share, 4xx share, mean, p95, p99
+HISTORY_COMPARISONS_PER_SERVICE = 3  # request rate, error rate, mean latency
+DEFAULT_CLIENT_ERROR_CODES = ("4xx",)
+_CODE_PATTERN = re.compile(r"^[1-5](?:xx|\d\d)$")
 MAX_HISTORY_WINDOWS = 1000  # Prometheus refuses range queries of more than 11,000 points per series.
 
 _DURATION_RE = re.compile(
@@ -97,9 +118,15 @@ class AnomalySettings:
     window_seconds: float = 300.0
     history_windows: int = 6
     min_requests: int = 100
-    # The threshold the checks apply: ``sigma`` itself, except cluster-wide (see family_wise_sigma).
+    # The threshold the checks apply: ``sigma`` raised for the comparisons sharing it (see family_wise_sigma).
     applied_sigma: float | None = None
     comparisons: int = 1
+    # The checks that share sigma's false-alarm budget with this one (the gate's checks per step).
+    checks: int = 1
+    # Answers counted as client errors: classes (``4xx``) or codes (``404``).
+    client_error_codes: tuple[str, ...] = DEFAULT_CLIENT_ERROR_CODES
+    # How long the mirror's current percentage has held within the window (None: all of it).
+    mirror_seconds: float | None = None
 
     @property
     def threshold(self) -> float:
@@ -112,6 +139,8 @@ class AnomalySettings:
         window: Any = "5m",
         history_windows: Any = 6,
         min_requests: Any = 100,
+        checks_per_step: Any = 1,
+        client_error_codes: Any = None,
     ) -> AnomalySettings:
         """Validate user options (they may arrive as strings from AWX surveys) into settings."""
         window_text = _window_text(window)
@@ -121,7 +150,40 @@ class AnomalySettings:
             window_seconds=parse_prometheus_duration(window_text),
             history_windows=_bounded_int(history_windows, "history_windows", MIN_HISTORY_POINTS, MAX_HISTORY_WINDOWS),
             min_requests=_bounded_int(min_requests, "min_requests", 1, None),
+            checks=_bounded_int(checks_per_step, "checks_per_step", 1, None),
+            client_error_codes=parse_client_error_codes(client_error_codes),
         )
+
+    def is_client_error(self, code: str) -> bool:
+        """Does a status code (Traefik's ``code`` label) count as a client error?"""
+        return any(
+            code == wanted or (wanted.endswith("xx") and code[:1] == wanted[0] and len(code) == 3)
+            for wanted in self.client_error_codes
+        )
+
+
+def parse_client_error_codes(value: Any) -> tuple[str, ...]:
+    """``client_error_codes``: classes such as ``4xx`` or codes such as ``404`` (numbers too); an empty
+    list turns the client-error comparison off."""
+    if value is None:
+        return DEFAULT_CLIENT_ERROR_CODES
+    if isinstance(value, str):  # survey and extra-var text: "4xx" or "404, 429"
+        value = [item for item in value.replace("[", "").replace("]", "").split(",") if item.strip()]
+    items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(items, (list, tuple)):
+        raise DarklaunchError(
+            f"client_error_codes must be a list of status codes or classes such as [4xx] or [404, 429], got {value!r}.",
+            field="client_error_codes",
+        )
+    codes = []
+    for item in items:
+        text = str(item).strip().lower() if not isinstance(item, bool) else ""
+        if not _CODE_PATTERN.match(text):
+            raise DarklaunchError(
+                f"client_error_codes: {item!r} is not a status code (404) or class (4xx).", field="client_error_codes"
+            )
+        codes.append(text)
+    return tuple(dict.fromkeys(codes))
 
 
 def parse_prometheus_duration(text: str) -> float:
@@ -183,10 +245,15 @@ class WindowCounts:
     errors: float
     latency_sum: float | None = None
     latency_count: float | None = None
+    client_errors: float = 0.0
 
     @property
     def error_rate(self) -> float | None:
         return self.errors / self.requests if self.requests > 0 else None
+
+    @property
+    def client_error_rate(self) -> float | None:
+        return self.client_errors / self.requests if self.requests > 0 else None
 
     @property
     def latency_mean(self) -> float | None:
@@ -219,13 +286,18 @@ class ServiceSeries:
 
 @dataclass(frozen=True)
 class Target:
-    """A service to check. ``pairs`` lists, for a shadow, the metric labels of the main service(s)."""
+    """A service to check. ``pairs`` lists, for a shadow, the metric labels of the main service(s).
+
+    ``percent``: for a shadow, the share of the route's requests copied to it; for a main service, the
+    share of the route's users it serves (``None`` when unknown).
+    """
 
     service: str
     role: str = ROLE_SERVICE
     name: str | None = None
     namespace: str | None = None
     pairs: tuple[str, ...] = ()
+    percent: float | None = None
 
     @property
     def display_name(self) -> str:
@@ -237,14 +309,23 @@ class Target:
 # --------------------------------------------------------------------------------------------------
 
 
-def two_proportion_z(hits_a: float, total_a: float, hits_b: float, total_b: float) -> float:
+def two_proportion_z(
+    hits_a: float, total_a: float, hits_b: float, total_b: float, *, continuity: bool = False
+) -> float:
     """Pooled two-proportion z-score of ``hits_a/total_a`` above ``hits_b/total_b``.
 
     ``z = (p_a - p_b) / sqrt(p (1 - p) (1/n_a + 1/n_b))`` with ``p`` the pooled proportion. When both
     samples are all-hits or all-misses the proportions are equal and there is nothing to score: 0.
+
+    ``continuity`` moves ``hits_a`` half a hit towards ``b``'s proportion when it is above it: hits
+    are whole and rare (errors, requests in a 1% tail), and the normal approximation alone calls 5 of
+    100 in a 1% tail (main 10 of 1,000) z 3.29, although 5 or more happen 0.37% of the time (z 2.68);
+    corrected it scores 2.93.
     """
     if total_a <= 0 or total_b <= 0:
         raise ValueError("two_proportion_z needs two non-empty samples")
+    if continuity and hits_a / total_a > hits_b / total_b:
+        hits_a = max(hits_a - 0.5, hits_b / total_b * total_a)
     proportion_a = hits_a / total_a
     proportion_b = hits_b / total_b
     pooled = (hits_a + hits_b) / (total_a + total_b)
@@ -291,17 +372,14 @@ def severity_for(worse_z: float, sigma: float) -> str | None:
     return None
 
 
-# History checks per service: request rate, error rate, mean latency.
-HISTORY_COMPARISONS_PER_SERVICE = 3
-
-
 def family_wise_sigma(sigma: float, comparisons: int) -> float:
     """The per-comparison z threshold that keeps the chance of ANY false alarm among ``comparisons``
     one-sided tests at that of a single ``sigma`` test (Bonferroni).
 
     Cluster-wide, thousands of healthy services are each compared three times: at a plain sigma 2
     (2.3% per comparison) about 7% of them would be flagged on every check. Holding the whole answer to
-    sigma's false-alarm rate turns sigma 2 over 3,000 comparisons into z >= 4.3.
+    sigma's false-alarm rate turns sigma 2 over 3,000 comparisons into z >= 4.3. A launch's gate holds
+    each step to it: one shadow and one main (8 deciding comparisons) over 5 checks is z >= 3.3.
     """
     if comparisons <= 1:
         return sigma
@@ -430,6 +508,7 @@ def _merge_windows(windows: Sequence[WindowCounts | None]) -> WindowCounts | Non
     return WindowCounts(
         requests=sum(window.requests for window in present),
         errors=sum(window.errors for window in present),
+        client_errors=sum(window.client_errors for window in present),
         latency_sum=_sum_known(window.latency_sum for window in present),
         latency_count=_sum_known(window.latency_count for window in present),
     )
@@ -467,6 +546,12 @@ class Anomaly:
 
     def describe(self) -> str:
         who = f"shadow {self.target.display_name}" if self.target.role == ROLE_SHADOW else self.target.display_name
+        if self.metric == METRIC_DELIVERY:
+            return (
+                f"{who} completed {format_value(self.value, self.unit)} of the copies its mirror percentage sends, "
+                f"expected {format_value(self.baseline, self.unit)} from {self.compared_to} (z {self.z_score:.2f}, "
+                f"{self.severity}): its copies hang or fail before an answer"
+            )
         where = "on main" if self.check == CHECK_SHADOW_VS_MAIN else "in its recent history"
         return (
             f"{who} has {_METRIC_PHRASE[self.metric]} {format_value(self.value, self.unit)} against "
@@ -493,9 +578,12 @@ class Anomaly:
 
 _METRIC_PHRASE = {
     METRIC_ERROR_RATE: "an error rate of",
+    METRIC_CLIENT_ERROR_RATE: "a client error rate of",
     METRIC_LATENCY_MEAN: "a mean latency of",
     METRIC_LATENCY_P95: "a p95 latency of",
+    METRIC_LATENCY_P99: "a p99 latency of",
     METRIC_REQUEST_RATE: "a request rate of",
+    METRIC_DELIVERY: "copies completed at",
 }
 
 
@@ -579,10 +667,13 @@ def compare_shadow_to_main(
     shadow: ServiceSeries | None,
     mains: Mapping[str, ServiceSeries],
     settings: AnomalySettings,
+    main_percent: float | None = None,
 ) -> CheckOutcome:
-    """Error rate, mean latency and p95 latency of a shadow against its main service(s), same window.
+    """Delivery, 5xx and 4xx shares, mean, p95 and p99 latency of a shadow against its main service(s),
+    same window.
 
-    ``mains`` maps metric labels to series; the ones named in ``target.pairs`` are used.
+    ``mains`` maps metric labels to series; the ones named in ``target.pairs`` are used. ``main_percent``
+    is the share of the route's users those mains serve (for the copies the shadow should receive).
     """
     outcome = CheckOutcome(target, CHECK_SHADOW_VS_MAIN)
     if not target.pairs:
@@ -597,6 +688,7 @@ def compare_shadow_to_main(
     main_now = main.current
     if main_now is None:  # cannot happen: every part had a current window
         raise AssertionError("merged main series has no current window")
+    _score_delivery(outcome, shadow_now, main_now, main_percent, settings)
     if not _enough_requests(outcome, "the shadow", shadow_now, settings):
         return outcome
     if not _enough_requests(outcome, "the main service", main_now, settings):
@@ -606,6 +698,57 @@ def compare_shadow_to_main(
     _score_error_rate_vs_main(outcome, shadow_now, main_now, settings)
     _score_latency_vs_main(outcome, shadow, main, settings)
     return outcome
+
+
+def expected_copies(
+    shadow_percent: float | None, main_percent: float | None, main_requests: float, settings: AnomalySettings
+) -> float | None:
+    """The copies the shadow should have completed in the window: its share of the route's requests per
+    request the mains served. ``None`` (not judged) when a percentage is unknown, or when the mirror's
+    current percentage has not held for a whole window yet (``mirror_seconds``): part of the window had
+    another percentage, and a brand-new shadow series loses its first requests to Prometheus' ``increase()``
+    until it has been scraped twice, so a young window would call a healthy shadow short."""
+    if not shadow_percent or not main_percent or main_percent <= 0:
+        return None
+    if settings.mirror_seconds is not None and settings.mirror_seconds < settings.window_seconds:
+        return None
+    return main_requests * shadow_percent / main_percent
+
+
+def delivery_z(delivered: float, expected: float) -> float:
+    """How far below ``expected`` the completed copies are, in Poisson standard deviations; 0 unless fewer
+    than MIN_DELIVERED_SHARE of them completed. Mirroring is a counter (every n-th request), so a healthy
+    shadow sits at the expectation give or take requests in flight; a shortfall this large is a shadow
+    that does not answer, not chance."""
+    if expected <= 0 or delivered >= MIN_DELIVERED_SHARE * expected:
+        return 0.0
+    return (expected - delivered) / math.sqrt(expected)
+
+
+def _score_delivery(
+    outcome: CheckOutcome,
+    shadow: WindowCounts | None,
+    main: WindowCounts,
+    main_percent: float | None,
+    settings: AnomalySettings,
+) -> None:
+    expected = expected_copies(outcome.target.percent, main_percent, main.requests, settings)
+    if expected is None or expected < settings.min_requests:
+        return  # too few copies expected to call a shortfall; the request counts below say so
+    delivered = shadow.requests if shadow is not None else 0.0
+    outcome.score(
+        settings,
+        METRIC_DELIVERY,
+        UNIT_PER_SECOND,
+        delivered / settings.window_seconds,
+        expected / settings.window_seconds,
+        delivery_z(delivered, expected),
+        compared_to=f"{_percent_text(outcome.target.percent)} of {main_label(outcome.target)}",
+    )
+
+
+def _percent_text(percent: float | None) -> str:
+    return f"{percent:g}%" if percent is not None else "its share"
 
 
 def _enough_requests(outcome: CheckOutcome, who: str, window: WindowCounts | None, settings: AnomalySettings) -> bool:
@@ -622,16 +765,23 @@ def _enough_requests(outcome: CheckOutcome, who: str, window: WindowCounts | Non
 def _score_error_rate_vs_main(
     outcome: CheckOutcome, shadow: WindowCounts, main: WindowCounts, settings: AnomalySettings
 ) -> None:
-    z_score = two_proportion_z(shadow.errors, shadow.requests, main.errors, main.requests)
-    outcome.score(
-        settings,
-        METRIC_ERROR_RATE,
-        UNIT_RATIO,
-        shadow.errors / shadow.requests,
-        main.errors / main.requests,
-        z_score,
-        compared_to=main_label(outcome.target),
-    )
+    compared_to = main_label(outcome.target)
+    for metric, shadow_hits, main_hits in (
+        (METRIC_ERROR_RATE, shadow.errors, main.errors),
+        (METRIC_CLIENT_ERROR_RATE, shadow.client_errors, main.client_errors),
+    ):
+        if metric == METRIC_CLIENT_ERROR_RATE and not settings.client_error_codes:
+            continue
+        z_score = two_proportion_z(shadow_hits, shadow.requests, main_hits, main.requests, continuity=True)
+        outcome.score(
+            settings,
+            metric,
+            UNIT_RATIO,
+            shadow_hits / shadow.requests,
+            main_hits / main.requests,
+            z_score,
+            compared_to=compared_to,
+        )
 
 
 def _score_latency_vs_main(
@@ -666,15 +816,19 @@ def _score_latency_vs_main(
         latency_effect_z(mean_z, shadow_stats.mean, main_stats.mean),
         compared_to=compared_to,
     )
-    outcome.score(
-        settings,
-        METRIC_LATENCY_P95,
-        UNIT_SECONDS,
-        shadow_stats.p95,
-        main_stats.p95,
-        latency_effect_z(p95_tail_z(shadow.buckets, main.buckets), shadow_stats.p95, main_stats.p95),
-        compared_to=compared_to,
-    )
+    for metric, quantile, shadow_value, main_value in (
+        (METRIC_LATENCY_P95, P95, shadow_stats.p95, main_stats.p95),
+        (METRIC_LATENCY_P99, P99, shadow_stats.p99, main_stats.p99),
+    ):
+        outcome.score(
+            settings,
+            metric,
+            UNIT_SECONDS,
+            shadow_value,
+            main_value,
+            latency_effect_z(tail_z(quantile, shadow.buckets, main.buckets), shadow_value, main_value),
+            compared_to=compared_to,
+        )
 
 
 @dataclass(frozen=True)
@@ -683,6 +837,7 @@ class LatencyStats:
     mean: float
     variance: float
     p95: float
+    p99: float
 
 
 def _latency_stats(series: ServiceSeries) -> LatencyStats | None:
@@ -692,9 +847,10 @@ def _latency_stats(series: ServiceSeries) -> LatencyStats | None:
     count = histogram_total(series.buckets)
     variance = histogram_variance(series.buckets, window.latency_sum)
     p95 = histogram_quantile(P95, series.buckets)
-    if count <= 0 or variance is None or p95 is None:
+    p99 = histogram_quantile(P99, series.buckets)
+    if count <= 0 or variance is None or p95 is None or p99 is None:
         return None
-    return LatencyStats(count=count, mean=window.latency_sum / count, variance=variance, p95=p95)
+    return LatencyStats(count=count, mean=window.latency_sum / count, variance=variance, p95=p95, p99=p99)
 
 
 def latency_effect_z(statistical_z: float, value: float, baseline: float) -> float:
@@ -712,18 +868,27 @@ def latency_effect_z(statistical_z: float, value: float, baseline: float) -> flo
     return min(statistical_z, (value - baseline) / tolerance)
 
 
-def p95_tail_z(shadow_buckets: Sequence[HistogramBucket], main_buckets: Sequence[HistogramBucket]) -> float:
-    """Is the shadow's tail heavier? Take the main service's p95 as a threshold and compare the shares
-    of requests slower than it (about 5% on main) with a two-proportion z-test. A quantile has no
-    simple standard error of its own; a share of requests does."""
-    threshold = histogram_quantile(P95, main_buckets)
+def tail_z(
+    quantile: float, shadow_buckets: Sequence[HistogramBucket], main_buckets: Sequence[HistogramBucket]
+) -> float:
+    """Is the shadow's tail heavier? Take the main service's ``quantile`` (p95, p99) as a threshold and
+    compare the shares of requests slower than it (5% or 1% on main) with a two-proportion z-test. A
+    quantile has no simple standard error of its own; a share of requests does. A regression on 5% of
+    requests barely moves the p95 but puts five times the main's share beyond its p99."""
+    threshold = histogram_quantile(quantile, main_buckets)
     shadow_share = histogram_share_at_or_below(threshold, shadow_buckets) if threshold is not None else None
     main_share = histogram_share_at_or_below(threshold, main_buckets) if threshold is not None else None
     if shadow_share is None or main_share is None:
-        raise ValueError("p95_tail_z needs two non-empty histograms")
+        raise ValueError("tail_z needs two non-empty histograms")
     shadow_total = histogram_total(shadow_buckets)
     main_total = histogram_total(main_buckets)
-    return two_proportion_z((1 - shadow_share) * shadow_total, shadow_total, (1 - main_share) * main_total, main_total)
+    return two_proportion_z(
+        (1 - shadow_share) * shadow_total,
+        shadow_total,
+        (1 - main_share) * main_total,
+        main_total,
+        continuity=True,
+    )
 
 
 def main_label(target: Target) -> str:
@@ -746,17 +911,19 @@ def compare_to_history(
 
     While a launch is on the route (``launch_on``: the route mirrors to a shadow), a main service's request
     rate is the users' traffic, not the launch's doing: peaks, batch jobs and failovers elsewhere move it
-    every day. It is reported (``informational``) and never decides the verdict; its error rate and latency,
-    rates normalised by its traffic, still do.
+    every day, and latency follows load. Both are reported (``informational``) and never decide the verdict;
+    the shadow's latency is judged against its main in the same window instead. Error rates, normalised by
+    the traffic, still decide.
     """
     outcome = CheckOutcome(target, CHECK_HISTORY)
     current = series.current if series is not None else None
     if series is None or current is None:
         outcome.gaps.append(f"no metrics for this service in the last {settings.window}")
         return outcome
+    # Another route's backends are reported as such by evaluate(), whatever they find.
+    users_traffic = launch_on and target.role != ROLE_OTHER_ROUTE
     if target.role != ROLE_SHADOW:
-        deciding = not (launch_on and target.role == ROLE_MAIN)
-        _score_request_rate_history(outcome, current, series.history, settings, deciding=deciding)
+        _score_request_rate_history(outcome, current, series.history, settings, deciding=not users_traffic)
     if current.requests < settings.min_requests:
         outcome.gaps.append(
             f"{current.requests:.0f} requests in the last {settings.window}, fewer than min_requests "
@@ -764,8 +931,22 @@ def compare_to_history(
         )
         return outcome
     _score_error_rate_history(outcome, current, series.history, settings)
-    _score_latency_history(outcome, current, series.history, settings)
+    _score_latency_history(outcome, current, series.history, settings, deciding=not users_traffic)
     return outcome
+
+
+def decisions_for(target: Target, launch_on: bool, settings: AnomalySettings) -> int:
+    """How many comparisons of one check of ``target`` can decide the verdict (the family that shares
+    sigma's false-alarm budget): a shadow's six against its main and its error rate against history; while
+    a launch is on, a main's error rate against history; otherwise a service's three history comparisons;
+    none for another route's backends (information only)."""
+    if target.role == ROLE_OTHER_ROUTE:
+        return 0
+    if target.role == ROLE_SHADOW:
+        return SHADOW_VS_MAIN_COMPARISONS - (0 if settings.client_error_codes else 1) + 1
+    if launch_on:
+        return 1
+    return HISTORY_COMPARISONS_PER_SERVICE
 
 
 def _score_request_rate_history(
@@ -845,7 +1026,12 @@ def _score_error_rate_history(
 
 
 def _score_latency_history(
-    outcome: CheckOutcome, current: WindowCounts, history: Sequence[WindowCounts | None], settings: AnomalySettings
+    outcome: CheckOutcome,
+    current: WindowCounts,
+    history: Sequence[WindowCounts | None],
+    settings: AnomalySettings,
+    *,
+    deciding: bool,
 ) -> None:
     current_mean = current.latency_mean
     if current_mean is None or (current.latency_count or 0) < settings.min_requests:
@@ -864,7 +1050,16 @@ def _score_latency_history(
     mean, stddev = mean_and_stddev(means)
     floor = max(RELATIVE_STDDEV_FLOOR * mean, LATENCY_STDDEV_FLOOR_SECONDS)
     z_score = history_z(current_mean, mean, stddev, floor)
-    outcome.score(settings, METRIC_LATENCY_MEAN, UNIT_SECONDS, current_mean, mean, z_score, compared_to="history")
+    outcome.score(
+        settings,
+        METRIC_LATENCY_MEAN,
+        UNIT_SECONDS,
+        current_mean,
+        mean,
+        z_score,
+        compared_to="history",
+        deciding=deciding,
+    )
 
 
 def _short_history(points: int, what: str, settings: AnomalySettings) -> str:
@@ -901,9 +1096,13 @@ class AnomalyReport:
             "window": self.settings.window,
             "window_seconds": self.settings.window_seconds,
             "sigma": self.settings.sigma,
-            # Cluster-wide, the z-score each comparison had to reach (see family_wise_sigma).
+            # The z-score each comparison had to reach (see family_wise_sigma), and the family it shares
+            # sigma's false-alarm budget with: this answer's deciding comparisons times ``checks``.
             "sigma_applied": round(self.settings.threshold, 3),
             "comparisons": self.settings.comparisons,
+            "checks_per_step": self.settings.checks,
+            "false_alarm_budget": round(1 - NormalDist().cdf(self.settings.sigma), 6),
+            "client_error_codes": list(self.settings.client_error_codes),
             "history_windows": self.settings.history_windows,
             "min_requests": self.settings.min_requests,
         }
@@ -925,17 +1124,22 @@ def evaluate(
     rate while a shadow is on the route (the users' traffic, see compare_to_history), and on
     ``other_route`` targets: their history checks are reported (``informational``, ``services``) and
     never change the verdict.
+
+    Every comparison that can decide, times ``settings.checks``, shares sigma's false-alarm budget: each is
+    tested at family_wise_sigma (``sigma_applied`` in the answer).
     """
     cluster_wide = targets is None
     checked = _dedupe(targets) if targets is not None else _discovered_targets(series_by_service)
-    if cluster_wide:
-        comparisons = HISTORY_COMPARISONS_PER_SERVICE * len(checked)
-        settings = replace(
-            settings, applied_sigma=family_wise_sigma(settings.sigma, comparisons), comparisons=comparisons
-        )
     launch_on = any(target.role == ROLE_SHADOW for target in checked)
+    comparisons = settings.checks * sum(decisions_for(target, launch_on, settings) for target in checked)
+    settings = replace(
+        settings, applied_sigma=family_wise_sigma(settings.sigma, comparisons), comparisons=max(comparisons, 1)
+    )
+    main_percents = {target.service: target.percent for target in checked if target.role == ROLE_MAIN}
     outcomes = [
-        outcome for target in checked for outcome in _checks_for(target, series_by_service, settings, launch_on)
+        outcome
+        for target in checked
+        for outcome in _checks_for(target, series_by_service, settings, launch_on, main_percents)
     ]
     judged = [outcome for outcome in outcomes if outcome.target.role != ROLE_OTHER_ROUTE]
     shadow_outcomes = [outcome for outcome in judged if outcome.check == CHECK_SHADOW_VS_MAIN]
@@ -955,7 +1159,7 @@ def evaluate(
     return AnomalyReport(
         verdict=verdict,
         summary=_summary(verdict, anomalies, primary, judged, settings)
-        + _informational_note(users_traffic, "the users' traffic changed")
+        + _informational_note(users_traffic, "history that moves with the users' traffic")
         + _informational_note(other_routes, "on another route of the IngressRoute"),
         anomalies=tuple(anomalies),
         insufficient=gaps,
@@ -979,14 +1183,24 @@ def _informational_note(informational: Sequence[Anomaly], why: str) -> str:
 
 
 def _checks_for(
-    target: Target, series_by_service: Mapping[str, ServiceSeries], settings: AnomalySettings, launch_on: bool
+    target: Target,
+    series_by_service: Mapping[str, ServiceSeries],
+    settings: AnomalySettings,
+    launch_on: bool,
+    main_percents: Mapping[str, float | None],
 ) -> list[CheckOutcome]:
     series = series_by_service.get(target.service)
     outcomes = []
     if target.role == ROLE_SHADOW:
-        outcomes.append(compare_shadow_to_main(target, series, series_by_service, settings))
+        main_percent = _sum_percents(main_percents.get(label) for label in target.pairs)
+        outcomes.append(compare_shadow_to_main(target, series, series_by_service, settings, main_percent))
     outcomes.append(compare_to_history(target, series, settings, launch_on=launch_on))
     return outcomes
+
+
+def _sum_percents(percents: Iterable[float | None]) -> float | None:
+    values = list(percents)
+    return sum(value for value in values if value is not None) if values and None not in values else None
 
 
 def _dedupe(targets: Sequence[Target]) -> list[Target]:
@@ -1069,6 +1283,7 @@ def _service_row(
     series = series_by_service.get(target.service)
     current = series.current if series is not None else None
     p95 = histogram_quantile(P95, series.buckets) if series is not None else None
+    p99 = histogram_quantile(P99, series.buckets) if series is not None else None
     return {
         "service": target.service,
         "name": target.name,
@@ -1078,8 +1293,10 @@ def _service_row(
         "requests": _rounded(current.requests if current else None),
         "request_rate": _rounded(current.requests / settings.window_seconds if current else None),
         "error_rate": _rounded(current.error_rate if current else None),
+        "client_error_rate": _rounded(current.client_error_rate if current else None),
         "latency_mean": _rounded(current.latency_mean if current else None),
         "latency_p95": _rounded(p95),
+        "latency_p99": _rounded(p99),
         "checks": dict(checks),
     }
 

@@ -8,8 +8,10 @@ anything with ``query`` and ``query_range``; the statistics live in ``_anomaly``
 
 from __future__ import annotations
 
+import math
 import time as time_module
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
@@ -56,6 +58,9 @@ def check_anomalies(
     selector: Any = None,
     metrics: Any = None,
     route: Mapping[str, Any] | None = None,
+    checks_per_step: Any = 1,
+    client_error_codes: Any = None,
+    mirror_since: Any = None,
 ) -> dict[str, Any]:
     """Check the given services (or, with ``targets=None``, every service Traefik reports).
 
@@ -65,8 +70,14 @@ def check_anomalies(
     queries, or none when the target list is empty; each custom check in ``metrics`` adds its own
     (1, or 2 for ``max_ratio`` / ``max_increase``). ``selector`` (``prometheus_selector``) adds label
     matchers to all of them; ``route`` (``{route, namespace}``) fills ``$route`` and ``$namespace``.
+
+    ``checks_per_step``: how many checks share sigma's false-alarm budget (the gate's checks per step).
+    ``mirror_since``: Unix time at which the mirror's current percentage took effect (the gate's step
+    start): the copies a shadow completed are judged only once that percentage has held a whole window.
     """
-    settings = AnomalySettings.from_options(sigma, window, history_windows, min_requests)
+    settings = AnomalySettings.from_options(
+        sigma, window, history_windows, min_requests, checks_per_step, client_error_codes
+    )
     extra_matchers = parse_selector(selector)
     checks = parse_metric_checks(metrics)
     if checks and targets is None:
@@ -75,13 +86,16 @@ def check_anomalies(
         )
     parsed_targets = parse_targets(targets) if targets is not None else None
     evaluated_at = time_module.time() if now is None else float(now)
+    since = _optional_time(mirror_since)
+    if since is not None:
+        settings = replace(settings, mirror_seconds=evaluated_at - since)
     labels = _labels_to_fetch(parsed_targets)
     if labels is not None and not labels:
         series: dict[str, ServiceSeries] = {}
         queries_sent = 0
     else:
         queries = build_queries(labels, settings, evaluated_at, extra_matchers)
-        series = fetch_series(client, queries)
+        series = fetch_series(client, queries, settings.is_client_error)
         queries_sent = queries.count
     report = evaluate(series, parsed_targets, settings).to_dict()
     report["scope"] = "cluster" if parsed_targets is None else "services"
@@ -135,14 +149,16 @@ def _check_context(
     )
 
 
-def fetch_series(client: PrometheusQuerier, queries: AnomalyQueries) -> dict[str, ServiceSeries]:
+def fetch_series(
+    client: PrometheusQuerier, queries: AnomalyQueries, is_client_error: Callable[[str], bool] = lambda code: False
+) -> dict[str, ServiceSeries]:
     """Run the constant set of queries and parse them into one series per service."""
     requests_by_code, latency_sum, latency_count = (
         client.query_range(promql, start=queries.start, end=queries.end, step=queries.step)
         for promql in queries.range_queries
     )
     latency_buckets = client.query(queries.latency_buckets, time=queries.end)
-    return assemble_series(queries, requests_by_code, latency_sum, latency_count, latency_buckets)
+    return assemble_series(queries, requests_by_code, latency_sum, latency_count, latency_buckets, is_client_error)
 
 
 def parse_targets(targets: Sequence[Mapping[str, Any]]) -> list[Target]:
@@ -164,7 +180,32 @@ def _parse_target(index: int, raw: Mapping[str, Any]) -> Target:
         name=_optional_text(raw.get("name")),
         namespace=_optional_text(raw.get("namespace")),
         pairs=_pairs(label, role, raw.get("pair")),
+        percent=_optional_percent(label, raw.get("percent")),
     )
+
+
+def _optional_percent(label: str, value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        percent = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        percent = -1.0
+    if not 0 <= percent <= 100:
+        raise DarklaunchError(f"Anomaly target {label}: percent must be a number from 0 to 100, got {value!r}.")
+    return percent
+
+
+def _optional_time(value: Any) -> float | None:
+    if value in (None, ""):
+        return None
+    try:
+        since = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        since = math.nan
+    if not math.isfinite(since):
+        raise DarklaunchError(f"mirror_since must be a Unix time in seconds, got {value!r}.", field="mirror_since")
+    return since
 
 
 def _pairs(label: str, role: str, pair: Any) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ points are back-to-back, non-overlapping windows and the last one is the current
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,19 +144,35 @@ def parse_matrix_by_service(
 
 
 def parse_requests_and_errors(
-    result: Sequence[Mapping[str, Any]], queries: AnomalyQueries
-) -> tuple[dict[str, list[float | None]], dict[str, list[float | None]]]:
-    """Split the ``sum by (service, code)`` matrix into requests (all codes) and errors (5xx)."""
+    result: Sequence[Mapping[str, Any]],
+    queries: AnomalyQueries,
+    is_client_error: Callable[[str], bool] = lambda code: False,
+) -> tuple[dict[str, list[float | None]], dict[str, list[float | None]], dict[str, list[float | None]]]:
+    """Split the ``sum by (service, code)`` matrix into requests (all codes), errors (5xx) and client
+    errors (the codes ``is_client_error`` accepts)."""
     requests = parse_matrix_by_service(result, queries)
-    errors_only = parse_matrix_by_service([series for series in result if _is_server_error(series)], queries)
-    errors: dict[str, list[float | None]] = {}
-    for service, counts in requests.items():
-        service_errors = errors_only.get(service, [])
-        # A window where the service answered but had no 5xx series at all had zero errors.
-        errors[service] = [
-            None if count is None else (_at(service_errors, index) or 0.0) for index, count in enumerate(counts)
+    return (
+        requests,
+        _per_window_of(requests, result, queries, lambda series: _code_of(series).startswith("5")),
+        _per_window_of(requests, result, queries, lambda series: is_client_error(_code_of(series))),
+    )
+
+
+def _per_window_of(
+    requests: Mapping[str, Sequence[float | None]],
+    result: Sequence[Mapping[str, Any]],
+    queries: AnomalyQueries,
+    wanted: Callable[[Mapping[str, Any]], bool],
+) -> dict[str, list[float | None]]:
+    counted = parse_matrix_by_service([series for series in result if _code_of(series) and wanted(series)], queries)
+    # A window where the service answered but had no series of those codes at all had zero of them.
+    return {
+        service: [
+            None if count is None else (_at(counted.get(service, []), index) or 0.0)
+            for index, count in enumerate(counts)
         ]
-    return requests, errors
+        for service, counts in requests.items()
+    }
 
 
 def parse_buckets(result: Sequence[Mapping[str, Any]]) -> dict[str, tuple[HistogramBucket, ...]]:
@@ -183,16 +199,24 @@ def assemble_series(
     latency_sum: Sequence[Mapping[str, Any]],
     latency_count: Sequence[Mapping[str, Any]],
     latency_buckets: Sequence[Mapping[str, Any]],
+    is_client_error: Callable[[str], bool] = lambda code: False,
 ) -> dict[str, ServiceSeries]:
     """Combine the four query results into one ``ServiceSeries`` per service seen in the requests."""
-    requests, errors = parse_requests_and_errors(requests_by_code, queries)
+    requests, errors, client_errors = parse_requests_and_errors(requests_by_code, queries, is_client_error)
     sums = parse_matrix_by_service(latency_sum, queries)
     counts = parse_matrix_by_service(latency_count, queries)
     buckets = parse_buckets(latency_buckets)
     series: dict[str, ServiceSeries] = {}
     for service, request_counts in requests.items():
         windows = tuple(
-            _window(request_counts, errors[service], sums.get(service, []), counts.get(service, []), index)
+            _window(
+                request_counts,
+                errors[service],
+                client_errors[service],
+                sums.get(service, []),
+                counts.get(service, []),
+                index,
+            )
             for index in range(len(request_counts))
         )
         series[service] = ServiceSeries(service, windows, buckets.get(service, ()))
@@ -202,6 +226,7 @@ def assemble_series(
 def _window(
     requests: Sequence[float | None],
     errors: Sequence[float | None],
+    client_errors: Sequence[float | None],
     sums: Sequence[float | None],
     counts: Sequence[float | None],
     index: int,
@@ -212,6 +237,7 @@ def _window(
     return WindowCounts(
         requests=request_count,
         errors=_at(errors, index) or 0.0,
+        client_errors=_at(client_errors, index) or 0.0,
         latency_sum=_at(sums, index),
         latency_count=_at(counts, index),
     )
@@ -240,9 +266,10 @@ def _service_of(series: Mapping[str, Any]) -> str | None:
     return service if isinstance(service, str) and service else None
 
 
-def _is_server_error(series: Mapping[str, Any]) -> bool:
+def _code_of(series: Mapping[str, Any]) -> str:
+    """The series' status code, or "" when it has none that is three digits."""
     code = str(series.get("metric", {}).get("code", ""))
-    return len(code) == 3 and code.startswith("5") and code.isdigit()
+    return code if len(code) == 3 and code.isdigit() else ""
 
 
 def _is_inf_label(series: Mapping[str, Any]) -> bool:

@@ -77,8 +77,9 @@ class Cluster(Protocol):
 
 
 class Judge(Protocol):
-    def check(self) -> dict[str, Any]:
-        """The traffic lookup's ``anomalies`` answer for the route; raises JudgeUnavailable."""
+    def check(self, since: float | None = None) -> dict[str, Any]:
+        """The traffic lookup's ``anomalies`` answer for the route; raises JudgeUnavailable. ``since``: when the
+        mirror's current percentage took effect (the step's start): the lookup's ``mirror_since``."""
 
 
 class Watchdog(Protocol):
@@ -457,7 +458,7 @@ class LaunchEngine:
         """Ask the gate once; stop at a limit, else return the step's tally and the check's line."""
         rules = self.plan.rules
         try:
-            report = dict(self.judge.check()) if self.judge else {}
+            report = dict(self.judge.check(since=start)) if self.judge else {}
             outcome = classify(report)
         except JudgeUnavailable as error:
             report = {"verdict": "error", "summary": f"Prometheus could not be asked: {error}", "services": []}

@@ -69,10 +69,10 @@ def _whole_number(item: Any) -> Any:
 
 
 def anomaly_settings(options: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``sigma``, ``window``, ``history_windows`` and ``min_requests`` checked as the traffic lookup checks
-    them, plus ``window_seconds``. Options that are missing get the lookup's defaults. Errors name the
-    option as ``prefix`` + its name (the role's ``shadow_launch_window``)."""
-    known = ("sigma", "window", "history_windows", "min_requests")
+    """``sigma``, ``window``, ``history_windows``, ``min_requests`` and ``client_error_codes`` checked as the
+    traffic lookup checks them, plus ``window_seconds``. Options that are missing get the lookup's defaults.
+    Errors name the option as ``prefix`` + its name (the role's ``shadow_launch_window``)."""
+    known = ("sigma", "window", "history_windows", "min_requests", "client_error_codes")
     given = {key: options[key] for key in known if options.get(key) not in (None, "")}
     try:
         settings = AnomalySettings.from_options(**given)
@@ -84,6 +84,7 @@ def anomaly_settings(options: Mapping[str, Any], prefix: str = "") -> dict[str, 
         "window_seconds": settings.window_seconds,
         "history_windows": settings.history_windows,
         "min_requests": settings.min_requests,
+        "client_error_codes": list(settings.client_error_codes),
     }
 
 

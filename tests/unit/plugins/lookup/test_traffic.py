@@ -460,3 +460,45 @@ def test_every_auth_option_reaches_the_shared_client_code(lookup: Any, monkeypat
 def test_anomalies_needs_prometheus(lookup: Any) -> None:
     with pytest.raises(AnsibleLookupError, match="PROMETHEUS_URL"):
         lookup.run(["anomalies"], variables={})
+
+
+@pytest.fixture
+def recorded_checks(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
+    """The arguments of every check_anomalies call the lookup makes (answered with a bare ``ok``)."""
+    calls: list[tuple[Any, dict[str, Any]]] = []
+
+    def check_anomalies(client: Any, targets: Any, **options: Any) -> dict[str, Any]:
+        calls.append((targets, options))
+        return {"verdict": "ok", "builtin_queries": 4}
+
+    monkeypatch.setitem(type(lookup).run.__globals__, "check_anomalies", check_anomalies)
+    return calls
+
+
+def test_anomalies_defaults_for_the_gate_options(lookup: Any, recorded_checks: list[Any]) -> None:
+    lookup.run(["anomalies"], variables={}, prometheus_url="http://prometheus:9090")
+    [(targets, options)] = recorded_checks
+    assert targets is None  # cluster-wide
+    assert (options["checks_per_step"], options["client_error_codes"], options["mirror_since"]) == (1, ["4xx"], None)
+
+
+def test_anomalies_passes_the_gate_options_and_the_percentages(lookup: Any, recorded_checks: list[Any]) -> None:
+    [answer] = lookup.run(
+        ["anomalies"],
+        variables={},
+        route_name="api-service-route",
+        namespace=NS,
+        prometheus_url="http://prometheus:9090",
+        checks_per_step=5,
+        client_error_codes=["404", "429"],
+        mirror_since=1_700_000_000,
+    )
+    [(targets, options)] = recorded_checks
+    assert (options["checks_per_step"], options["client_error_codes"]) == (5, ["404", "429"])
+    assert options["mirror_since"] == 1_700_000_000.0
+    # the route's 20% mirror: the shadow's percentage, and the share of users its main serves
+    assert [(target["role"], target["name"], target["percent"]) for target in targets] == [
+        ("main", "api-service-stable", 100),
+        ("shadow", "api-service-canary", 20),
+    ]
+    assert answer["verdict"] == "ok"

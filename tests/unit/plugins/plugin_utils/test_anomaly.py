@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -20,8 +21,11 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import
     compare_shadow_to_main,
     compare_to_history,
     continuity_corrected,
+    decisions_for,
+    delivery_z,
     error_rate_stddev_floor,
     evaluate,
+    expected_copies,
     family_wise_sigma,
     histogram_quantile,
     histogram_share_at_or_below,
@@ -31,9 +35,10 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import
     mean_and_stddev,
     merge_series,
     normalise_buckets,
-    p95_tail_z,
+    parse_client_error_codes,
     parse_prometheus_duration,
     severity_for,
+    tail_z,
     two_proportion_z,
     welch_z,
 )
@@ -97,6 +102,17 @@ def test_two_proportion_z_is_negative_when_a_is_better() -> None:
 def test_two_proportion_z_refuses_empty_samples() -> None:
     with pytest.raises(ValueError, match="non-empty"):
         two_proportion_z(0, 0, 1, 10)
+
+
+def test_two_proportion_z_with_continuity_moves_half_a_hit_towards_the_baseline() -> None:
+    # 29.5/200 = 0.1475 against 10/400 = 0.025; pooled 39.5/600 = 0.0658333
+    # se = sqrt(0.0658333 * 0.9341667 * (1/200 + 1/400)) = 0.0214766; z = 0.1225 / 0.0214766 = 5.7039
+    assert two_proportion_z(30, 200, 10, 400, continuity=True) == pytest.approx(5.703880, abs=1e-6)
+    # never past the baseline: 2.2/200 = 1.1% against 1/100 = 1% moves to 2/200, the same proportion
+    assert two_proportion_z(2.2, 200, 1, 100, continuity=True) == 0.0
+    # not above the baseline: untouched
+    assert two_proportion_z(10, 400, 30, 200, continuity=True) == pytest.approx(-5.786376, abs=1e-6)
+    assert two_proportion_z(5, 100, 10, 200, continuity=True) == 0.0
 
 
 def test_welch_z_matches_hand_computation() -> None:
@@ -199,11 +215,24 @@ def test_histogram_variance_of_a_single_bucket_is_positive() -> None:
     assert histogram_variance(buckets(((0.1, 100), (INF, 100))), 5.0) == pytest.approx(0.01 / 12)
 
 
-def test_p95_tail_z_matches_hand_computation() -> None:
-    # main p95 = 1.2; shares slower than 1.2 s: shadow 30/100, main 5/100
-    # pooled 35/200; se = sqrt(0.175 * 0.825 * 0.02) = 0.053735; z = 0.25 / 0.053735 = 4.6524
-    assert p95_tail_z(buckets(SLOW), buckets(FAST)) == pytest.approx(4.652421, abs=1e-6)
-    assert p95_tail_z(buckets(FAST), buckets(FAST)) == pytest.approx(0.0, abs=1e-9)
+def test_tail_z_at_p95_matches_hand_computation() -> None:
+    # main p95 = 1.2; shares slower than 1.2 s: shadow 30/100, main 5/100; continuity: shadow 29.5/100
+    # pooled 34.5/200 = 0.1725; se = sqrt(0.1725 * 0.8275 * 0.02) = 0.0534312; z = 0.245 / 0.0534312 = 4.5854
+    assert tail_z(0.95, buckets(SLOW), buckets(FAST)) == pytest.approx(4.585350, abs=1e-6)
+    assert tail_z(0.95, buckets(FAST), buckets(FAST)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_tail_z_at_p99_matches_hand_computation() -> None:
+    # main p99: rank 99 is the 4th of the 5 in (1.2, 5]: 1.2 + 3.8 * 4/5 = 4.24; main 1/100 slower.
+    # shadow at or below 4.24: 70 + 30 * 3.04/3.8 = 94, so 6/100 slower; continuity: 5.5/100
+    # pooled 6.5/200 = 0.0325; se = sqrt(0.0325 * 0.9675 * 0.02) = 0.0250774; z = 0.045 / 0.0250774 = 1.7944
+    assert tail_z(0.99, buckets(SLOW), buckets(FAST)) == pytest.approx(1.794446, abs=1e-6)
+    assert tail_z(0.99, buckets(FAST), buckets(FAST)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_tail_z_refuses_empty_histograms() -> None:
+    with pytest.raises(ValueError, match="tail_z"):
+        tail_z(0.99, (), buckets(FAST))
 
 
 def test_merge_series_adds_windows_and_buckets() -> None:
@@ -267,10 +296,11 @@ def slow_and_fast() -> tuple[ServiceSeries, ServiceSeries]:
 
 
 def test_shadow_like_main_is_ok() -> None:
+    # judged: 5xx share, 4xx share, mean, p95 and p99; without percentages the delivery is not judged
     shadow = series(SHADOW, [window(1000, 10)], buckets(FAST, 10))
     main = series(MAIN, [window(1000, 10)], buckets(FAST, 10))
     outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
-    assert (outcome.status, outcome.judged, outcome.anomalies) == ("ok", 3, [])
+    assert (outcome.status, outcome.judged, outcome.anomalies) == ("ok", 5, [])
 
 
 def test_shadow_with_more_errors_is_anomalous() -> None:
@@ -284,7 +314,10 @@ def test_shadow_with_more_errors_is_anomalous() -> None:
         0.15,
         0.025,
     )
-    assert anomaly.z_score == pytest.approx(5.786376, abs=1e-6)
+    # continuity: 29.5/200 = 0.1475 against 10/400 = 0.025; pooled 39.5/600 = 0.0658333
+    # se = sqrt(0.0658333 * 0.9341667 * (1/200 + 1/400)) = 0.0214766; z = 0.1225 / 0.0214766 = 5.7039
+    # (the value reported stays 30/200)
+    assert anomaly.z_score == pytest.approx(5.703880, abs=1e-6)
 
 
 def test_shadow_with_fewer_errors_is_fine() -> None:
@@ -296,14 +329,15 @@ def test_shadow_with_fewer_errors_is_fine() -> None:
 
 def test_slow_shadow_is_anomalous_on_mean_and_p95() -> None:
     # mean 1.22 vs 0.3525; histogram variances 1.957933 and 0.525577 (midpoint + width^2/12 per bucket)
-    # z = 0.8675 / sqrt(1.957933/100 + 0.525577/100) = 5.5047
+    # z = 0.8675 / sqrt(1.957933/100 + 0.525577/100) = 5.5047; p95 tail z 4.5854 (see tail_z above);
+    # p99 tail z 1.7944, capped by the effect (4.8733 - 4.24) / 0.424 = 1.49: not an anomaly
     shadow, main = slow_and_fast()
     outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
     found = {anomaly.metric: anomaly for anomaly in outcome.anomalies}
     assert set(found) == {"latency_mean", "latency_p95"}
     assert found["latency_mean"].z_score == pytest.approx(5.504736, abs=1e-6)
     assert (found["latency_mean"].value, found["latency_mean"].baseline) == pytest.approx((1.22, 0.3525))
-    assert found["latency_p95"].z_score == pytest.approx(4.652421, abs=1e-6)
+    assert found["latency_p95"].z_score == pytest.approx(4.585350, abs=1e-6)
     assert (found["latency_p95"].value, found["latency_p95"].baseline) == pytest.approx((4.366667, 1.2), abs=1e-6)
 
 
@@ -359,12 +393,12 @@ def test_shadow_without_main_metrics_is_insufficient() -> None:
 
 
 def test_shadow_of_a_weighted_split_is_compared_with_all_mains_together() -> None:
-    # 30/200 against (5 + 5)/(200 + 200): the same numbers as the hand-computed two-proportion case
+    # 30/200 against (5 + 5)/(200 + 200): the same numbers as test_shadow_with_more_errors_is_anomalous
     shadow = series(SHADOW, [window(200, 30)], buckets(FAST, 2))
     mains = {"a": series("a", [window(200, 5)], buckets(FAST, 2)), "b": series("b", [window(200, 5)], buckets(FAST, 2))}
     outcome = compare_shadow_to_main(shadow_target("a", "b"), shadow, mains, SETTINGS)
     [anomaly] = outcome.anomalies
-    assert anomaly.z_score == pytest.approx(5.786376, abs=1e-6)
+    assert anomaly.z_score == pytest.approx(5.703880, abs=1e-6)
     assert anomaly.compared_to == "a + b"
 
 
@@ -477,6 +511,12 @@ def route_targets() -> list[Target]:
     return [Target(MAIN, role="main", name="api-service-stable", namespace="production"), shadow_target()]
 
 
+# A route with a launch on it decides on 8 comparisons: the shadow's 6 against its main (delivery, 5xx share,
+# 4xx share, mean, p95, p99) and its 5xx rate against history, and the main's 5xx rate against history.
+# Bonferroni: 0.02275 / 8 = 0.0028438 one-sided, z 2.765; critical from twice that, 5.53.
+ROUTE_SPAN = "over the last 1m at sigma 2 (z 2.8 per comparison across 8 comparisons)"
+
+
 def test_verdict_ok_for_a_healthy_new_shadow_without_history() -> None:
     data = {
         MAIN: series(MAIN, [*STEADY, window(600, 6)], buckets(FAST, 6)),
@@ -485,7 +525,7 @@ def test_verdict_ok_for_a_healthy_new_shadow_without_history() -> None:
     report = evaluate(data, route_targets(), SETTINGS).to_dict()
     assert report["verdict"] == "ok"
     assert report["summary"] == (
-        "No anomalies over the last 1m at sigma 2: 1 shadow behaves like its main service, "
+        f"No anomalies {ROUTE_SPAN}: 1 shadow behaves like its main service, "
         "1 service matches its recent history, 1 service has too little history to compare."
     )
     assert [gap["service"] for gap in report["insufficient_data"]] == [SHADOW]
@@ -499,9 +539,10 @@ def test_verdict_anomalous_with_one_sentence_summary() -> None:
     }
     report = evaluate(data, route_targets(), SETTINGS).to_dict()
     assert report["verdict"] == "anomalous"
+    # z 5.70 (continuity-corrected, see test_shadow_with_more_errors_is_anomalous) >= 5.53: critical
     assert report["summary"] == (
-        "1 anomaly over the last 1m at sigma 2: shadow api-service-canary has an error rate of 15.00% "
-        "against 2.50% on main (z 5.79, critical)."
+        f"1 anomaly {ROUTE_SPAN}: shadow api-service-canary has an error rate of 15.00% "
+        "against 2.50% on main (z 5.70, critical)."
     )
     [anomaly] = report["anomalies"]
     assert {key: anomaly[key] for key in ("service", "role", "metric", "value", "baseline", "z_score", "severity")} == {
@@ -510,27 +551,31 @@ def test_verdict_anomalous_with_one_sentence_summary() -> None:
         "metric": "error_rate",
         "value": 0.15,
         "baseline": 0.025,
-        "z_score": 5.786,
+        "z_score": 5.704,
         "severity": "critical",
     }
     assert (report["window"], report["sigma"], report["history_windows"], report["min_requests"]) == ("1m", 2.0, 6, 100)
 
 
 def test_main_degrading_against_its_history_also_counts_but_not_its_users_traffic() -> None:
-    # main drops from 600 to 400 requests a minute (z -3.33) while its error rate rises to 2.5%
-    # (floor sqrt(0.01 * 0.99 / 400) = 0.004975, continuity-corrected 9.5 / 400: z 2.764): its error rate is a
-    # warning besides the shadow's finding; its request rate is the users' traffic, reported beside the verdict
+    # main drops from 600 to 400 requests a minute (z -3.33) while its error rate rises to 3%
+    # (floor sqrt(0.01 * 0.99 / 400) = 0.0049749, continuity-corrected 11.5 / 400 = 0.02875: z 3.769 >= 2.765):
+    # its error rate is a warning besides the shadow's finding; its request rate is the users' traffic,
+    # reported beside the verdict
     data = {
-        MAIN: series(MAIN, [*STEADY, window(400, 10)], buckets(FAST, 4)),
+        MAIN: series(MAIN, [*STEADY, window(400, 12)], buckets(FAST, 4)),
         SHADOW: series(SHADOW, [window(200, 30)], buckets(FAST, 2)),
     }
     report = evaluate(data, route_targets(), SETTINGS)
     found = [(a.target.role, a.metric, a.severity, round(a.z_score, 3)) for a in report.anomalies]
-    assert found == [("shadow", "error_rate", "critical", 5.786), ("main", "error_rate", "warning", 2.764)]
+    # the shadow: 29.5/200 against 12/400, pooled 41.5/600 = 0.0691667,
+    # se = sqrt(0.0691667 * 0.9308333 * 0.0075) = 0.0219743: z 0.1175 / 0.0219743 = 5.347 < 5.53, a warning
+    assert found == [("shadow", "error_rate", "warning", 5.347), ("main", "error_rate", "warning", 3.769)]
     aside = [(a.target.role, a.metric, a.severity, round(a.z_score, 3)) for a in report.informational]
     assert aside == [("main", "request_rate", "warning", -3.333)]
-    assert "(z 5.79, critical), and 1 more anomaly. Not part of the verdict, the users' traffic changed: " in (
-        report.summary
+    assert (
+        "(z 5.35, warning), and 1 more anomaly. Not part of the verdict, history that moves with the users' "
+        "traffic: " in report.summary
     )
 
 
@@ -545,8 +590,9 @@ def test_users_traffic_falling_back_after_a_surge_never_fails_a_launch() -> None
     report = evaluate(data, route_targets(), SETTINGS)
     assert report.verdict == "ok", report.summary
     assert [(a.target.role, a.metric) for a in report.informational] == [("main", "request_rate")]
-    assert "Not part of the verdict, the users' traffic changed: api-service-stable has a request rate" in (
-        report.summary
+    assert (
+        "Not part of the verdict, history that moves with the users' traffic: api-service-stable has a request rate"
+        in report.summary
     )
     assert report.to_dict()["informational"][0]["metric"] == "request_rate"
 
@@ -561,12 +607,14 @@ def test_without_a_launch_a_main_whose_traffic_drops_is_still_anomalous() -> Non
     assert evaluate(data, None, SETTINGS).verdict == "anomalous"
 
 
-def test_verdict_insufficient_when_the_shadow_gets_no_traffic() -> None:
+def test_verdict_insufficient_when_the_shadow_gets_no_traffic_and_its_percentage_is_unknown() -> None:
+    # Without the mirror's percentage nothing says how many copies the shadow should have had (compare
+    # test_hung_shadow_without_any_series_is_anomalous_on_delivery).
     data = {MAIN: series(MAIN, [*STEADY, window(600, 6)], buckets(FAST, 6))}
     report = evaluate(data, route_targets(), SETTINGS).to_dict()
     assert report["verdict"] == "insufficient_data"
     assert report["summary"] == (
-        "Not enough data to judge over the last 1m at sigma 2: shadow api-service-canary: "
+        f"Not enough data to judge {ROUTE_SPAN}: shadow api-service-canary: "
         "the shadow had 0 requests in the last 1m, fewer than min_requests (100)."
     )
 
@@ -599,9 +647,10 @@ def test_critical_anomalies_come_first() -> None:
     warning_history = [window(600, 6, latency) for latency in (0.1, 0.1, 0.1, 0.12, 0.08, 0.1)]
     data = {
         "warn": series("warn", [*warning_history, window(600, 6, 0.15)]),
-        "crit": series("crit", [*STEADY, window(300, 3)]),
+        "crit": series("crit", [*STEADY, window(200, 2)]),
     }
-    # Named targets: the plain sigma applies (cluster-wide it would be raised, see below).
+    # Two services, 3 history comparisons each: 0.02275 / 6 = 0.0037917, z 2.670, critical from 5.34.
+    # warn: latency z 3.95 (warning); crit: 200 / 60 = 3.33 req/s against 10 (floor 1): z -6.67 (critical).
     report = evaluate(data, [Target("warn"), Target("crit")], SETTINGS)
     assert [(a.target.service, a.severity) for a in report.anomalies] == [("crit", "critical"), ("warn", "warning")]
 
@@ -621,13 +670,15 @@ def test_family_wise_sigma(sigma: float, comparisons: int, expected: float) -> N
 
 
 def test_cluster_wide_holds_many_services_to_the_family_wise_threshold() -> None:
-    # A latency bump that a single-service check flags at sigma 2 (z = 0.03 / 0.0126 = 2.37) ...
+    # A latency bump that a single-service check flags (3 comparisons: z 2.428; here z = 0.035 / 0.012649 =
+    # 2.77) ...
     bumped_history = [window(600, 6, latency) for latency in (0.1, 0.1, 0.1, 0.12, 0.08, 0.1)]
-    bumped = series("bumped", [*bumped_history, window(600, 6, 0.13)])
+    bumped = series("bumped", [*bumped_history, window(600, 6, 0.135)])
     alone = evaluate({"bumped": bumped}, [Target("bumped")], SETTINGS)
+    assert alone.settings.threshold == pytest.approx(2.428, abs=0.001)
     assert [a.metric for a in alone.anomalies] == ["latency_mean"]
-    # ... is what 1 in ~40 healthy services shows by chance: among 100 services checked cluster-wide
-    # (300 comparisons, threshold z 3.79) it is not an alarm, while a real breakage still is.
+    # ... is what 1 in ~120 healthy services shows by chance (3 x 0.28%): among 100 services checked
+    # cluster-wide (300 comparisons, threshold z 3.79) it is not an alarm, while a real breakage still is.
     data = {f"svc-{i}": series(f"svc-{i}", [*STEADY, window(600, 6, 0.1)]) for i in range(97)}
     data["bumped"] = bumped
     data["broken"] = series("broken", [*STEADY, window(600, 120, 0.1)])
@@ -636,3 +687,391 @@ def test_cluster_wide_holds_many_services_to_the_family_wise_threshold() -> None
     assert report["comparisons"] == 300 and report["sigma_applied"] == pytest.approx(3.788, abs=0.01)
     assert sorted({a["service"] for a in report["anomalies"]}) == ["broken", "slow"]
     assert "z 3.8 per comparison across 300 comparisons" in report["summary"]
+
+
+# ---- delivery: the copies a shadow completed against what its mirror percentage predicts ----------
+
+
+def launch_targets(shadow_percent: float | None = 20, main_percent: float | None = 100) -> list[Target]:
+    """A route mirroring ``shadow_percent`` of its requests to the shadow; the main serves ``main_percent``."""
+    return [
+        Target(MAIN, role="main", name="api-service-stable", namespace="production", percent=main_percent),
+        Target(
+            SHADOW,
+            role="shadow",
+            name="api-service-canary",
+            namespace="production",
+            pairs=(MAIN,),
+            percent=shadow_percent,
+        ),
+    ]
+
+
+def test_delivery_z_counts_a_shortfall_below_a_quarter_only() -> None:
+    # Poisson: (expected - delivered) / sqrt(expected); 29 of 120: 91 / 10.954451 = 8.3071
+    assert delivery_z(29, 120) == pytest.approx(8.307125, abs=1e-6)
+    assert delivery_z(0, 120) == pytest.approx(math.sqrt(120))
+    assert delivery_z(30, 120) == 0.0  # a quarter of the copies: a ramp's mixed window, not a hung shadow
+    assert delivery_z(120, 120) == 0.0
+    assert delivery_z(0, 0) == 0.0
+
+
+def test_expected_copies_scale_by_the_percentages_once_the_percentage_held_a_window() -> None:
+    # 20% of the route's requests; the main serves all of them: 6000 * 20 / 100 = 1200
+    assert expected_copies(20, 100, 6000, SETTINGS) == pytest.approx(1200)
+    # the mains serve half the users (a weighted split): 3000 of 6000 route requests, 20% of those is 1200
+    assert expected_copies(20, 50, 3000, SETTINGS) == pytest.approx(1200)
+    # the percentage held a whole 1m window or longer: the same
+    assert expected_copies(20, 100, 6000, replace(SETTINGS, mirror_seconds=60)) == pytest.approx(1200)
+    assert expected_copies(20, 100, 6000, replace(SETTINGS, mirror_seconds=600)) == pytest.approx(1200)
+    # held 15 s of the window, or "since" in the future: part of the window had another percentage, not judged
+    assert expected_copies(20, 100, 6000, replace(SETTINGS, mirror_seconds=15)) is None
+    assert expected_copies(20, 100, 6000, replace(SETTINGS, mirror_seconds=-5)) is None
+
+
+@pytest.mark.parametrize(("shadow_percent", "main_percent"), [(None, 100), (20, None), (20, 0), (0, 100)])
+def test_expected_copies_are_unknown_without_both_percentages(
+    shadow_percent: float | None, main_percent: float | None
+) -> None:
+    assert expected_copies(shadow_percent, main_percent, 6000, SETTINGS) is None
+
+
+def test_hung_shadow_without_any_series_is_anomalous_on_delivery() -> None:
+    # The main served 600 requests in the window; 20% of them, 120 copies, should have reached the shadow.
+    # None completed: z = 120 / sqrt(120) = 10.954 (critical from 5.53), although the shadow has fewer
+    # than min_requests and no series at all.
+    data = {MAIN: series(MAIN, [*STEADY, window(600, 6)], buckets(FAST, 6))}
+    report = evaluate(data, launch_targets(), SETTINGS)
+    assert report.verdict == "anomalous"
+    [anomaly] = report.anomalies
+    assert (anomaly.target.role, anomaly.check, anomaly.metric, anomaly.severity) == (
+        "shadow",
+        "shadow_vs_main",
+        "delivery",
+        "critical",
+    )
+    assert (anomaly.value, anomaly.baseline) == pytest.approx((0.0, 2.0))  # req/s: 0 of 120 / 60 s
+    assert anomaly.z_score == pytest.approx(10.954451, abs=1e-6)
+    assert report.summary == (
+        f"1 anomaly {ROUTE_SPAN}: shadow api-service-canary completed 0.00 req/s of the copies its mirror "
+        f"percentage sends, expected 2.00 req/s from 20% of {MAIN} (z 10.95, critical): its copies hang or fail "
+        "before an answer."
+    )
+    # its history still says why it could not be judged; the shadow-vs-main check is anomalous, not a gap
+    assert [gap.check for gap in report.insufficient if gap.target.role == "shadow"] == ["history"]
+
+
+def test_a_shadow_completing_few_copies_is_anomalous_although_below_min_requests() -> None:
+    # 20 of 120 copies (fewer than a quarter, 30): z = 100 / sqrt(120) = 9.1287
+    main = series(MAIN, [window(600, 6)], buckets(FAST, 6))
+    shadow = series(SHADOW, [window(20)], buckets(FAST, 0.2))
+    [_main_target, target] = launch_targets()
+    outcome = compare_shadow_to_main(target, shadow, {MAIN: main}, SETTINGS, main_percent=100)
+    assert outcome.status == "anomalous"
+    assert [(a.metric, round(a.z_score, 4)) for a in outcome.anomalies] == [("delivery", 9.1287)]
+    assert outcome.gaps == ["the shadow had 20 requests in the last 1m, fewer than min_requests (100)"]
+
+
+def test_healthy_delivery_is_judged_and_ok() -> None:
+    # 120 of the 120 copies: delivery is judged beside the five other comparisons
+    main = series(MAIN, [window(600, 6)], buckets(FAST, 6))
+    shadow = series(SHADOW, [window(120, 1)], buckets(FAST, 1.2))
+    [_main_target, target] = launch_targets()
+    outcome = compare_shadow_to_main(target, shadow, {MAIN: main}, SETTINGS, main_percent=100)
+    assert (outcome.status, outcome.judged, outcome.anomalies) == ("ok", 6, [])
+
+
+def first_step_data(shadow_requests: float) -> dict[str, ServiceSeries]:
+    """100 req/s on the main (6000 a window); the shadow completed ``shadow_requests`` copies."""
+    return {
+        MAIN: series(MAIN, [window(6000, 60)] * 7, buckets(FAST, 60)),
+        SHADOW: series(SHADOW, [window(shadow_requests, shadow_requests / 100)], buckets(FAST, shadow_requests / 100)),
+    }
+
+
+def test_delivery_is_judged_once_the_percentage_held_a_whole_window() -> None:
+    # 100 req/s * 20% = 1200 copies a window; 100 completed: a shortfall, z = 1100 / sqrt(1200) = 31.754,
+    # when the percentage held the whole window (mirror_seconds None: unknown, taken as the whole window; or
+    # the step began 60 s ago). The first step began 15 s ago: the window is mostly without the mirror, not
+    # judged, and the shadow's other comparisons decide.
+    data = first_step_data(100)
+    for held in (None, 60):
+        whole_window = evaluate(data, launch_targets(), replace(SETTINGS, mirror_seconds=held))
+        assert [(a.metric, round(a.z_score, 3)) for a in whole_window.anomalies] == [("delivery", 31.754)]
+    since_the_step = evaluate(data, launch_targets(), replace(SETTINGS, mirror_seconds=15))
+    assert since_the_step.verdict == "ok", since_the_step.summary
+
+
+@pytest.mark.parametrize(
+    "delivered",
+    [
+        300,  # the window saw only the previous 5% step: 6000 * 5% = 300, a quarter of the 1200 now expected
+        525,  # 45 s at 5% and 15 s at 20%: 4500 * 5% + 1500 * 20% = 225 + 300
+    ],
+)
+def test_a_ramp_by_four_in_a_mixed_window_stays_ok(delivered: float) -> None:
+    report = evaluate(first_step_data(delivered), launch_targets(shadow_percent=20), SETTINGS)
+    assert report.verdict == "ok", report.summary
+
+
+def test_delivery_is_not_judged_when_too_few_copies_are_expected() -> None:
+    # 400 main requests at 20%: 80 copies expected, fewer than min_requests (100): a silent shadow is
+    # insufficient data, not an anomaly
+    data = {MAIN: series(MAIN, [*STEADY, window(400, 4)], buckets(FAST, 4))}
+    report = evaluate(data, launch_targets(), SETTINGS)
+    assert (report.verdict, report.anomalies) == ("insufficient_data", ())
+    assert "the shadow had 0 requests" in report.summary
+
+
+@pytest.mark.parametrize(("shadow_percent", "main_percent"), [(None, 100), (20, None)])
+def test_delivery_is_not_judged_when_a_percentage_is_unknown(
+    shadow_percent: float | None, main_percent: float | None
+) -> None:
+    data = {MAIN: series(MAIN, [*STEADY, window(600, 6)], buckets(FAST, 6))}
+    report = evaluate(data, launch_targets(shadow_percent, main_percent), SETTINGS)
+    assert (report.verdict, report.anomalies) == ("insufficient_data", ())
+
+
+def test_delivery_of_a_weighted_split_sums_the_mains_percentages() -> None:
+    # mains a and b serve 50% each, 300 requests each: 600 route requests, 20% = 120 copies; none completed:
+    # z = sqrt(120) (with one main's 50% alone it would be 240 copies, z sqrt(240))
+    data = {
+        "a": series("a", [*STEADY, window(300, 3)], buckets(FAST, 3)),
+        "b": series("b", [*STEADY, window(300, 3)], buckets(FAST, 3)),
+    }
+    targets = [
+        Target("a", role="main", percent=50),
+        Target("b", role="main", percent=50),
+        Target(SHADOW, role="shadow", pairs=("a", "b"), percent=20),
+    ]
+    [anomaly] = evaluate(data, targets, SETTINGS).anomalies
+    assert (anomaly.metric, anomaly.compared_to) == ("delivery", "20% of a + b")
+    assert anomaly.z_score == pytest.approx(math.sqrt(120))
+    # a main of unknown share: nothing predicts the copies
+    unknown = [Target("a", role="main", percent=50), Target("b", role="main"), targets[2]]
+    assert evaluate(data, unknown, SETTINGS).anomalies == ()
+
+
+# ---- client errors (4xx) ------------------------------------------------------------------------
+
+
+def client_window(requests: float, client_errors: float) -> WindowCounts:
+    return WindowCounts(requests, 0, latency_sum=0.1 * requests, latency_count=requests, client_errors=client_errors)
+
+
+def test_shadow_answering_404_to_a_fifth_of_its_requests_is_anomalous() -> None:
+    # continuity: 199.5/1000 = 0.1995 against 10/1000 = 0.01; pooled 209.5/2000 = 0.10475
+    # se = sqrt(0.10475 * 0.89525 * 0.002) = 0.0136951; z = 0.1895 / 0.0136951 = 13.837
+    shadow = series(SHADOW, [client_window(1000, 200)], buckets(FAST, 10))
+    main = series(MAIN, [client_window(1000, 10)], buckets(FAST, 10))
+    outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
+    [anomaly] = outcome.anomalies
+    assert (anomaly.metric, anomaly.severity, anomaly.value, anomaly.baseline) == (
+        "client_error_rate",
+        "critical",
+        0.2,
+        0.01,
+    )
+    assert anomaly.z_score == pytest.approx(13.837, abs=1e-3)
+    assert anomaly.describe().startswith(
+        "shadow api-service-canary has a client error rate of 20.00% against 1.00% on main (z 13.84"
+    )
+
+
+def test_client_errors_like_the_mains_are_fine() -> None:
+    shadow = series(SHADOW, [client_window(1000, 10)], buckets(FAST, 10))
+    main = series(MAIN, [client_window(1000, 10)], buckets(FAST, 10))
+    assert compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS).anomalies == []
+
+
+def test_an_empty_client_error_code_list_turns_the_comparison_off() -> None:
+    off = AnomalySettings.from_options(sigma=2, window="1m", client_error_codes=[])
+    assert off.client_error_codes == ()
+    shadow = series(SHADOW, [client_window(1000, 200)], buckets(FAST, 10))
+    main = series(MAIN, [client_window(1000, 10)], buckets(FAST, 10))
+    outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, off)
+    assert (outcome.status, outcome.judged, outcome.anomalies) == ("ok", 4, [])
+    assert decisions_for(shadow_target(), True, off) == decisions_for(shadow_target(), True, SETTINGS) - 1 == 6
+    report = evaluate({MAIN: main, SHADOW: shadow}, route_targets(), off).to_dict()
+    assert (report["comparisons"], report["client_error_codes"]) == (7, [])
+
+
+@pytest.mark.parametrize(
+    ("codes", "code", "counted"),
+    [
+        (None, "404", True),
+        (None, "400", True),
+        (None, "429", True),
+        (None, "500", False),
+        (None, "200", False),
+        (None, "", False),
+        (["404"], "404", True),
+        (["404"], "400", False),
+        (["404", "5xx"], "503", True),
+        ([], "404", False),
+    ],
+)
+def test_which_codes_are_client_errors(codes: list[str] | None, code: str, counted: bool) -> None:
+    settings = AnomalySettings.from_options(client_error_codes=codes)
+    assert settings.is_client_error(code) is counted
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, ("4xx",)),
+        ("4xx", ("4xx",)),
+        ("4XX", ("4xx",)),
+        (404, ("404",)),
+        (["404", 404, " 429 "], ("404", "429")),
+        (("4xx", "503"), ("4xx", "503")),
+        ([], ()),
+    ],
+)
+def test_parse_client_error_codes_accepts_classes_and_codes(value: object, expected: tuple[str, ...]) -> None:
+    assert parse_client_error_codes(value) == expected
+
+
+@pytest.mark.parametrize("value", ["abc", 600, True, ["abc"], [600], [True], ["4xx,404"], {"4xx": 1}, 4.5])
+def test_parse_client_error_codes_refuses_anything_else(value: object) -> None:
+    with pytest.raises(DarklaunchError, match="client_error_codes") as raised:
+        parse_client_error_codes(value)
+    assert raised.value.field == "client_error_codes"
+
+
+# ---- the p99 tail -------------------------------------------------------------------------------
+
+# 10,000 requests each. The main answers all of them within (50, 100] ms; the shadow too, except 5% that take
+# 500 ms more, in (0.5, 1.0] s.
+TAIL_MAIN = ((0.05, 0), (0.1, 10_000), (0.5, 10_000), (1.0, 10_000), (INF, 10_000))  # sum 750
+TAIL_SHADOW = ((0.05, 0), (0.1, 9_500), (0.5, 9_500), (1.0, 10_000), (INF, 10_000))  # sum 9500 * 0.075 + 500 * 0.575
+
+
+def test_a_regression_on_five_percent_of_requests_is_caught_on_the_p99() -> None:
+    # main p99 = 0.05 + 0.05 * 0.99 = 0.0995 s, 1% slower. Shadow at or below 0.0995: 9500 * 0.99 = 9405, so
+    # 595 slower; continuity 594.5; pooled 694.5/20000 = 0.034725; se = sqrt(0.034725 * 0.965275 * 0.0002)
+    # = 0.0025892; z = 0.04945 / 0.0025892 = 19.099. Shadow p99 = 0.5 + 0.5 * 400/500 = 0.9 s, far over
+    # main's: the effect does not cap it.
+    # The p95 barely moves: main 0.0975 s, shadow 0.1 s (the top of its 95% of normal requests), an effect
+    # of 0.0025 / 0.00975 = 0.26: not an anomaly, whatever its statistical z.
+    shadow = series(SHADOW, [WindowCounts(10_000, 0, 1_000.0, 10_000)], buckets(TAIL_SHADOW))
+    main = series(MAIN, [WindowCounts(10_000, 0, 750.0, 10_000)], buckets(TAIL_MAIN))
+    outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
+    found = {anomaly.metric: anomaly for anomaly in outcome.anomalies}
+    assert "latency_p99" in found and "latency_p95" not in found
+    p99 = found["latency_p99"]
+    assert (p99.value, p99.baseline) == pytest.approx((0.9, 0.0995))
+    assert (p99.severity, round(p99.z_score, 3)) == ("critical", 19.099)
+    assert p99.describe().startswith("shadow api-service-canary has a p99 latency of 900 ms against 100 ms on main")
+
+
+# ---- one false-alarm budget ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "launch_on", "expected"),
+    [
+        ("shadow", True, 7),  # delivery, 5xx, 4xx, mean, p95, p99 against its main; 5xx against history
+        ("main", True, 1),  # its 5xx rate against history; request rate and latency are informational
+        ("main", False, 3),  # request rate, 5xx rate and mean latency against history
+        ("service", False, 3),
+        ("other_route", True, 0),
+        ("other_route", False, 0),
+    ],
+)
+def test_decisions_for_each_role(role: str, launch_on: bool, expected: int) -> None:
+    pairs = (MAIN,) if role == "shadow" else ()
+    assert decisions_for(Target(SHADOW, role=role, pairs=pairs), launch_on, SETTINGS) == expected
+
+
+def healthy_route() -> dict[str, ServiceSeries]:
+    return {
+        MAIN: series(MAIN, [*STEADY, window(600, 6)], buckets(FAST, 6)),
+        SHADOW: series(SHADOW, [*STEADY, window(600, 6)], buckets(FAST, 6)),
+    }
+
+
+def test_a_route_shares_the_budget_across_its_deciding_comparisons() -> None:
+    report = evaluate(healthy_route(), route_targets(), SETTINGS).to_dict()
+    # 7 + 1 comparisons: 0.02275 / 8 = 0.0028438 one-sided, z 2.765
+    assert (report["comparisons"], report["checks_per_step"]) == (8, 1)
+    assert report["sigma_applied"] == pytest.approx(2.765, abs=0.001)
+    assert (report["sigma"], report["false_alarm_budget"]) == (2.0, 0.02275)  # 1 - Phi(2)
+    assert report["client_error_codes"] == ["4xx"]
+
+
+def test_checks_per_step_raise_the_threshold_of_each_comparison() -> None:
+    five = AnomalySettings.from_options(sigma=2, window="1m", checks_per_step="5")
+    assert five.checks == 5
+    report = evaluate(healthy_route(), route_targets(), five).to_dict()
+    # 5 checks x 8 comparisons: 0.02275 / 40 = 0.00056875 one-sided, z 3.254
+    assert (report["comparisons"], report["checks_per_step"]) == (40, 5)
+    assert report["sigma_applied"] == pytest.approx(3.254, abs=0.001)
+    assert report["verdict"] == "ok"
+    assert "at sigma 2 (z 3.3 per comparison across 40 comparisons):" in report["summary"]
+
+
+@pytest.mark.parametrize("value", [0, -1, "many"])
+def test_checks_per_step_must_be_a_positive_count(value: object) -> None:
+    with pytest.raises(DarklaunchError) as raised:
+        AnomalySettings.from_options(checks_per_step=value)
+    assert raised.value.field == "checks_per_step"
+
+
+def test_cluster_wide_still_counts_three_comparisons_per_service() -> None:
+    data = {f"svc-{index}": series(f"svc-{index}", [*STEADY, window(600, 6)]) for index in range(100)}
+    for settings in (SETTINGS, AnomalySettings.from_options(sigma=2, window="1m", client_error_codes=[])):
+        report = evaluate(data, None, settings).to_dict()
+        assert report["comparisons"] == 300
+        assert report["sigma_applied"] == pytest.approx(3.788, abs=0.001)
+
+
+def test_a_single_comparison_keeps_the_plain_summary() -> None:
+    # One service's history on its own is 3 comparisons; sigma is raised and the summary says so. The plain
+    # "at sigma 2" stays when nothing is raised: no deciding comparison at all (an other_route target only).
+    data = {MAIN: series(MAIN, [*STEADY, window(600, 6)])}
+    alone = evaluate(data, [Target(MAIN, role="other_route")], SETTINGS)
+    assert (alone.settings.comparisons, alone.settings.threshold) == (1, 2.0)
+    assert "at sigma 2:" in alone.summary
+
+
+# ---- latency against history: deciding without a launch, informational with one ---------------
+
+
+def test_latency_history_is_informational_while_a_launch_is_on() -> None:
+    # flat 100 ms history, floor 10 ms: 200 ms is z 10
+    rising = series(MAIN, [*STEADY, window(600, 6, 0.2)])
+    for target in (Target(MAIN, role="main"), Target(MAIN, role="shadow")):
+        during = compare_to_history(target, rising, SETTINGS, launch_on=True)
+        assert during.anomalies == []
+        assert [(a.metric, a.z_score) for a in during.informational] == [("latency_mean", pytest.approx(10.0))]
+    without = compare_to_history(Target(MAIN, role="main"), rising, SETTINGS, launch_on=False)
+    assert [(a.metric, a.z_score) for a in without.anomalies] == [("latency_mean", pytest.approx(10.0))]
+    assert without.informational == []
+
+
+def test_users_traffic_slowing_the_main_does_not_fail_a_launch_but_fails_a_route_without_one() -> None:
+    # Main and shadow both 200 ms now (the load, not the launch): alike in the same window.
+    data = {
+        MAIN: series(MAIN, [*STEADY, window(600, 6, 0.2)], buckets(FAST, 6)),
+        SHADOW: series(SHADOW, [window(600, 6, 0.2)], buckets(FAST, 6)),
+    }
+    during = evaluate(data, route_targets(), SETTINGS)
+    assert during.verdict == "ok", during.summary
+    assert [(a.target.role, a.metric) for a in during.informational] == [("main", "latency_mean")]
+    assert "Not part of the verdict, history that moves with the users' traffic: api-service-stable has a mean" in (
+        during.summary
+    )
+    without = evaluate({MAIN: data[MAIN]}, [Target(MAIN, role="main")], SETTINGS)
+    assert (without.verdict, [a.metric for a in without.anomalies]) == ("anomalous", ["latency_mean"])
+
+
+def test_a_main_5xx_rise_still_decides_during_a_launch() -> None:
+    # 30 errors of 600 against a flat 1%: floor sqrt(0.01 * 0.99 / 600) = 0.0040620; continuity 29.5 / 600
+    # z = (0.0491667 - 0.01) / 0.0040620 = 9.642 (critical from 5.53)
+    data = healthy_route()
+    data[MAIN] = series(MAIN, [*STEADY, window(600, 30)], buckets(FAST, 6))
+    report = evaluate(data, route_targets(), SETTINGS)
+    assert [(a.target.role, a.check, a.metric, a.severity, round(a.z_score, 3)) for a in report.anomalies] == [
+        ("main", "history", "error_rate", "critical", 9.642)
+    ]

@@ -26,7 +26,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_traefik_service,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import anomaly_targets
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_check import check_anomalies
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_check import check_anomalies, parse_targets
 
 NOW = 1_700_000_000.0
 WINDOW_SECONDS = 60.0
@@ -40,12 +40,14 @@ FAST_MEAN, SLOW_MEAN = 0.3525, 1.22  # midpoint means of those shapes
 
 @dataclass
 class Traffic:
-    """A service's requests per 1m window (oldest first, last = current), error share and latency."""
+    """A service's requests per 1m window (oldest first, last = current), error shares and latency."""
 
     requests: Sequence[float]
     error_share: float = 0.0
     latency_mean: float = FAST_MEAN
     shares: Sequence[float] = FAST_SHARES
+    client_error_share: float = 0.0  # answered with client_error_code
+    client_error_code: str = "404"
 
 
 @dataclass
@@ -83,10 +85,16 @@ class FakePrometheus:
     def _series(metric: str, traffic: Traffic) -> list[tuple[dict[str, str], list[float]]]:
         requests = list(traffic.requests)
         if metric == "traefik_service_requests_total":
-            return [
-                ({"code": "200"}, [count * (1 - traffic.error_share) for count in requests]),
+            ok_share = 1 - traffic.error_share - traffic.client_error_share
+            by_code = [
+                ({"code": "200"}, [count * ok_share for count in requests]),
                 ({"code": "500"}, [count * traffic.error_share for count in requests]),
             ]
+            if traffic.client_error_share:
+                by_code.append(
+                    ({"code": traffic.client_error_code}, [count * traffic.client_error_share for count in requests])
+                )
+            return by_code
         if metric.endswith("_sum"):
             return [({}, [count * traffic.latency_mean for count in requests])]
         return [({}, requests)]
@@ -121,11 +129,16 @@ def run(fake: FakePrometheus, targets: list[dict[str, Any]] | None, **options: A
     return check_anomalies(fake, targets, window="1m", now=NOW, **options)
 
 
+# A route with a launch on it decides on 8 comparisons (the shadow's 6 against its main and 1 against its
+# history, the main's 1 against its history): 0.02275 / 8 one-sided is z 2.765.
+ROUTE_OK = "No anomalies over the last 1m at sigma 2 (z 2.8 per comparison across 8 comparisons): 1 shadow behaves"
+
+
 def test_identical_shadow_is_ok() -> None:
     fake = FakePrometheus({MAIN: steady(error_share=0.01), SHADOW: steady(error_share=0.01)})
     result = run(fake, route())
     assert (result["verdict"], result["anomalies"], result["queries"]) == ("ok", [], 4)
-    assert result["summary"].startswith("No anomalies over the last 1m at sigma 2: 1 shadow behaves like its main")
+    assert result["summary"].startswith(f"{ROUTE_OK} like its main")
 
 
 def test_erroring_shadow_is_anomalous() -> None:
@@ -230,6 +243,9 @@ def test_result_shape() -> None:
         "sigma",
         "sigma_applied",
         "comparisons",
+        "checks_per_step",
+        "false_alarm_budget",
+        "client_error_codes",
         "history_windows",
         "min_requests",
         "scope",
@@ -238,12 +254,21 @@ def test_result_shape() -> None:
         "builtin_queries",
     }
     assert (result["window"], result["sigma"], result["evaluated_at"]) == ("1m", 3.0, NOW)
-    # Per route the requested sigma applies to every comparison as it is.
-    assert (result["sigma_applied"], result["comparisons"]) == (3.0, 1)
+    # Per route too, the 8 deciding comparisons share sigma 3's budget: 1 - Phi(3) = 0.0013499;
+    # 0.0013499 / 8 = 0.00016874 one-sided is z 3.585.
+    assert (result["sigma_applied"], result["comparisons"]) == (pytest.approx(3.585, abs=0.001), 8)
+    assert (result["checks_per_step"], result["false_alarm_budget"], result["client_error_codes"]) == (
+        1,
+        0.00135,
+        ["4xx"],
+    )
     shadow_row = next(row for row in result["services"] if row["role"] == "shadow")
     assert shadow_row["checks"] == {"shadow_vs_main": "ok", "history": "ok"}
     assert shadow_row["requests"] == 600
     assert shadow_row["latency_p95"] == pytest.approx(1.2)
+    # rank 594 of 600 is the 24th of the 30 in (1.2, 5]: 1.2 + 3.8 * 24 / 30 = 4.24
+    assert shadow_row["latency_p99"] == pytest.approx(4.24)
+    assert shadow_row["client_error_rate"] == 0.0
 
 
 def test_empty_target_list_sends_no_query() -> None:
@@ -321,7 +346,7 @@ def test_idle_second_route_never_leaves_the_mirrored_route_unjudged() -> None:
     fake = FakePrometheus({MAIN: steady(), SHADOW: steady(), ADMIN: steady(300)})
     result = run(fake, three_route_targets())
     assert result["verdict"] == "ok", result["summary"]
-    assert result["summary"].startswith("No anomalies over the last 1m at sigma 2: 1 shadow behaves like its main")
+    assert result["summary"].startswith(f"{ROUTE_OK} like its main")
     assert (result["queries"], fake.query_count) == (4, 4)
     assert all(HEALTH in promql and ADMIN in promql for _kind, promql, _args in fake.calls)
     rows = rows_by_service(result)
@@ -376,3 +401,98 @@ def test_rows_give_one_line_per_check() -> None:
     assert (shadow["requests"], main["requests"]) == (120, 600)
     assert (shadow["error_rate"], main["error_rate"]) == (0.0, pytest.approx(0.01))
     assert shadow["latency_p95"] == pytest.approx(1.2) and main["latency_p95"] == pytest.approx(1.2)
+
+
+# --- the gate's options: client errors, checks per step, the mirror's percentage and since when ------------
+
+
+def test_shadow_answering_404_is_anomalous_on_client_errors() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady(client_error_share=0.2)})
+    result = run(fake, route())
+    found = [(anomaly["role"], anomaly["check"], anomaly["metric"]) for anomaly in result["anomalies"]]
+    assert found == [("shadow", "shadow_vs_main", "client_error_rate")]
+    assert rows_by_service(result)[SHADOW]["client_error_rate"] == pytest.approx(0.2)
+    assert "has a client error rate of 20.00% against 0.00% on main" in result["summary"]
+
+
+@pytest.mark.parametrize(("codes", "verdict"), [(["404"], "anomalous"), (["429"], "ok"), ([], "ok")])
+def test_client_error_codes_choose_what_counts(codes: list[str], verdict: str) -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady(client_error_share=0.2)})
+    result = run(fake, route(), client_error_codes=codes)
+    assert (result["verdict"], result["client_error_codes"]) == (verdict, codes)
+    assert result["comparisons"] == (7 if codes == [] else 8)
+
+
+def test_bad_client_error_codes_fail_before_any_query() -> None:
+    fake = FakePrometheus({MAIN: steady()})
+    with pytest.raises(DarklaunchError) as raised:
+        run(fake, route(), client_error_codes=["abc"])
+    assert (raised.value.field, fake.query_count) == ("client_error_codes", 0)
+
+
+def test_checks_per_step_share_the_budget() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady()})
+    result = run(fake, route(), checks_per_step="5")
+    # 5 checks x 8 comparisons: 0.02275 / 40 = 0.00056875 one-sided, z 3.254
+    assert (result["checks_per_step"], result["comparisons"]) == (5, 40)
+    assert result["sigma_applied"] == pytest.approx(3.254, abs=0.001)
+    with pytest.raises(DarklaunchError) as raised:
+        run(fake, route(), checks_per_step=0)
+    assert raised.value.field == "checks_per_step"
+
+
+def percent_route(shadow_percent: Any = 20, main_percent: Any = 100) -> list[dict[str, Any]]:
+    main, shadow = route()
+    return [{**main, "percent": main_percent}, {**shadow, "percent": shadow_percent}]
+
+
+def first_step() -> FakePrometheus:
+    """100 req/s on the main; the shadow, new, completed 100 copies in the current 1m window (of 1200 at 20%)."""
+    return FakePrometheus({MAIN: Traffic([6000] * 7), SHADOW: Traffic([0] * 6 + [100])})
+
+
+def test_a_shadow_short_of_copies_is_anomalous_once_its_percentage_held_a_window() -> None:
+    # 1200 copies expected, 100 completed: z = 1100 / sqrt(1200) = 31.754
+    for since in ({}, {"mirror_since": NOW - 60}, {"mirror_since": str(NOW - 300)}):
+        result = run(first_step(), percent_route(), **since)
+        [anomaly] = result["anomalies"]
+        assert (anomaly["metric"], anomaly["z_score"], anomaly["compared_to"]) == ("delivery", 31.754, f"20% of {MAIN}")
+
+
+def test_mirror_since_within_the_window_leaves_delivery_unjudged() -> None:
+    # The step began 15 s ago: most of the window had no mirror; the shadow's 100 copies are judged otherwise.
+    result = run(first_step(), percent_route(), mirror_since=NOW - 15)
+    assert result["verdict"] == "ok", result["summary"]
+
+
+def test_hung_shadow_of_a_route_is_anomalous() -> None:
+    # no series for the shadow at all; 600 * 20% = 120 copies expected: z = 120 / sqrt(120) = 10.954
+    fake = FakePrometheus({MAIN: steady()})
+    result = run(fake, percent_route())
+    assert result["verdict"] == "anomalous"
+    [anomaly] = result["anomalies"]
+    assert (anomaly["service"], anomaly["metric"], anomaly["z_score"]) == (SHADOW, "delivery", 10.954)
+
+
+@pytest.mark.parametrize("since", ["soon", [1], {"at": 1}])
+def test_bad_mirror_since_fails_before_any_query(since: Any) -> None:
+    fake = FakePrometheus({MAIN: steady()})
+    with pytest.raises(DarklaunchError) as raised:
+        run(fake, route(), mirror_since=since)
+    assert (raised.value.field, fake.query_count) == ("mirror_since", 0)
+
+
+@pytest.mark.parametrize(("given", "parsed"), [(20, 20.0), ("20", 20.0), (12.5, 12.5), (0, 0.0), (100, 100.0)])
+def test_target_percent_is_read_as_a_number(given: Any, parsed: float) -> None:
+    [main, shadow] = parse_targets(percent_route(shadow_percent=given))
+    assert (main.percent, shadow.percent) == (100.0, parsed)
+    [main, shadow] = parse_targets(percent_route(shadow_percent=None, main_percent=""))
+    assert (main.percent, shadow.percent) == (None, None)
+
+
+@pytest.mark.parametrize("percent", [150, -1, "x", True, [20]])
+def test_bad_target_percent_is_refused(percent: Any) -> None:
+    fake = FakePrometheus({MAIN: steady()})
+    with pytest.raises(DarklaunchError, match=r"percent must be a number from 0 to 100"):
+        run(fake, percent_route(shadow_percent=percent))
+    assert fake.query_count == 0

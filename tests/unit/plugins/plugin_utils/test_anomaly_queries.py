@@ -133,7 +133,7 @@ def test_parse_matrix_adds_series_of_one_service() -> None:
 
 
 def test_parse_requests_and_errors_counts_5xx_only() -> None:
-    requests, errors = parse_requests_and_errors(REQUESTS_BY_CODE, QUERIES)
+    requests, errors, _client = parse_requests_and_errors(REQUESTS_BY_CODE, QUERIES)
     assert requests[MAIN] == [600.0, 610.0, 600.0]
     assert errors == {MAIN: [0.0, 6.0, 0.0], SHADOW: [None, None, 10.0]}
 
@@ -182,3 +182,52 @@ def test_assemble_series_without_latency_metrics() -> None:
     series = assemble_series(QUERIES, REQUESTS_BY_CODE, [], [], [])
     assert series[SHADOW].current == WindowCounts(120.0, 10.0, None, None)
     assert series[SHADOW].buckets == ()
+
+
+def test_parse_requests_and_errors_counts_no_client_errors_unless_asked() -> None:
+    _requests, _errors, client_errors = parse_requests_and_errors(REQUESTS_BY_CODE, QUERIES)
+    assert client_errors == {MAIN: [0.0, 0.0, 0.0], SHADOW: [None, None, 0.0]}
+
+
+def test_parse_requests_and_errors_counts_client_errors_by_class() -> None:
+    # the stable service's 404s; the canary answered, without any 4xx series: zero, not unknown
+    _requests, errors, client_errors = parse_requests_and_errors(REQUESTS_BY_CODE, QUERIES, SETTINGS.is_client_error)
+    assert client_errors == {MAIN: [9.5, 3.0, 2.0], SHADOW: [None, None, 0.0]}
+    assert errors == {MAIN: [0.0, 6.0, 0.0], SHADOW: [None, None, 10.0]}  # 5xx unchanged
+
+
+# Several 4xx codes, and series whose code is not three digits (never counted).
+MIXED_CODES = [
+    matrix({"service": MAIN, "code": "200"}, (T2, "880")),
+    matrix({"service": MAIN, "code": "404"}, (T2, "50")),
+    matrix({"service": MAIN, "code": "429"}, (T2, "30")),
+    matrix({"service": MAIN, "code": "400"}, (T2, "20")),
+    matrix({"service": MAIN, "code": "4xx"}, (T2, "7")),
+    matrix({"service": MAIN}, (T2, "3")),
+]
+
+
+@pytest.mark.parametrize(
+    ("codes", "counted"),
+    [
+        (None, 100.0),  # the default, 4xx: 404 + 429 + 400
+        (["4xx"], 100.0),
+        (["404"], 50.0),
+        ([404, "429"], 80.0),
+        ([], 0.0),
+    ],
+)
+def test_parse_requests_and_errors_counts_the_chosen_client_error_codes(codes: Any, counted: float) -> None:
+    settings = AnomalySettings.from_options(window="5m", history_windows=2, client_error_codes=codes)
+    requests, _errors, client_errors = parse_requests_and_errors(MIXED_CODES, QUERIES, settings.is_client_error)
+    assert requests[MAIN] == [None, None, 990.0]  # every series counts as requests
+    assert client_errors[MAIN] == [None, None, counted]
+
+
+def test_assemble_series_carries_client_errors_into_the_windows() -> None:
+    series = assemble_series(QUERIES, REQUESTS_BY_CODE, [], [], [], SETTINGS.is_client_error)
+    assert [window.client_errors for window in series[MAIN].windows if window is not None] == [9.5, 3.0, 2.0]
+    current = series[MAIN].current
+    assert current is not None
+    assert current.client_error_rate == pytest.approx(2 / 600)
+    assert series[SHADOW].current == WindowCounts(120.0, 10.0, None, None, client_errors=0.0)

@@ -481,9 +481,11 @@ class FakeJudge:
         self.script: list[Answer] = [OK if preflight is None else preflight, *answers]
         self.then = OK if then is None else then
         self.calls: list[float] = []
+        self.since: list[float | None] = []
 
-    def check(self) -> dict[str, Any]:
+    def check(self, since: float | None = None) -> dict[str, Any]:
         self.calls.append(self.clock.now())
+        self.since.append(since)
         answer = self.script.pop(0) if self.script else self.then
         if isinstance(answer, Exception):
             raise answer
@@ -629,6 +631,14 @@ def test_each_step_bakes_in_turn() -> None:
     assert result.msg == "Every step passed its gate (20%, 50%); the mirror stays in place."
     assert w.cluster.record() is None  # closed at the end
     assert w.cluster._percent() == 50
+
+
+def test_each_check_tells_the_gate_when_its_step_began() -> None:
+    # The shadow's copies count from the step's start (the mirror's percentage changed then); preflight
+    # asks before anything changed, without a start.
+    w = world()
+    w.run(steps=(20, 50))
+    assert w.judge.since == [None, *[T0] * 5, *[T0 + 300] * 5]
 
 
 def test_a_bake_that_is_not_a_multiple_of_the_interval_is_checked_at_its_end() -> None:
