@@ -24,6 +24,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import ABORTED, PAUSED, Control
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
+    ANOMALOUS,
     BROKEN,
     ERROR,
     OK,
@@ -181,6 +182,7 @@ class LaunchEngine:
         self._steps: list[int] = list(plan.steps)
         self._step: dict[str, Any] | None = None
         self._control: Control | None = None
+        self._budget_said = False
         self._armed = False
 
     # --- the launch ------------------------------------------------------------------------------------
@@ -477,6 +479,9 @@ class LaunchEngine:
             "paused": paused,
         }
         self.result.checks.append(check)
+        if not self._budget_said and outcome in (OK, ANOMALOUS) and "false_alarm_budget" in report:
+            self._budget_said = True
+            self.say(_budget_line(report))
         tally = tally.record(outcome)
         line = _check_line(check, rules.bake_seconds)
         limit = limit_reached(tally, rules)
@@ -667,6 +672,17 @@ def _side(services: Sequence[Mapping[str, Any]], role: str) -> str:
     rate = (("max " if len(rates) > 1 else "") + f"{100 * max(rates):.1f}% 5xx") if rates else "no 5xx rate"
     latency = f"{1000 * max(p95):.0f} ms" if p95 else "n/a"
     return f"{role} {round(requests)} req, {rate}, p95 {latency}"
+
+
+def _budget_line(report: Mapping[str, Any]) -> str:
+    """What the gate's sigma means for this launch, once: the chance of rolling a healthy step back."""
+    budget = report.get("false_alarm_budget")
+    budget_text = f"{float(budget):.1%}" if isinstance(budget, (int, float)) else "the tail of sigma"
+    return (
+        f"Anomaly gate: at sigma {report.get('sigma')} a healthy step is rolled back with a chance of at most "
+        f"{budget_text}; {report.get('comparisons')} comparisons per step decide, each at z "
+        f"{report.get('sigma_applied')}."
+    )
 
 
 def _check_line(check: Mapping[str, Any], bake: int) -> str:

@@ -729,6 +729,20 @@ def test_the_check_line_of_each_kind_of_answer() -> None:
     ]
 
 
+def test_the_false_alarm_budget_is_said_once_with_the_first_conclusive_check() -> None:
+    budgeted = {**OK, "sigma": 2.0, "false_alarm_budget": 0.02275, "comparisons": 40, "sigma_applied": 3.254}
+    w = world([INSUFFICIENT, budgeted], then=budgeted)
+    w.run()
+    lines = [line for _moment, line in w.lines_after(T0)]
+    budget = [line for line in lines if line.startswith("Anomaly gate: ")]
+    assert budget == [
+        "Anomaly gate: at sigma 2.0 a healthy step is rolled back with a chance of at most 2.3%; 40 comparisons "
+        "per step decide, each at z 3.254."
+    ]
+    # Said before the check line it came with, after the inconclusive first check.
+    assert lines.index(budget[0]) == 1
+
+
 def test_gate_off_says_one_line_per_check_and_never_asks() -> None:
     w = world()
     result = w.run(rules=rules(gate=False))
