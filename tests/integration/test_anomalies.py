@@ -236,7 +236,7 @@ def test_canary_300ms_slower_is_named_with_its_latency(
         by_metric = {
             a["metric"]: a for a in canary_findings(report, world, "latency_") if a["check"] == "shadow_vs_main"
         }
-        assert set(by_metric) == {"latency_mean", "latency_p95"}, brief(report)
+        assert set(by_metric) == {"latency_mean", "latency_p95", "latency_p99"}, brief(report)
         mean = by_metric["latency_mean"]
         assert mean["role"] == "shadow" and mean["unit"] == "seconds" and mean["severity"] == "critical"
         assert 0.28 <= mean["value"] <= 0.45 and mean["baseline"] < 0.05, brief(report)
@@ -246,6 +246,60 @@ def test_canary_300ms_slower_is_named_with_its_latency(
     finally:
         canary.set_knobs(latency_ms=0)
     wait_for_report(new_lookup, world, is_healthy, "recovery to ok after the canary got fast again")
+
+
+def test_canary_answering_404_to_a_fifth_is_named_with_its_client_errors(
+    new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]
+) -> None:
+    """A build whose routing is broken answers 404: not a 5xx, as broken for its users."""
+    world = shadowed[0]
+    canary = world.backends["canary"]
+    canary.set_knobs(error_rate=0.2, error_status=404)
+    try:
+        wait_for_report(new_lookup, world, lambda r: bool(canary_findings(r, world, "client_")), "404 alarm")
+        time.sleep(WINDOW_SECONDS + 1)
+        report = route_check(new_lookup, world)
+        assert report["verdict"] == "anomalous", brief(report)
+        finding = next(a for a in canary_findings(report, world, "client_") if a["check"] == "shadow_vs_main")
+        assert finding["metric"] == "client_error_rate" and finding["severity"] == "critical", finding
+        assert finding["value"] == pytest.approx(0.20, abs=0.05) and finding["baseline"] == 0.0, brief(report)
+        assert not canary_findings(report, world, "error_rate"), brief(report)  # a 404 is not a server error
+        assert "client error rate" in report["summary"]
+        # Only the chosen codes count: with 401 alone, the 404s are not client errors.
+        chosen = route_check(new_lookup, world, client_error_codes=["401"])
+        assert chosen["client_error_codes"] == ["401"]
+        assert not canary_findings(chosen, world, "client_"), brief(chosen)
+    finally:
+        canary.set_knobs(error_rate=0, error_status=500)
+    wait_for_report(new_lookup, world, is_healthy, "recovery to ok after the canary's 404s stopped")
+
+
+def test_canary_whose_copies_never_complete_is_anomalous_not_insufficient(
+    new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]
+) -> None:
+    """A shadow that stops answering leaves Traefik no samples at all (a copy is counted when it completes):
+    the copies its percentage predicts, against none completed, make it anomalous."""
+    world, traffic = shadowed
+    canary = world.backends["canary"]
+    canary.set_knobs(hang=True)
+    try:
+        report = wait_for_report(
+            new_lookup, world, lambda r: bool(canary_findings(r, world, "delivery")), "delivery alarm"
+        )
+        assert report["verdict"] == "anomalous", brief(report)
+        finding = canary_findings(report, world, "delivery")[0]
+        expected = RATE * MIRROR_PERCENT / 100
+        assert 0.6 * expected <= finding["baseline"] <= 1.4 * expected, finding
+        assert finding["value"] < 0.25 * finding["baseline"], finding
+        assert "hang or fail before an answer" in report["summary"]
+        assert canary.counters()["hanging"] > 0
+        # The users never waited for the shadow.
+        assert traffic.failures == 0 and set(traffic.statuses) == {200}, traffic.statuses
+    finally:
+        canary.set_knobs(hang=False)
+    wait_for_report(
+        new_lookup, world, is_healthy, "recovery after the canary answered again", timeout=5 * WINDOW_SECONDS
+    )
 
 
 def run_playbook_expecting_anomaly(world: Any) -> None:

@@ -3,12 +3,27 @@
 Each backend answers every request with its own name (plain text, header ``X-Backend``), counts
 requests per method and path, and takes runtime knobs for errors and latency:
 
-- ``GET  /__backend/counters`` -> ``{"name", "total", "errors", "by_method_path": {"GET /": n}}``
-- ``POST /__backend/knobs``    <- ``{"error_rate": 0.2, "latency_ms": 50, "error_status": 500}``
+- ``GET  /__backend/counters`` -> ``{"name", "total", "errors", "slow", "hung", "hanging",
+  "by_method_path": {"GET /": n}}``
+- ``POST /__backend/knobs``    <- ``{"error_rate": 0.2, "latency_ms": 50, "error_status": 500,
+  "slow_rate": 0.05, "slow_ms": 500, "hang": false}`` (any subset; the others stay)
 - ``POST /__backend/reset``    zero the counters (knobs stay)
 
-Errors are deterministic, so tests are reproducible: with rate r, request number k (counted from 1
-since the last reset) fails when floor(k*r) > floor((k-1)*r); exactly r of any run fails.
+Knobs:
+
+- ``error_rate`` / ``error_status``: that share of the requests is answered with ``error_status``
+  (500 by default; any status, e.g. 404 for a build whose routing is broken);
+- ``latency_ms``: added to every request;
+- ``slow_rate`` / ``slow_ms``: ``slow_ms`` more on that share of the requests (a slow tail);
+- ``hang``: requests are accepted and read but never answered while it is on: each is held until the
+  client disconnects, the knob is turned off (the request is then answered as usual) or HANG_CAP_SECONDS
+  pass (the connection is then closed without an answer). Each connection has its own thread, so held
+  requests block neither other requests nor the control endpoints (which never hang).
+
+Errors and slow requests are deterministic, so tests are reproducible: with rate r, request number k
+(counted from 1 since the last reset) is picked when floor(k*r) > floor((k-1)*r); exactly r of any run
+is picked, spread evenly. Errors and slow requests use the same counter: with equal rates they are the
+same requests.
 
 The manager listens on its own control port:
 
@@ -26,6 +41,8 @@ import argparse
 import contextlib
 import json
 import math
+import select
+import socket
 import threading
 import time
 import urllib.error
@@ -37,6 +54,24 @@ from pathlib import Path
 from typing import Any
 
 CONTROL_PREFIX = "/__backend/"
+# The longest a request is held while ``hang`` is on; then its connection is closed without an answer.
+HANG_CAP_SECONDS = 300.0
+# How often a held request looks at its client's connection (gone?) and at the cap.
+_HANG_POLL_SECONDS = 0.5
+
+
+def _picked(k: int, rate: float) -> bool:
+    """Request number ``k`` (from 1) is one of the deterministic share ``rate``, spread evenly."""
+    return math.floor(k * rate + 1e-9) > math.floor((k - 1) * rate + 1e-9)
+
+
+def _client_gone(connection: socket.socket) -> bool:
+    """The client closed (or reset) its side of the connection; pipelined data is not a close."""
+    try:
+        readable, _w, _x = select.select([connection], [], [], 0)
+        return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
 
 
 class _Server(ThreadingHTTPServer):
@@ -55,12 +90,24 @@ class Backend:
         self.error_rate = 0.0
         self.error_status = 500
         self.latency_ms = 0.0
+        self.slow_rate = 0.0
+        self.slow_ms = 0.0
+        self.hang = False
+        self.slow = 0  # requests given slow_ms since the last reset
+        self.hung = 0  # requests held by ``hang`` since the last reset
+        self.hanging = 0  # requests held right now
+        # Notified when ``hang`` is turned off or the backend stops: held requests wake up at once.
+        self.hang_changed = threading.Condition(self.lock)
+        self.stopping = False
         self.server = _Server(("127.0.0.1", port), self._handler_class())
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, name=f"backend-{name}", daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            self.hang_changed.notify_all()
         self.server.shutdown()
         self.server.server_close()
 
@@ -71,37 +118,92 @@ class Backend:
                 "port": self.port,
                 "total": self.total,
                 "errors": self.errors,
+                "slow": self.slow,
+                "hung": self.hung,
+                "hanging": self.hanging,
                 "by_method_path": dict(self.counts),
             }
 
     def knobs(self) -> dict[str, Any]:
-        return {"error_rate": self.error_rate, "latency_ms": self.latency_ms, "error_status": self.error_status}
+        return {
+            "error_rate": self.error_rate,
+            "latency_ms": self.latency_ms,
+            "error_status": self.error_status,
+            "slow_rate": self.slow_rate,
+            "slow_ms": self.slow_ms,
+            "hang": self.hang,
+        }
 
     def set_knobs(self, data: dict[str, Any]) -> None:
-        rate = float(data.get("error_rate", self.error_rate))
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError("error_rate must be within 0..1")
+        rates = {}
+        for key in ("error_rate", "slow_rate"):
+            rates[key] = float(data.get(key, getattr(self, key)))
+            if not 0.0 <= rates[key] <= 1.0:
+                raise ValueError(f"{key} must be within 0..1")
+        hang = data.get("hang", self.hang)
+        if not isinstance(hang, bool):
+            raise ValueError("hang must be true or false")
+        latency_ms = max(0.0, float(data.get("latency_ms", self.latency_ms)))
+        slow_ms = max(0.0, float(data.get("slow_ms", self.slow_ms)))
+        error_status = int(data.get("error_status", self.error_status))
+        if not 100 <= error_status <= 599:
+            raise ValueError("error_status must be an HTTP status (100..599)")
         with self.lock:
-            self.error_rate = rate
-            self.latency_ms = max(0.0, float(data.get("latency_ms", self.latency_ms)))
-            self.error_status = int(data.get("error_status", self.error_status))
+            self.error_rate = rates["error_rate"]
+            self.slow_rate = rates["slow_rate"]
+            self.latency_ms = latency_ms
+            self.slow_ms = slow_ms
+            self.error_status = error_status
+            self.hang = hang
+            if not hang:
+                self.hang_changed.notify_all()
 
     def reset(self) -> None:
         with self.lock:
             self.counts.clear()
             self.total = 0
             self.errors = 0
+            self.slow = 0
+            self.hung = 0
 
-    def _count(self, method: str, path: str) -> tuple[bool, float]:
-        """Record one request; return (fail it?, latency to add)."""
+    def _count(self, method: str, path: str) -> tuple[bool, float, bool]:
+        """Record one request; return (fail it?, latency to add, hold it?)."""
         with self.lock:
             self.total += 1
             self.counts[f"{method} {path}"] += 1
             k = self.total
-            fail = math.floor(k * self.error_rate + 1e-9) > math.floor((k - 1) * self.error_rate + 1e-9)
+            fail = _picked(k, self.error_rate)
             if fail:
                 self.errors += 1
-            return fail, self.latency_ms
+            latency_ms = self.latency_ms
+            if self.slow_ms and _picked(k, self.slow_rate):
+                self.slow += 1
+                latency_ms += self.slow_ms
+            if self.hang:
+                self.hung += 1
+            return fail, latency_ms, self.hang
+
+    def _hold(self, connection: socket.socket) -> bool:
+        """Hold a request while ``hang`` is on. True: released (answer it as usual); False: the client is
+        gone, the cap is reached or the backend stops (close the connection without an answer)."""
+        deadline = time.monotonic() + HANG_CAP_SECONDS
+        with self.lock:
+            self.hanging += 1
+        try:
+            while True:
+                with self.lock:
+                    if self.stopping:
+                        return False
+                    if not self.hang:
+                        return True
+                    self.hang_changed.wait(_HANG_POLL_SECONDS)
+                    if not self.hang and not self.stopping:
+                        return True
+                if time.monotonic() >= deadline or _client_gone(connection):
+                    return False
+        finally:
+            with self.lock:
+                self.hanging -= 1
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         backend = self
@@ -157,7 +259,10 @@ class Backend:
                     self._control()
                     return
                 self._read_body()  # mirrored POSTs carry bodies; drain them before answering
-                fail, latency_ms = backend._count(self.command, self.path.split("?")[0])
+                fail, latency_ms, hang = backend._count(self.command, self.path.split("?")[0])
+                if hang and not backend._hold(self.connection):
+                    self.close_connection = True
+                    return
                 if latency_ms:
                     time.sleep(latency_ms / 1000.0)
                 if fail:
@@ -308,11 +413,25 @@ class BackendHandle:
         return int(self.counters()["total"])
 
     def set_knobs(
-        self, error_rate: float | None = None, latency_ms: float | None = None, error_status: int | None = None
+        self,
+        error_rate: float | None = None,
+        latency_ms: float | None = None,
+        error_status: int | None = None,
+        slow_rate: float | None = None,
+        slow_ms: float | None = None,
+        hang: bool | None = None,
     ) -> dict[str, Any]:
+        """Change the given knobs (None: leave as is); see the module's docstring."""
         data = {
             key: value
-            for key, value in (("error_rate", error_rate), ("latency_ms", latency_ms), ("error_status", error_status))
+            for key, value in (
+                ("error_rate", error_rate),
+                ("latency_ms", latency_ms),
+                ("error_status", error_status),
+                ("slow_rate", slow_rate),
+                ("slow_ms", slow_ms),
+                ("hang", hang),
+            )
             if value is not None
         }
         result: dict[str, Any] = _call(self.url + CONTROL_PREFIX + "knobs", "POST", data)
