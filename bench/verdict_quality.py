@@ -82,18 +82,46 @@ class Scenario:
     knobs: dict[str, Any] = field(default_factory=dict)  # set on the shadow's backend before the launch
 
 
-SCENARIOS = (
-    Scenario("steady", "healthy", f"steady {BASE_RATE:g} req/s"),
-    Scenario("surge", "healthy", f"x{SURGE_FACTOR:g} surge for {SURGE_SECONDS:g} s", pattern="surge"),
-    Scenario("drop", "healthy", f"/{SURGE_FACTOR:g} drop for {SURGE_SECONDS:g} s", pattern="drop"),
-    Scenario("ramp", "healthy", f"ramp {RAMP_FROM:g} -> {RAMP_TO:g} req/s over {RAMP_SECONDS:g} s", pattern="ramp"),
-    Scenario("5xx-5", "fault", "5% 5xx", knobs={"error_rate": 0.05, "error_status": 500}),
-    Scenario("5xx-2", "fault", "2% 5xx", knobs={"error_rate": 0.02, "error_status": 500}),
-    Scenario("404-20", "fault", "20% 404", knobs={"error_rate": 0.20, "error_status": 404}),
-    Scenario("lat-100", "fault", "+100 ms on all requests", knobs={"latency_ms": 100}),
-    Scenario("tail-500", "fault", "+500 ms on 5% of requests", knobs={"slow_rate": 0.05, "slow_ms": 500}),
-    Scenario("hung", "fault", "hung shadow (never answers)", knobs={"hang": True}),
-)
+def _scenarios() -> tuple[Scenario, ...]:
+    return (
+        Scenario("steady", "healthy", f"steady {BASE_RATE:g} req/s"),
+        Scenario("surge", "healthy", f"x{SURGE_FACTOR:g} surge for {SURGE_SECONDS:g} s", pattern="surge"),
+        Scenario("drop", "healthy", f"/{SURGE_FACTOR:g} drop for {SURGE_SECONDS:g} s", pattern="drop"),
+        Scenario("ramp", "healthy", f"ramp {RAMP_FROM:g} -> {RAMP_TO:g} req/s over {RAMP_SECONDS:g} s", pattern="ramp"),
+        Scenario("5xx-5", "fault", "5% 5xx", knobs={"error_rate": 0.05, "error_status": 500}),
+        Scenario("5xx-2", "fault", "2% 5xx", knobs={"error_rate": 0.02, "error_status": 500}),
+        Scenario("404-20", "fault", "20% 404", knobs={"error_rate": 0.20, "error_status": 404}),
+        Scenario("lat-100", "fault", "+100 ms on all requests", knobs={"latency_ms": 100}),
+        Scenario("tail-500", "fault", "+500 ms on 5% of requests", knobs={"slow_rate": 0.05, "slow_ms": 500}),
+        Scenario("hung", "fault", "hung shadow (never answers)", knobs={"hang": True}),
+    )
+
+
+# The role's defaults have the interval equal to the window (60 s, 1m): each check judges the traffic since the
+# last one. "--shape defaults" keeps that shape at a quarter of the scale, with users' traffic enough for the
+# smallest fault (2% 5xx) to show in one window at 20%: 50 req/s x 20% x 15 s = 150 copies, 3 errors.
+SHAPES: dict[str, dict[str, Any]] = {
+    "fast": {"gate": dict(GATE), "rate": BASE_RATE, "ramp": (RAMP_FROM, RAMP_TO)},
+    "defaults": {
+        "gate": {"bake_seconds": 30, "interval": 15, "window": "15s", "min_requests": 40},
+        "rate": 50.0,
+        "ramp": (20.0, 70.0),
+    },
+}
+
+
+def use_shape(name: str) -> None:
+    global BASE_RATE, RAMP_FROM, RAMP_TO, SCENARIOS, BY_NAME
+    shape = SHAPES[name]
+    GATE.clear()
+    GATE.update(shape["gate"])
+    BASE_RATE = shape["rate"]
+    RAMP_FROM, RAMP_TO = shape["ramp"]
+    SCENARIOS = _scenarios()
+    BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+
+
+SCENARIOS = _scenarios()
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 
@@ -642,7 +670,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", default="/tmp/dl-bench")
     parser.add_argument("--port-offset", type=int, default=500)
     parser.add_argument("--keep", action="store_true", help="leave the cluster instance running")
+    parser.add_argument(
+        "--shape",
+        choices=sorted(SHAPES),
+        default="fast",
+        help="fast: interval 5 s, window 15s, 30 req/s; defaults: interval = window = 15 s (the role's shape), "
+        "50 req/s",
+    )
     args = parser.parse_args(argv)
+    use_shape(args.shape)
 
     names = [n.strip() for n in (args.only or ",".join(BY_NAME)).split(",") if n.strip()]
     unknown = [n for n in names if n not in BY_NAME]
