@@ -74,3 +74,16 @@ def mirror_target_spec() -> ArgumentSpec:
     """traefik_mirror's options that name the main service, the shadow and the TraefikServices (a fresh copy):
     the launch engine passes them through unchanged, so both take exactly the same."""
     return copy.deepcopy(_MIRROR_TARGET_SPEC)
+
+
+_MIRROR_MATCH_SPEC: Final[ArgumentSpec] = {
+    "mirror_methods": {"type": "list", "elements": "str"},
+    "mirror_match": {"type": "str"},
+}
+
+
+def mirror_match_spec() -> ArgumentSpec:
+    """traefik_mirror's options that choose which requests are copied (a fresh copy). Apart from
+    mirror_target_spec(): they need attach_to_ingress=true, so a caller that also writes the mirror without
+    attaching (the launch's first write) passes them only with the attach."""
+    return copy.deepcopy(_MIRROR_MATCH_SPEC)

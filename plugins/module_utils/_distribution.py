@@ -22,6 +22,7 @@ from typing import Any
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
+    MIRROR_ROUTES_ANNOTATION,
     PRE_MIRROR_ANNOTATION,
     SPEC_MIRRORING,
     SPEC_WEIGHTED,
@@ -769,7 +770,9 @@ def ingress_route_targets(
         "name": ingress_route.name,
         "namespace": ingress_route.namespace,
         "entry_points": list(ingress_route.entry_points),
-        "attached_by_darklaunch": PRE_MIRROR_ANNOTATION in ingress_route.annotations,
+        "attached_by_darklaunch": any(
+            key in ingress_route.annotations for key in (PRE_MIRROR_ANNOTATION, MIRROR_ROUTES_ANNOTATION)
+        ),
         "routes": [
             {
                 "index": route.index,

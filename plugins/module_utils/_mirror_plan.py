@@ -11,7 +11,7 @@ the resourceVersion that was read: a concurrent change fails the write instead o
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from fractions import Fraction
@@ -34,6 +34,16 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
     parse_launch_request,
     plan_record,
     read_launch_record,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import (
+    ROUTES_ANNOTATION,
+    RequestMatch,
+    added_routes,
+    annotation_ops,
+    parse_request_match,
+    plan_request_routes,
+    refuse_switching,
+    removal_ops,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     CRD_VERSION,
@@ -128,6 +138,9 @@ class MirrorParams:
     api_group: str = TRAEFIK_GROUPS[0]
     # The launch-in-progress record to write on the mirror (see _launch_record); None leaves it alone.
     launch: LaunchOption | None = None
+    # Copy only these requests (see _mirror_match); None: every request, as without these options.
+    mirror_methods: Sequence[str] | None = None
+    mirror_match: str | None = None
     # Set by validate_params: the planner, called once per attempt of a run, then checks nothing again.
     validated: bool = field(default=False, compare=False, repr=False)
 
@@ -345,6 +358,12 @@ def validate_params(params: MirrorParams) -> MirrorParams:
             f"max_body_size must be a number of bytes, or -1 for no limit; got {params.max_body_size!r}.",
             field="max_body_size",
         )
+    request = parse_request_match(
+        params.mirror_methods,
+        params.mirror_match,
+        attach=params.attach_to_ingress,
+        present=params.state == STATE_PRESENT,
+    )
     resolved = params.with_defaults()
     main_rule = "service" if resolved.main_kind == KIND_SERVICE else "subdomain"
     for name_field, rule in (
@@ -370,6 +389,8 @@ def validate_params(params: MirrorParams) -> MirrorParams:
         launch=launch,
         main_port=normalise_port(resolved.main_port, "main_port"),
         mirror_port=normalise_port(resolved.mirror_port, "mirror_port"),
+        mirror_methods=request.methods if request and request.methods else None,
+        mirror_match=request.extra if request and request.extra else None,
         validated=True,
     )
 
@@ -480,6 +501,17 @@ class _Context:
 
     def is_main(self, ref: ServiceRef) -> bool:
         return ref.kind == self.params.main_kind and ref.key == (self.params.namespace, self.params.main_service)
+
+    def is_mirror_entry(self, entry: Mapping[str, Any]) -> bool:
+        return self.is_mirror(parse_service_ref(entry, self.params.namespace))
+
+    @property
+    def request(self) -> RequestMatch | None:
+        """The requests to copy when mirror_methods / mirror_match are set (validated)."""
+        params = self.params
+        if params.mirror_methods is None and params.mirror_match is None:
+            return None
+        return RequestMatch(tuple(params.mirror_methods or ()), params.mirror_match or "")
 
 
 def _build_context(params: MirrorParams, observed: Observed, now: datetime | None) -> _Context:
@@ -1037,10 +1069,14 @@ def _raw_route_services(ingress_route: IngressRouteObj, index: int) -> list[Mapp
     return [entry for entry in services if isinstance(entry, Mapping)]
 
 
-def _matching_entries(ingress_route: IngressRouteObj, predicate: Callable[[ServiceRef], bool]) -> dict[int, list[int]]:
-    """{route index: [positions of the service entries that satisfy predicate]}"""
+def _matching_entries(
+    ingress_route: IngressRouteObj, predicate: Callable[[ServiceRef], bool], skip: Collection[int] = ()
+) -> dict[int, list[int]]:
+    """{route index: [positions of the service entries that satisfy predicate]} (routes in ``skip`` left out)"""
     matched = {}
     for route in ingress_route.routes:
+        if route.index in skip:
+            continue
         positions = [i for i, ref in enumerate(route.services) if predicate(ref)]
         if positions:
             matched[route.index] = positions
@@ -1068,13 +1104,18 @@ def _plan_attach(ctx: _Context, actions: list[Action]) -> dict[str, Any]:
     """Repoint the routes that target the WRR or the main service at the mirror; returns the IngressRoute after."""
     params = ctx.params
     ingress_route = _require_ingress_route(ctx)
-    already_attached = any(ctx.is_mirror(ref) for route in ingress_route.routes for ref in route.services)
+    added, added_warnings = added_routes(ingress_route.raw, ctx.is_mirror_entry)
+    ctx.warnings.extend(added_warnings)
+    already_attached = any(
+        ctx.is_mirror(ref) for route in ingress_route.routes if route.index not in added for ref in route.services
+    )
+    refuse_switching(ctx.request, already_attached, added, params.route_name, params.mirror_name)
     # Entries on the WRR are what attach replaces. Only an IngressRoute that targets the main service
     # directly (no WRR, not attached yet) has those entries repointed instead, so a /healthz route on
     # stable beside the WRR route stays untouched, also on reruns.
-    matched = _matching_entries(ingress_route, ctx.is_wrr)
+    matched = _matching_entries(ingress_route, ctx.is_wrr, skip=added)
     if not matched and not already_attached:
-        matched = _matching_entries(ingress_route, ctx.is_main)
+        matched = _matching_entries(ingress_route, ctx.is_main, skip=added)
     if not matched and not already_attached:
         raise DarklaunchError(
             f"IngressRoute {params.namespace}/{params.route_name} targets neither the weighted TraefikService "
@@ -1087,6 +1128,9 @@ def _plan_attach(ctx: _Context, actions: list[Action]) -> dict[str, Any]:
         return copy.deepcopy(dict(ingress_route.raw))
     repointed_refs = [ingress_route.routes[i].services[p] for i, positions in matched.items() for p in positions]
     _check_weighted_split(ctx, repointed_refs)
+    request = ctx.request
+    if request is not None:
+        return _plan_request_routes(ctx, request, ingress_route, matched, added, actions)
     saved = ingress_route.saved_pre_mirror_services()
     if saved is None and PRE_MIRROR_ANNOTATION in ingress_route.annotations:
         ctx.warnings.append(f"The {PRE_MIRROR_ANNOTATION} annotation was unreadable; it was rewritten.")
@@ -1114,20 +1158,61 @@ def _plan_attach(ctx: _Context, actions: list[Action]) -> dict[str, Any]:
     return after
 
 
-def _assert_preserved(before: Mapping[str, Any], after: Mapping[str, Any]) -> None:
-    """Guard the promise that only route targets and our annotation change."""
+def _plan_request_routes(
+    ctx: _Context,
+    request: RequestMatch,
+    ingress_route: IngressRouteObj,
+    matched: Mapping[int, list[int]],
+    added: Mapping[int, int | None],
+    actions: list[Action],
+) -> dict[str, Any]:
+    """Attach with request matching: the matched routes stay as they are; one added route per matched route
+    copies the chosen requests through the mirror (see _mirror_match). Returns the IngressRoute after."""
+    params = ctx.params
+    sources = {
+        index: _repointed_services(ctx, index, _raw_route_services(ingress_route, index), positions)
+        for index, positions in matched.items()
+    }
+    change = plan_request_routes(ingress_route.raw, request, sources, added, params.api_group)
+    ctx.warnings.extend(request.warnings(params.mirror_service))
+    if not change.ops:
+        return copy.deepcopy(dict(ingress_route.raw))
+    ops: JsonPatch = [_version_test(ingress_route.raw, "IngressRoute"), *change.ops]
+    summary = f"patch IngressRoute {params.route_name}: {'; '.join(change.changes) or 'record updated'}"
+    actions.append(
+        Action(
+            "patch", "IngressRoute", params.route_name, params.namespace, ops, summary, ingress_route.resource_version
+        )
+    )
+    after = apply_json_patch(ingress_route.raw, ops)
+    _assert_preserved(ingress_route.raw, after, added_before=added, added_after=change.added_after)
+    return after
 
-    def stripped(obj: Mapping[str, Any]) -> dict[str, Any]:
+
+def _assert_preserved(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    added_before: Collection[int] = (),
+    added_after: Collection[int] = (),
+) -> None:
+    """Guard the promise that only route targets, the routes added for request matching and our annotations
+    change."""
+
+    def stripped(obj: Mapping[str, Any], added: Collection[int]) -> dict[str, Any]:
         copied = copy.deepcopy(dict(obj))
         metadata = copied.get("metadata", {})
         annotations = dict(metadata.get("annotations") or {})
         annotations.pop(PRE_MIRROR_ANNOTATION, None)
+        annotations.pop(ROUTES_ANNOTATION, None)
         metadata["annotations"] = annotations
-        for route in copied.get("spec", {}).get("routes") or []:
+        spec = copied.get("spec", {})
+        if spec.get("routes"):
+            spec["routes"] = [route for index, route in enumerate(spec["routes"]) if index not in added]
+        for route in spec.get("routes") or []:
             route.pop("services", None)
         return copied
 
-    if stripped(before) != stripped(after):
+    if stripped(before, added_before) != stripped(after, added_after):
         raise DarklaunchError("Internal error: the planned IngressRoute patch would change more than route targets.")
 
 
@@ -1207,11 +1292,19 @@ def _present_warnings(ctx: _Context, status: str, mirror_after: Mapping[str, Any
             "so no request is copied yet. Run with attach_to_ingress=true, or point the route's services at "
             f"{params.mirror_name} (kind TraefikService) yourself."
         )
-    ctx.warnings.append(
-        f"Shadow traffic really reaches {params.mirror_service}: anything it does per request (database writes, "
-        "e-mails, payments, calls to other services) happens for real. Mirror only read-only or idempotent "
-        "services, or give the shadow its own isolated dependencies."
-    )
+    request = ctx.request
+    if request is not None and request.only_safe_methods():
+        ctx.warnings.append(
+            f"Shadow traffic really reaches {params.mirror_service}, but only copies of {request.describe()}: "
+            "anything the shadow does for those (calls to other services, caches, logs) happens for real."
+        )
+    else:
+        ctx.warnings.append(
+            f"Shadow traffic really reaches {params.mirror_service}: anything it does per request (database "
+            "writes, e-mails, payments, calls to other services) happens for real. Mirror only read-only or "
+            "idempotent services, give the shadow its own isolated dependencies, or copy only safe requests "
+            "with mirror_methods [GET, HEAD, OPTIONS]."
+        )
     mirroring = mirror_after.get("spec", {}).get("mirroring", {})
     mirror_body = mirroring.get("mirrorBody", True)
     if buffers_whole_body(mirror_body, mirroring.get("maxBodySize")):
@@ -1337,7 +1430,11 @@ def _plan_restore(ctx: _Context, actions: list[Action]) -> dict[str, Any] | None
         )
     ops: JsonPatch = []
     restored_routes: list[str] = []
+    added, added_warnings = added_routes(ingress_route.raw, ctx.is_mirror_entry)
+    ctx.warnings.extend(added_warnings)
     for route in ingress_route.routes:
+        if route.index in added:
+            continue
         on_mirror = any(ctx.is_mirror(ref) for ref in route.services)
         if not on_mirror:
             if saved is not None and str(route.index) in saved:
@@ -1356,12 +1453,19 @@ def _plan_restore(ctx: _Context, actions: list[Action]) -> dict[str, Any] | None
     for index in sorted(saved or {}, key=int):
         if int(index) >= len(ingress_route.routes):
             ctx.warnings.append(f"Saved targets for route {index} were dropped: the IngressRoute has no such route.")
-    ops.extend(_annotation_ops(ingress_route, None))
+    ops.extend(removal_ops(added))
+    restored_routes.extend(f"route {index} (added for request matching) removed" for index in sorted(added))
+    annotations = ingress_route.raw.get("metadata", {}).get("annotations")
+    ops.extend(annotation_ops(annotations, {PRE_MIRROR_ANNOTATION: None, ROUTES_ANNOTATION: None}))
     if not ops:
         return copy.deepcopy(dict(ingress_route.raw))
     patch = [_version_test(ingress_route.raw, "IngressRoute"), *ops]
     what = "; ".join(restored_routes) or "stale record removed"
-    summary = f"patch IngressRoute {ctx.params.route_name}: {what}; annotation {PRE_MIRROR_ANNOTATION} removed"
+    removed = [key for key in (PRE_MIRROR_ANNOTATION, ROUTES_ANNOTATION) if key in ingress_route.annotations]
+    summary = (
+        f"patch IngressRoute {ctx.params.route_name}: {what}; annotation "
+        f"{' and '.join(removed or [PRE_MIRROR_ANNOTATION])} removed"
+    )
     actions.append(
         Action(
             "patch",
@@ -1374,7 +1478,7 @@ def _plan_restore(ctx: _Context, actions: list[Action]) -> dict[str, Any] | None
         )
     )
     after = apply_json_patch(ingress_route.raw, patch)
-    _assert_preserved(ingress_route.raw, after)
+    _assert_preserved(ingress_route.raw, after, added_before=added)
     return after
 
 

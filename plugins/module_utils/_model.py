@@ -22,6 +22,8 @@ KIND_INGRESS_ROUTE = "IngressRoute"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "darklaunch.traefik"
 PRE_MIRROR_ANNOTATION = "darklaunch.traefik/pre-mirror-services"
+# The routes attach added for request matching (mirror_methods / mirror_match; see _mirror_match).
+MIRROR_ROUTES_ANNOTATION = "darklaunch.traefik/mirror-request-routes"
 TRAEFIK_PROVIDER_SUFFIX = "@kubernetescrd"
 
 # The Traefik CRDs' API groups, preferred first (traefik.containo.us is the pre-v3 group), and their version.

@@ -19,7 +19,8 @@ description:
   - Every write carries the resourceVersion that was read, so a concurrent change by someone else is
     detected (the module re-reads and re-plans up to three times) and never silently overwritten.
   - Shadow traffic really reaches the shadow service. If the new version writes to a database, sends
-    e-mails or triggers other side effects, they happen for real.
+    e-mails or triggers other side effects, they happen for real. O(mirror_methods) (for example
+    V([GET, HEAD, OPTIONS])) and O(mirror_match) copy only the requests that are safe to repeat.
 author:
   - darklaunch.traefik contributors (@darklaunch)
 extends_documentation_fragment:
@@ -109,6 +110,38 @@ options:
       - When V(false) the mirror is created but inactive until the IngressRoute is changed (for example by GitOps).
     type: bool
     default: false
+  mirror_methods:
+    description:
+      - Copy only requests with these HTTP methods (V(GET), V(HEAD), V(OPTIONS), V(TRACE), V(POST), V(PUT),
+        V(PATCH), V(DELETE), V(CONNECT); any case). Default every request, as without this option.
+      - V([GET, HEAD, OPTIONS]) keeps writes (and their side effects) out of the shadow while it still sees the
+        read traffic.
+      - Requires O(attach_to_ingress=true). Attach then leaves the IngressRoute's routes as they are and adds, to
+        the same IngressRoute, one route per route it would have repointed. The added route matches that route's
+        rule AND the methods (C(Method(`GET`\) || Method(`HEAD`\)), valid in Traefik v2 and v3 syntax) AND
+        O(mirror_match); it carries the route's middlewares and other fields and targets the mirror. The
+        original route keeps serving every other request from its own services. Every user response still
+        comes from the main service.
+      - The added route wins over its original by priority. A route without its own priority gets the length of
+        its rule from Traefik, so the longer added rule already wins and no priority is set; a route with an
+        explicit priority, or another route of the IngressRoute whose priority lies between the two rule lengths,
+        makes the added route take the original's priority + 1 instead. When another route has exactly that
+        priority, attaching is refused.
+      - The added routes are listed in the annotation C(darklaunch.traefik/mirror-request-routes);
+        O(state=absent) removes exactly them. Changing the methods updates the added route in place.
+      - Switching between copying every request and copying only some is refused on an attached route; run
+        O(state=absent) first. Ignored with O(state=absent).
+    type: list
+    elements: str
+  mirror_match:
+    description:
+      - An extra Traefik rule expression ANDed with the route's own rule (and with O(mirror_methods)), for
+        example C(PathPrefix(`/api`\)) or C(Header(`X-Shadow`, `yes`\)). Only matching requests are copied.
+      - Checked before any change. It must parse in the route's rule syntax (the route's C(syntax) field,
+        else v2 on the traefik.containo.us API group, else v3 or v2, whichever the route's rule is written in)
+        with Traefik's matcher names and value counts.
+      - Requires O(attach_to_ingress=true); see O(mirror_methods) for how the requests are chosen.
+    type: str
   confirm_end_weighted_split:
     description:
       - Attaching over a weighted TraefikService that still sends real users to more than one backend ends
@@ -238,6 +271,27 @@ EXAMPLES = r"""
     mirror_percent: 50
     attach_to_ingress: true
     confirm_end_weighted_split: true
+
+- name: Copy only reads (GET, HEAD, OPTIONS) so that the shadow never repeats a write
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    main_service: api-service-stable
+    mirror_service: api-service-canary
+    mirror_percent: 20
+    attach_to_ingress: true
+    confirm_end_weighted_split: true
+    mirror_methods: [GET, HEAD, OPTIONS]
+
+- name: Copy only GETs under /api
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-service-route
+    namespace: production
+    mirror_percent: 20
+    attach_to_ingress: true
+    confirm_end_weighted_split: true
+    mirror_methods: [GET]
+    mirror_match: PathPrefix(`/api`)
 
 - name: Turn mirroring off, put the IngressRoute back on the weighted service, remove the mirror
   darklaunch.traefik.traefik_mirror:
@@ -492,7 +546,11 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import mirror_target_spec, with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import (
+    mirror_match_spec,
+    mirror_target_spec,
+    with_auth,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     HAS_KUBERNETES,
@@ -516,6 +574,7 @@ def argument_spec() -> dict[str, Any]:
             "mirror_body": {"type": "bool"},
             "max_body_size": {"type": "int"},
             "attach_to_ingress": {"type": "bool", "default": False},
+            **mirror_match_spec(),
             "confirm_end_weighted_split": {"type": "bool", "default": False},
             "restore_ingress_to_wrr": {"type": "bool", "default": True},
             "propagation_seconds": {"type": "float", "default": DEFAULT_PROPAGATION_SECONDS},

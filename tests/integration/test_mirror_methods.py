@@ -1,0 +1,169 @@
+"""traefik_mirror with mirror_methods on the real apiserver + Traefik: users send GETs, HEADs and POSTs
+through the route; only the chosen methods are copied to the shadow (counted at the shadow backend) while
+every user request, POST included, is answered by the main service. Check mode writes nothing, a rerun
+writes nothing, and the teardown gives the IngressRoute back exactly (spec, labels, annotations).
+
+The weighted split sends every user to stable (canary weight 0), so the canary only ever sees copies.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from modrun import run_module
+from shadow import wait_mirror_live
+
+pytestmark = pytest.mark.integration
+
+API = "traefik.io/v1alpha1"
+USERS_ON_STABLE = {"stable": 100, "canary": 0}
+
+
+def ingress_route(kube: Any, world: Any) -> dict[str, Any]:
+    obj: dict[str, Any] = kube.get(API, "IngressRoute", world.route, world.namespace)
+    return obj
+
+
+def user_part(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    return {"spec": copy.deepcopy(obj["spec"]), "labels": meta.get("labels"), "annotations": meta.get("annotations")}
+
+
+def attach_args(world: Any, methods: list[str]) -> dict[str, Any]:
+    return {
+        "route_name": world.route,
+        "namespace": world.namespace,
+        "main_service": world.service("stable"),
+        "mirror_service": world.service("canary"),
+        "mirror_percent": 100,
+        "attach_to_ingress": True,
+        "mirror_methods": methods,
+    }
+
+
+def attach_and_rerun(audit: Any, kube: Any, world: Any, methods: list[str]) -> dict[str, Any]:
+    """Check mode (no write), the attach, a rerun (no write); returns the route added by the attach."""
+    args = attach_args(world, methods)
+    mark = audit.mark()
+    checked = run_module("traefik_mirror", args, check=True, diff=True)
+    assert checked["changed"] and not checked.get("failed"), checked
+    assert audit.writes_since(mark, namespace=world.namespace) == [], "check mode wrote"
+    attached = run_module("traefik_mirror", args)
+    assert attached["changed"] and attached["status"] == "active", attached
+    assert attached["ingress_route"]["after"] == checked["ingress_route"]["after"]
+    mark = audit.mark()
+    rerun = run_module("traefik_mirror", args)
+    assert not rerun["changed"] and rerun["status"] == "active", rerun
+    assert audit.writes_since(mark, namespace=world.namespace) == [], "an idempotent rerun wrote"
+    added: dict[str, Any] = ingress_route(kube, world)["spec"]["routes"][-1]
+    return added
+
+
+def copies_settled(world: Any, expected: dict[str, int], timeout: float = 15) -> dict[str, int]:
+    """The shadow's requests by "METHOD path" once the expected copies arrived (they are sent after the
+    users' answers) and a moment more, so that a late unwanted copy is counted too."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = dict(world.backends["canary"].counters()["by_method_path"])
+        if all(counts.get(key, 0) >= want for key, want in expected.items()):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    settled: dict[str, int] = world.backends["canary"].counters()["by_method_path"]
+    return dict(settled)
+
+
+def teardown_restores(kube: Any, world: Any, written: dict[str, Any]) -> None:
+    removed = run_module("traefik_mirror", {"route_name": world.route, "namespace": world.namespace, "state": "absent"})
+    assert removed["changed"] and removed["status"] == "absent", removed
+    assert user_part(ingress_route(kube, world)) == written
+    assert kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is None
+
+
+def test_only_gets_and_heads_reach_the_shadow(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    audit: Any,
+    traffic: Callable[..., Any],
+    traefik_api_get: Callable[[str], Any],
+) -> None:
+    world = seed_world(app="mm-get", weights=USERS_ON_STABLE)
+    original = ingress_route(kube, world)
+    written = user_part(original)
+
+    added = attach_and_rerun(audit, kube, world, ["GET", "HEAD"])
+    assert added == {
+        "match": f"(Host(`{world.host}`)) && (Method(`GET`) || Method(`HEAD`))",
+        "kind": "Rule",
+        "middlewares": original["spec"]["routes"][0]["middlewares"],
+        "services": [{"name": f"{world.route}-mirror", "kind": "TraefikService"}],
+    }, "no priority: the longer rule already wins"
+    assert ingress_route(kube, world)["spec"]["routes"][0] == original["spec"]["routes"][0]
+
+    wait_mirror_live(traefik_api_get, world, percent=100)
+    world.reset_backends()
+    gets = traffic(world.host, n=40)
+    posts = traffic(world.host, n=40, method="POST", body=b'{"order": 1}')
+    heads = traffic(world.host, n=10, method="HEAD")
+    copies = copies_settled(world, {"GET /": 40, "HEAD /": 10})
+    print(f"\nshadow copies by method: {copies}; main: {world.backends['stable'].counters()['by_method_path']}")
+
+    assert gets.by_status == {200: 40} and posts.by_status == {200: 40} and heads.by_status == {200: 10}
+    assert set(gets.bodies) == set(posts.bodies) == {world.service("stable")}
+    assert copies == {"GET /": 40, "HEAD /": 10}, "POSTs must never be copied"
+    assert world.backends["stable"].counters()["by_method_path"] == {"GET /": 40, "POST /": 40, "HEAD /": 10}
+
+    teardown_restores(kube, world, written)
+
+
+def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    audit: Any,
+    traffic: Callable[..., Any],
+    traefik_api_get: Callable[[str], Any],
+) -> None:
+    world = seed_world(app="mm-prio", weights=USERS_ON_STABLE)
+    ir = ingress_route(kube, world)
+    ir["spec"]["routes"][0]["priority"] = 10
+    ir["spec"]["routes"].append(
+        {
+            "match": f"Host(`{world.host}`) && PathPrefix(`/healthz`)",
+            "kind": "Rule",
+            "priority": 100,
+            "services": [{"name": world.service("stable"), "port": world.port("stable")}],
+        }
+    )
+    meta = ir["metadata"]
+    kube.apply(
+        {
+            "apiVersion": ir["apiVersion"],
+            "kind": ir["kind"],
+            "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+            "spec": ir["spec"],
+        },
+        world.namespace,
+    )
+    written = user_part(ingress_route(kube, world))
+
+    added = attach_and_rerun(audit, kube, world, ["GET"])
+    assert added["priority"] == 11 and added["middlewares"] == [{"name": world.middleware}], added
+    assert added["match"] == f"(Host(`{world.host}`)) && Method(`GET`)"
+
+    wait_mirror_live(traefik_api_get, world, percent=100)
+    world.reset_backends()
+    gets = traffic(world.host, n=30)
+    health = traffic(world.host, n=10, path="/healthz")
+    posts = traffic(world.host, n=20, method="POST", body=b"x")
+    copies = copies_settled(world, {"GET /": 30})
+    print(f"\nshadow copies by method: {copies}")
+
+    assert gets.by_status == {200: 30} and health.by_status == {200: 10} and posts.by_status == {200: 20}
+    assert set(gets.bodies) == set(health.bodies) == set(posts.bodies) == {world.service("stable")}
+    assert copies == {"GET /": 30}, "the /healthz route (priority 100) and POSTs are not copied"
+
+    teardown_restores(kube, world, written)
