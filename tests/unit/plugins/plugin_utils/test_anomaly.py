@@ -773,12 +773,30 @@ def test_a_shadow_completing_few_copies_is_anomalous_although_below_min_requests
 
 
 def test_healthy_delivery_is_judged_and_ok() -> None:
-    # 120 of the 120 copies: delivery is judged beside the five other comparisons
+    # 120 of the 120 copies: delivery is judged beside 5xx, 4xx, mean and p95; the p99 tail needs 200 copies
+    # (1% of them, 2, expected beyond the main's p99: TAIL_MIN_EXPECTED), so 120 leave it unjudged.
     main = series(MAIN, [window(600, 6)], buckets(FAST, 6))
     shadow = series(SHADOW, [window(120, 1)], buckets(FAST, 1.2))
     [_main_target, target] = launch_targets()
     outcome = compare_shadow_to_main(target, shadow, {MAIN: main}, SETTINGS, main_percent=100)
+    assert (outcome.status, outcome.judged, outcome.anomalies) == ("ok", 5, [])
+    shadow = series(SHADOW, [window(200, 2)], buckets(FAST, 2))
+    main = series(MAIN, [window(1000, 10)], buckets(FAST, 10))
+    outcome = compare_shadow_to_main(target, shadow, {MAIN: main}, SETTINGS, main_percent=100)
     assert (outcome.status, outcome.judged, outcome.anomalies) == ("ok", 6, [])
+
+
+def test_a_tail_is_judged_only_with_enough_requests_beyond_the_mains_quantile() -> None:
+    # 26 copies, 4 of them slow (cold connections after the attach): neither tail is judged (p95 needs 40
+    # copies, p99 200), so a few slow first copies cannot fail a launch on their own.
+    slow = (HistogramBucket(0.1, 22.0), HistogramBucket(0.5, 26.0), HistogramBucket(math.inf, 26.0))
+    fast = (HistogramBucket(0.1, 450.0), HistogramBucket(0.5, 450.0), HistogramBucket(math.inf, 450.0))
+    main = series(MAIN, [window(450, 0, latency_mean=0.005)], fast)
+    shadow = series(SHADOW, [window(26, 0, latency_mean=(22 * 0.005 + 4 * 0.3) / 26)], slow)
+    [_main_target, target] = launch_targets()
+    settings = AnomalySettings(window="1m", window_seconds=60.0, history_windows=6, min_requests=20)
+    outcome = compare_shadow_to_main(target, shadow, {MAIN: main}, settings)
+    assert not [a for a in outcome.anomalies if a.metric in ("latency_p95", "latency_p99")]
 
 
 def first_step_data(shadow_requests: float) -> dict[str, ServiceSeries]:
