@@ -266,7 +266,7 @@ def run_playbook(side: Side, round_number: int, extra_vars: dict[str, Any], env:
 def launch_vars(world: SeedWorld, options: argparse.Namespace, prometheus_url: str) -> dict[str, Any]:
     return {
         "route_name": world.route,
-        "namespace": world.namespace,
+        "route_namespace": world.namespace,
         "main_service": world.service("stable"),
         "mirror_service": world.service("canary"),
         "steps": [50],

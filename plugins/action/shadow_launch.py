@@ -63,7 +63,8 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files
 display = Display()
 
 # The mirror's options the launch passes through to traefik_mirror unchanged.
-_MIRROR_OPTIONS = tuple(mirror_target_spec())
+_MIRROR_WRITE_OPTIONS = ("mirror_body", "max_body_size", "propagation_seconds")
+_MIRROR_OPTIONS = (*mirror_target_spec(), *_MIRROR_WRITE_OPTIONS)
 
 
 def argument_spec() -> dict[str, Any]:
@@ -91,6 +92,8 @@ def argument_spec() -> dict[str, Any]:
             "owner": {"type": "str"},
             "anomaly": {"type": "dict", "default": {}},
             "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
+            # traefik_mirror's options for the mirror it writes; unset means the module's default.
+            **{name: {"type": mirror_argument_spec()[name]["type"]} for name in _MIRROR_WRITE_OPTIONS},
         }
     )
 

@@ -307,7 +307,7 @@ def plan_record(request: LaunchRequest, current: LaunchRecord | None, route: str
 
 def rollback_command(route: str, namespace: str, mirror_name: str) -> str:
     """The command that ends an abandoned launch: restore the IngressRoute exactly, delete the mirror."""
-    command = f"ansible-playbook {_PLAYBOOK} -e route_name={route} -e namespace={namespace}"
+    command = f"ansible-playbook {_PLAYBOOK} -e route_name={route} -e route_namespace={namespace}"
     if mirror_name != f"{route}-mirror":
         command += f" -e mirror_name={mirror_name}"
     return command + " -e restore_ingress_to_wrr=true"

@@ -85,6 +85,16 @@ options:
   wrr_name:
     description: As O(darklaunch.traefik.traefik_mirror#module:wrr_name).
     type: str
+  mirror_body:
+    description: As O(darklaunch.traefik.traefik_mirror#module:mirror_body), for every write of the mirror.
+    type: bool
+  max_body_size:
+    description: As O(darklaunch.traefik.traefik_mirror#module:max_body_size), for every write of the mirror.
+    type: int
+  propagation_seconds:
+    description:
+      - As O(darklaunch.traefik.traefik_mirror#module:propagation_seconds); unset means that module's default.
+    type: float
   steps:
     description: The mirror percentages, in order, each from 1 to 100.
     type: list

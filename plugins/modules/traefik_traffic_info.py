@@ -208,12 +208,12 @@ abandoned_launches:
       seconds_past_deadline: 95
       rollback_command: >-
         ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route
-        -e namespace=production -e restore_ingress_to_wrr=true
+        -e route_namespace=production -e restore_ingress_to_wrr=true
       message: >-
         Launch 3f9c2a71 started by alice@laptop pid 4242 via ansible-playbook at 2025-11-27T14:02:11.318Z
         stopped renewing its deadline 95 s ago at step 20%: it was abandoned (interrupted or killed). The
         route still sends copies to the shadow. Roll it back with: ansible-playbook
-        darklaunch.traefik.mirror_disable -e route_name=api-service-route -e namespace=production
+        darklaunch.traefik.mirror_disable -e route_name=api-service-route -e route_namespace=production
         -e restore_ingress_to_wrr=true
 weighted:
   description:

@@ -67,7 +67,7 @@ def launch_vars(world: Any, shadow_role: str = "canary", **extra: Any) -> dict[s
     judged every INTERVAL over WINDOW against the cluster's Prometheus, torn down at the end."""
     return {
         "route_name": world.route,
-        "namespace": world.namespace,
+        "route_namespace": world.namespace,
         "main_service": world.service("stable"),
         "mirror_service": world.service(shadow_role),
         "steps": [50],

@@ -308,7 +308,7 @@ def run_playbook_expecting_anomaly(world: Any) -> None:
         "anomaly_check",
         {
             "route_name": world.route,
-            "namespace": world.namespace,
+            "route_namespace": world.namespace,
             "window": WINDOW,
             "sigma": 2,
             "fail_on_anomaly": True,
@@ -327,7 +327,7 @@ def test_playbook_says_ok_over_identical_backends(shadowed: tuple[Any, SteadyTra
         "anomaly_check",
         {
             "route_name": world.route,
-            "namespace": world.namespace,
+            "route_namespace": world.namespace,
             "window": WINDOW,
             "fail_on_anomaly": True,
             "prometheus_url": os.environ["PROMETHEUS_URL"],

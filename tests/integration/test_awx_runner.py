@@ -148,7 +148,7 @@ def launch_answers(world: Any, **answers: Any) -> dict[str, Any]:
     """The progressive launch's survey as a user fills it in: every answer typed as AWX sends it."""
     return {
         "route_name": world.route,
-        "namespace": world.namespace,
+        "route_namespace": world.namespace,
         "main_service": world.service("stable"),
         "mirror_service": world.service("canary"),
         "steps": "20,50",
@@ -297,7 +297,7 @@ def test_the_status_job_connects_with_the_kubeconfig_file_credential(
     kubeconfig_text = operator_kubeconfig.read_text()
     _server, token, _ca = _kubeconfig_parts(operator_kubeconfig)
     template = job_template("Shadow - status")
-    extra_vars = survey_extra_vars(template.survey, {"route_name": world.route, "namespace": world.namespace})
+    extra_vars = survey_extra_vars(template.survey, {"route_name": world.route, "route_namespace": world.namespace})
 
     job = run_job(template, extra_vars, [(KUBECONFIG, {"kubeconfig": kubeconfig_text})], jobs_dir)
 
@@ -318,7 +318,7 @@ def test_a_prometheus_credential_without_ca_works(
     # option type would turn "" into the current directory, which the lookup must not take for a CA.
     world = operator_namespace_world("awx-no-ca")
     template = job_template("Shadow - anomaly check")
-    extra_vars = survey_extra_vars(template.survey, {"route_name": world.route, "namespace": world.namespace})
+    extra_vars = survey_extra_vars(template.survey, {"route_name": world.route, "route_namespace": world.namespace})
     kubernetes = [c for c in credentials if c[0] == BEARER]
 
     job = run_job(template, extra_vars, [*kubernetes, (PROMETHEUS, {"url": cluster.prometheus_url})], jobs_dir)

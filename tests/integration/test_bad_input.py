@@ -368,7 +368,7 @@ def test_lookup_refuses(row: Case, kube: Kube, bad_namespace: str, audit_mark: A
 def _role_result(namespace: str, row: Case) -> dict[str, Any]:
     extra = {
         "route_name": ROUTE,
-        "namespace": namespace,
+        "route_namespace": namespace,
         "main_service": STABLE,
         "mirror_service": CANARY,
         "steps": [20, 50],

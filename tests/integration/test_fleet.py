@@ -149,7 +149,7 @@ def write_inventory(path: Path, canary: list[Site], rest: list[Site]) -> Path:
 def run_fleet(inventory: Path, world: SeedWorld, **extra: Any) -> subprocess.CompletedProcess[str]:
     extra_vars = {
         "route_name": world.route,
-        "namespace": world.namespace,
+        "route_namespace": world.namespace,
         "main_service": world.service("stable"),
         "mirror_service": world.service("canary"),
         "steps": "50",

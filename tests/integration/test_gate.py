@@ -238,7 +238,7 @@ def test_a_killed_launch_is_reported_abandoned_and_a_rerun_resumes_it(
         finish_playbook(process, output_file, timeout=30)
     time.sleep(4)  # past the 3 s lease
 
-    status = run_playbook("shadow_status", {"route_name": world.route, "namespace": world.namespace})
+    status = run_playbook("shadow_status", {"route_name": world.route, "route_namespace": world.namespace})
     said = status.stdout + status.stderr
     assert status.returncode == 0, said
     assert "ABANDONED" in said, said

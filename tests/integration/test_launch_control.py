@@ -95,6 +95,12 @@ def refused(completed: Any) -> str:
 
 
 def route_vars(world: Any, **extra: Any) -> dict[str, Any]:
+    """The playbooks' extra vars for the world's route."""
+    return {"route_name": world.route, "route_namespace": world.namespace, **extra}
+
+
+def module_args(world: Any, **extra: Any) -> dict[str, Any]:
+    """launch_control's arguments for the world's route."""
     return {"route_name": world.route, "namespace": world.namespace, **extra}
 
 
@@ -114,7 +120,7 @@ class TestPauseResumeAbort:
 
     def test_check_mode_writes_nothing(self, world: Any, kube: Any) -> None:
         before = versions(kube, world.namespace)
-        result = run_module("launch_control", route_vars(world, command="pause", by="t"), check=True, diff=True)
+        result = run_module("launch_control", module_args(world, command="pause", by="t"), check=True, diff=True)
         assert result["changed"] is True and "would be paused" in result["msg"], result
         assert result["diff"]["after"]["annotations"][CONTROL] == "paused"
         assert versions(kube, world.namespace) == before
@@ -186,7 +192,7 @@ def test_the_awx_template_pauses_as_the_operator_and_names_the_job(
     bind_operator(world.namespace)
     record_launch(world, "ctl-awx-1")
     template = job_template("Shadow - pause launch")
-    extra_vars = survey_extra_vars(template.survey, {"route_name": world.route, "namespace": world.namespace})
+    extra_vars = survey_extra_vars(template.survey, {"route_name": world.route, "route_namespace": world.namespace})
 
     job = run_job(template, extra_vars, [(KUBECONFIG_CREDENTIAL, {"kubeconfig": operator_kubeconfig.read_text()})],
                   tmp_path)  # fmt: skip
@@ -229,7 +235,7 @@ def test_an_abandoned_launch_is_refused_with_the_rollback_command(quiet_world: A
     record_launch(quiet_world, "ctl-gone-1", lease_seconds=1)
     time.sleep(2.2)  # nobody renews it: the deadline passes
     before = versions(kube, quiet_world.namespace)
-    result = run_module("launch_control", route_vars(quiet_world, command="abort"))
+    result = run_module("launch_control", module_args(quiet_world, command="abort"))
     assert result.get("failed") and result["field"] == "route_name", result
     assert "abandoned" in result["msg"] and OWNER in result["msg"]
     assert result["rollback_command"] == (
@@ -248,7 +254,7 @@ def test_an_abandoned_launch_is_refused_with_the_rollback_command(quiet_world: A
         ({}, ("route_name",)),
         ({"route_name": ""}, ("route_name",)),
         ({"route_name": "Not_A_Name"}, ("route_name",)),
-        ({"namespace": "Bad/NS"}, ("namespace",)),
+        ({"route_namespace": "Bad/NS"}, ("namespace",)),
         ({"mirror_name": "UPPER"}, ("mirror_name",)),
     ],
     ids=["no-route", "empty-route", "bad-route", "bad-namespace", "bad-mirror-name"],
@@ -258,6 +264,6 @@ def test_bad_input_is_refused_naming_the_variable(
 ) -> None:
     base = {} if "route_name" in extra_vars or not extra_vars else {"route_name": world.route}
     before = versions(kube, world.namespace)
-    output = refused(run_playbook("shadow_pause", {"namespace": world.namespace, **base, **extra_vars}))
+    output = refused(run_playbook("shadow_pause", {"route_namespace": world.namespace, **base, **extra_vars}))
     assert all(word in output for word in words), output
     assert versions(kube, world.namespace) == before

@@ -160,7 +160,7 @@ class TestLaunchRecord:
         (mirror,) = [m for m in info["mirrors"] if m["name"] == f"{world.route}-mirror"]
         assert mirror["launch"]["abandoned"] is False
         assert info["abandoned_launches"] == []
-        output = ok(run_playbook("shadow_status", {"namespace": world.namespace}))
+        output = ok(run_playbook("shadow_status", {"route_namespace": world.namespace}))
         assert f"RUNNING: launch run-1 on route {world.route} in {world.namespace}, started by {OWNER}" in output
         assert "at step 50%" in output
         assert "ABANDONED" not in output
@@ -173,7 +173,7 @@ class TestLaunchRecord:
         time.sleep(2.2)
         command = (
             f"ansible-playbook darklaunch.traefik.mirror_disable -e route_name={world.route} "
-            f"-e namespace={world.namespace} -e restore_ingress_to_wrr=true"
+            f"-e route_namespace={world.namespace} -e restore_ingress_to_wrr=true"
         )
         message_start = f"Launch run-1 started by {OWNER} at {record['started']} stopped renewing its deadline "
         message_end = (
@@ -218,7 +218,7 @@ class TestLaunchRecord:
         assert [(a["id"], a["abandoned"], a["rollback_command"]) for a in found] == [("run-1", True, command)]
         assert found[0]["message"].startswith(message_start)
 
-        output = ok(run_playbook("shadow_status", {"namespace": world.namespace}))
+        output = ok(run_playbook("shadow_status", {"route_namespace": world.namespace}))
         assert f"ABANDONED: {message_start}" in output
         assert command in output
         assert "RUNNING:" not in output

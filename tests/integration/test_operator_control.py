@@ -70,7 +70,7 @@ def assert_back_as_before(kube: Any, world: Any, before: dict[str, Any], load: S
 
 
 def route_vars(world: Any) -> dict[str, Any]:
-    return {"route_name": world.route, "namespace": world.namespace}
+    return {"route_name": world.route, "route_namespace": world.namespace}
 
 
 def test_an_operators_disable_during_a_bake_holds_and_the_launch_ends_taken_over(

@@ -23,7 +23,7 @@ def world(seed_world: Callable[..., Any]) -> Any:
 def seed_vars(world: Any, **extra: Any) -> dict[str, Any]:
     return {
         "route_name": world.route,
-        "namespace": world.namespace,
+        "route_namespace": world.namespace,
         "main_service": world.service("stable"),
         "mirror_service": world.service("canary"),
         **extra,
@@ -82,7 +82,7 @@ class TestOperatorRequests:
         output = said(
             run_playbook(
                 "mirror_disable",
-                {"route_name": world.route, "namespace": world.namespace, "restore_ingress_to_wrr": True},
+                {"route_name": world.route, "route_namespace": world.namespace, "restore_ingress_to_wrr": True},
             )
         )
         assert (
@@ -91,7 +91,7 @@ class TestOperatorRequests:
         )
         assert mirror_percent(kube, world) is None
         assert route_targets(kube, world) == [[world.wrr]]
-        again = said(run_playbook("mirror_disable", {"route_name": world.route, "namespace": world.namespace}))
+        again = said(run_playbook("mirror_disable", {"route_name": world.route, "route_namespace": world.namespace}))
         assert "changed=0" in again, "a second teardown must change nothing"
 
 

@@ -512,7 +512,7 @@ def test_anomaly_check_playbook_prints_custom_checks(shadowed: Any) -> None:
         "anomaly_check",
         {
             "route_name": world.route,
-            "namespace": world.namespace,
+            "route_namespace": world.namespace,
             "window": WINDOW,
             "history_windows": 3,
             "min_requests": 50,

@@ -577,7 +577,12 @@ SHADOW_STATUS = REPO_ROOT / "playbooks" / "shadow_status.yml"
 
 def test_shadow_status_playbook_answers_in_plain_words(scene: Scene, admin_kubeconfig: Path) -> None:
     mirror = playbook(
-        SHADOW_STATUS, "-e", f"route_name={Scene.route_a}", "-e", f"namespace={scene.a}", kubeconfig=admin_kubeconfig
+        SHADOW_STATUS,
+        "-e",
+        f"route_name={Scene.route_a}",
+        "-e",
+        f"route_namespace={scene.a}",
+        kubeconfig=admin_kubeconfig,
     )
     assert mirror.returncode == 0, mirror.stdout + mirror.stderr
     text = mirror.stdout
@@ -585,7 +590,12 @@ def test_shadow_status_playbook_answers_in_plain_words(scene: Scene, admin_kubec
     assert "20%" in text and "mirror" in text.lower()
 
     weighted = playbook(
-        SHADOW_STATUS, "-e", f"route_name={Scene.route_b}", "-e", f"namespace={scene.b}", kubeconfig=admin_kubeconfig
+        SHADOW_STATUS,
+        "-e",
+        f"route_name={Scene.route_b}",
+        "-e",
+        f"route_namespace={scene.b}",
+        kubeconfig=admin_kubeconfig,
     )
     assert weighted.returncode == 0, weighted.stdout + weighted.stderr
     text = weighted.stdout

@@ -315,8 +315,8 @@ def test_routes_term_reports_an_abandoned_launch(lookup: Any, monkeypatch: pytes
     launch = routes["mirrors"][0]["launch"]
     assert launch["abandoned"] is True and launch["seconds_past_deadline"] > 0
     command = (
-        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route -e namespace=production "
-        "-e restore_ingress_to_wrr=true"
+        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route "
+        "-e route_namespace=production -e restore_ingress_to_wrr=true"
     )
     assert launch["rollback_command"] == command
     assert launch["message"].startswith("Launch run-a1 started by AWX job 42 at 2025-11-27T10:00:00.000Z stopped")

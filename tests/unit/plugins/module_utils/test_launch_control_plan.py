@@ -300,8 +300,8 @@ def test_the_abandoned_refusal_gives_the_exact_rollback_command() -> None:
     with pytest.raises(DarklaunchError) as caught:
         run_control(FakeKube(mirror_with_launch()), options("abort"), check_mode=False, clock=lambda: AFTER_DEADLINE)
     command = (
-        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route -e namespace=production "
-        "-e restore_ingress_to_wrr=true"
+        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route "
+        "-e route_namespace=production -e restore_ingress_to_wrr=true"
     )
     assert caught.value.msg.endswith("Roll it back with: " + command)
     assert "passed 120 s ago" in caught.value.msg

@@ -114,7 +114,7 @@ def test_bad_launch_options_name_the_key(launch: Any, fragment: str) -> None:
 
 
 ROLLBACK = (
-    "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route -e namespace=production "
+    "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route -e route_namespace=production "
     "-e restore_ingress_to_wrr=true"
 )
 ROUTED = [{"ingress_route": "api-service-route", "namespace": "production", "route_index": 0}]
@@ -189,7 +189,7 @@ def test_an_unreadable_deadline_is_reported_as_abandoned() -> None:
 
 def test_the_rollback_command_names_a_mirror_that_is_not_the_default() -> None:
     assert rollback_command("shop", "prod", "shop-shadow") == (
-        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=shop -e namespace=prod "
+        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=shop -e route_namespace=prod "
         "-e mirror_name=shop-shadow -e restore_ingress_to_wrr=true"
     )
 

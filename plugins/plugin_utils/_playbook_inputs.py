@@ -1,0 +1,287 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The extra vars each playbook of the collection takes, how unknown ones are judged, and which cluster and
+namespace a run acts on (kubectl's convention: the kubeconfig context's namespace when none is given).
+
+Used by the ``darklaunch.traefik.playbook_inputs`` action, the first task of every playbook.
+
+Judging unknown extra vars: AWX and ansible-runner add their own extra vars (``awx_*``, ``tower_*``, a
+credential type's injectors, ...), so an unknown name is refused only when it looks like one of this
+collection's: the name of another playbook's extra var, a close match (difflib) of one of this playbook's,
+or the first words of one (``bake`` for ``bake_seconds``). Other names are left alone.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+
+# The playbooks' namespace extra var. ``namespace`` itself is reserved by Ansible (2.19 warns on every run),
+# so the old name is refused with the new one.
+NAMESPACE_VAR: Final = "route_namespace"
+RENAMED: Final = {"namespace": NAMESPACE_VAR}
+
+# Extra vars AWX gives every job.
+AWX_JOB_VARS: Final = frozenset({"awx_job_id", "tower_job_id"})
+# Extra vars of other tools, never judged.
+FOREIGN_PREFIXES: Final = ("awx_", "tower_", "ansible_", "molecule_", "_")
+
+# kubernetes.core's connection options, with their aliases: the modules' own names (module_utils/_argspec.py).
+CONNECTION: Final = frozenset(auth_argument_spec())
+CONNECTION_ALIASES: Final = {
+    alias: name for name, option in auth_argument_spec().items() for alias in option.get("aliases") or ()
+}
+_TARGET: Final = frozenset({"route_name", NAMESPACE_VAR, "api_group"})
+_MIRROR_NAMES: Final = frozenset({"mirror_name"})
+_MIRROR_WRITE: Final = frozenset({"max_body_size", "mirror_body", "propagation_seconds"})
+_SERVICES: Final = frozenset({"main_service", "mirror_service"})
+_PROMETHEUS: Final = frozenset(
+    {
+        "prometheus_url",
+        "prometheus_selector",
+        "prometheus_token",
+        "prometheus_username",
+        "prometheus_password",
+        "prometheus_headers",
+        "prometheus_timeout",
+        "prometheus_validate_certs",
+        "prometheus_ca_cert",
+        "prometheus_client_cert",
+        "prometheus_client_key",
+        "prometheus_proxy",
+    }
+)
+_GATE: Final = frozenset({"sigma", "window", "history_windows", "min_requests", "metrics"})
+_LAUNCH: Final = (
+    _TARGET
+    | _MIRROR_NAMES
+    | _MIRROR_WRITE
+    | _SERVICES
+    | _PROMETHEUS
+    | _GATE
+    | {
+        "main_kind",
+        "main_port",
+        "mirror_port",
+        "wrr_name",
+        "steps",
+        "mirror_percent",
+        "bake_seconds",
+        "attach_to_ingress",
+        "confirm_end_weighted_split",
+        "restore_ingress_to_wrr",
+        "anomaly_gate",
+        "client_error_codes",
+        "teardown",
+        "interval",
+        "failure_limit",
+        "inconclusive_limit",
+        "error_limit",
+        "takeover",
+        "fail_on_insufficient_data",
+        "lease_seconds",
+        "watchdog",
+        "report",
+        "report_dir",
+    }
+)
+_CONTROL: Final = _TARGET | _MIRROR_NAMES
+
+# Each playbook's own extra vars (besides the connection options, which every playbook takes).
+PLAYBOOKS: Final[dict[str, frozenset[str]]] = {
+    "mirror_enable": _TARGET
+    | _MIRROR_NAMES
+    | _MIRROR_WRITE
+    | _SERVICES
+    | {"mirror_percent", "main_port", "mirror_port", "attach_to_ingress", "confirm_end_weighted_split"},
+    "mirror_ramp": _TARGET
+    | _MIRROR_NAMES
+    | _MIRROR_WRITE
+    | _SERVICES
+    | {"mirror_percent", "confirm_end_weighted_split"},
+    "mirror_disable": _TARGET | _MIRROR_NAMES | {"restore_ingress_to_wrr", "propagation_seconds"},
+    "shadow_status": _TARGET,
+    "anomaly_check": _TARGET | _PROMETHEUS | _GATE | {"fail_on_anomaly"},
+    "shadow_pause": _CONTROL,
+    "shadow_resume": _CONTROL,
+    "shadow_abort": _CONTROL,
+    "shadow_launch": _LAUNCH,
+    "shadow_launch_fleet": _LAUNCH | {"fleet_waves", "rollback_launched_on_failure", "k8s_auth"},
+}
+VOCABULARY: Final = frozenset().union(*PLAYBOOKS.values()) | CONNECTION | frozenset(CONNECTION_ALIASES)
+
+# How alike a name must be to one of the playbook's to be taken for a misspelling of it (difflib's ratio).
+CLOSE_MATCH: Final = 0.8
+
+
+def known_names(playbook: str) -> frozenset[str]:
+    """Every extra var ``playbook`` takes: its own and the connection options (with their aliases)."""
+    return PLAYBOOKS[playbook] | CONNECTION | frozenset(CONNECTION_ALIASES)
+
+
+def closest(name: str, known: Iterable[str]) -> str | None:
+    """The known name ``name`` most likely misspells: difflib's closest match, else a name it starts
+    (``bake`` for ``bake_seconds``), else None."""
+    ordered = sorted(known)
+    match = difflib.get_close_matches(name, ordered, n=1, cutoff=CLOSE_MATCH)
+    if match:
+        return match[0]
+    starts = [candidate for candidate in ordered if candidate.startswith(name + "_")]
+    return starts[0] if len(starts) == 1 else None
+
+
+def judge_extra_vars(playbook: str, names: Iterable[str]) -> None:
+    """Refuse the extra vars ``playbook`` does not take and that look like this collection's, each with the
+    name to use instead; raise one DarklaunchError naming all of them. Nothing is read or written."""
+    if playbook not in PLAYBOOKS:
+        raise DarklaunchError(f"unknown playbook {playbook}; one of {', '.join(sorted(PLAYBOOKS))}", field="playbook")
+    known = known_names(playbook)
+    names = set(names)
+    # An AWX workflow gives every node the workflow's survey answers and the earlier nodes' set_stats, so there
+    # another playbook's extra vars are the workflow's, not a mistake.
+    in_awx = bool(names & AWX_JOB_VARS)
+    problems: list[str] = []
+    for name in sorted(names):
+        if name in known or name.startswith(FOREIGN_PREFIXES):
+            continue
+        if name in RENAMED:
+            problems.append(
+                f"the extra var {name} was renamed {RENAMED[name]} (Ansible reserves the name {name}): "
+                f"use -e {RENAMED[name]}=..."
+            )
+        elif name in VOCABULARY:
+            if not in_awx:
+                problems.append(f"{name} is not an extra var of this playbook (it belongs to others of the collection)")
+        else:
+            match = closest(name, known)
+            if match is not None:
+                problems.append(f"unknown extra var {name}: did you mean {match}?")
+    if problems:
+        raise DarklaunchError(
+            f"playbooks/{playbook}.yml refuses its extra vars before doing anything: {'; '.join(problems)}. "
+            f"Its extra vars are: {', '.join(sorted(PLAYBOOKS[playbook]))}, and the connection options "
+            f"{', '.join(sorted(CONNECTION))}.",
+            field=NAMESPACE_VAR if names & set(RENAMED) else None,
+        )
+
+
+def connection_extra_vars(extra_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """The connection options among the extra vars, aliases under their option's name; unset ones left out."""
+    options: dict[str, Any] = {}
+    for name, value in extra_vars.items():
+        option = CONNECTION_ALIASES.get(name, name)
+        if option in CONNECTION and value not in (None, "", [], {}):
+            options[option] = value
+    return options
+
+
+# --- which cluster, which namespace ----------------------------------------------------------------------
+
+EVERY_NAMESPACE: Final = "neither route_name nor route_namespace given"
+IN_CLUSTER_NAMESPACE_FILE: Final = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run acts: the API server, the kubeconfig context (None without a kubeconfig), the namespace
+    and where that namespace came from."""
+
+    server: str
+    context: str | None
+    namespace: str
+    namespace_source: str
+
+    def describe(self) -> str:
+        context = f"context {self.context}" if self.context else "no kubeconfig context"
+        namespace = f"namespace {self.namespace}" if self.namespace else "every namespace"
+        return f"cluster {self.server} ({context}), {namespace} ({self.namespace_source})"
+
+
+def kubeconfig_context(auth: Mapping[str, Any], default_kubeconfig: str) -> tuple[str | None, str | None]:
+    """The kubeconfig context the connection options select and its namespace: (None, None) when no
+    kubeconfig is read (a host with its own credentials, or none exists)."""
+    source = auth.get("kubeconfig")
+    if auth.get("host") and (
+        auth.get("api_key")
+        or (auth.get("username") and auth.get("password"))
+        or (auth.get("client_cert") and auth.get("client_key"))
+    ):
+        return None, None
+    if source is None:
+        paths = [path for path in default_kubeconfig.split(os.pathsep) if path]
+        if not any(os.path.exists(os.path.expanduser(path)) for path in paths):
+            return None, None
+        source = default_kubeconfig
+    contexts, current = _contexts(source)
+    chosen = auth.get("context") or current
+    if not chosen:
+        return None, None
+    if chosen not in contexts:
+        where = "the kubeconfig dict" if isinstance(source, Mapping) else f"the kubeconfig {source}"
+        raise DarklaunchError(
+            f"context {chosen} is not in {where}; its contexts are: {', '.join(sorted(contexts)) or 'none'}",
+            field="context",
+        )
+    return str(chosen), contexts[chosen]
+
+
+def _contexts(source: Any) -> tuple[dict[str, str | None], str | None]:
+    """Context name -> its namespace, and the current context, of a kubeconfig dict or file(s)."""
+    documents: list[Mapping[str, Any]] = []
+    if isinstance(source, Mapping):
+        documents.append(source)
+    else:
+        import yaml  # a dependency of ansible-core
+
+        for path in str(source).split(os.pathsep):
+            full = os.path.expanduser(path)
+            if path and os.path.isfile(full):
+                with open(full, encoding="utf-8") as handle:
+                    loaded = yaml.safe_load(handle)
+                if isinstance(loaded, Mapping):
+                    documents.append(loaded)
+    contexts: dict[str, str | None] = {}
+    current: str | None = None
+    # kubectl merges several files first-wins, for the contexts and for current-context.
+    for document in documents:
+        for entry in document.get("contexts") or []:
+            if isinstance(entry, Mapping) and entry.get("name") and entry["name"] not in contexts:
+                namespace = (entry.get("context") or {}).get("namespace")
+                contexts[str(entry["name"])] = str(namespace) if namespace else None
+        if current is None and document.get("current-context"):
+            current = str(document["current-context"])
+    return contexts, current
+
+
+def default_kubeconfig() -> str:
+    """The kubeconfig file(s) read when no kubeconfig option is given, as the modules read them."""
+    return os.environ.get("KUBECONFIG") or "~/.kube/config"
+
+
+def in_cluster_namespace(path: str = IN_CLUSTER_NAMESPACE_FILE) -> str | None:
+    """The namespace of the pod's service account (kubectl's default inside a pod), if any."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip() or None
+    except OSError:
+        return None
+
+
+def choose_namespace(
+    given: Any, context: str | None, context_namespace: str | None, in_cluster: str | None
+) -> tuple[str, str]:
+    """The namespace a run acts on and where it came from: ``route_namespace`` when given, else the context's
+    namespace, else the pod's service account namespace (no kubeconfig), else ``default``."""
+    if given not in (None, ""):
+        return str(given), NAMESPACE_VAR
+    if context_namespace:
+        return context_namespace, f"the namespace of context {context}"
+    if context is None and in_cluster:
+        return in_cluster, "the namespace of the pod's service account"
+    return "default", "default, as neither route_namespace nor the kubeconfig context sets one"
