@@ -85,10 +85,18 @@ P99 = 0.99
 # margin absorbs Traefik applying the step a second or two late and Prometheus' extrapolation.
 MIN_DELIVERED_SHARE = 0.25
 # A tail test needs the main's tail share to predict at least this many of the shadow's requests beyond the
-# main's quantile (p95: 40 requests, p99: 200). Below that, a few copies on cold connections right after the
+# main's quantile (p95: 30 requests, p99: 150). Below that, a few copies on cold connections right after the
 # attach (Traefik's pool to the shadow starts empty) are a fifth of the sample and look like a heavier tail:
-# on the 2-core test machine, 4 of 26 copies were slower than the main's p99.
-TAIL_MIN_EXPECTED = 2.0
+# on the 2-core test machine, 4 of 26 copies were slower than the main's p99. From 1.5 expected on, the
+# continuity-corrected z agrees with the Poisson tail (7 of 150 beyond a 1% p99: z 3.0, Poisson 0.09%).
+TAIL_MIN_EXPECTED = 1.5
+# A tail must also be worse by a margin worth stopping a launch for, in units of max(25% of the main's
+# quantile, 20 ms) (the mean uses 10% and 5 ms): tails are where CPU starvation, GC and cold connections show
+# first. On the 2-core test machine at load 15, a healthy shadow's copies ran a p95 of 77 ms against the main's
+# 50 ms and a p99 of 90 ms against 50; the faults the gate must catch are far beyond (+500 ms on 5% of
+# requests: a p99 of 500 ms against 50).
+TAIL_RELATIVE_FLOOR = 0.25
+TAIL_FLOOR_SECONDS = 0.020
 # Comparisons that decide the verdict, per target (see decisions_for).
 SHADOW_VS_MAIN_COMPARISONS = 6  # delivery, 5xx share, 4xx share, mean, p95, p99
 HISTORY_COMPARISONS_PER_SERVICE = 3  # request rate, error rate, mean latency
@@ -833,7 +841,13 @@ def _score_latency_vs_main(
             UNIT_SECONDS,
             shadow_value,
             main_value,
-            latency_effect_z(tail_z(quantile, shadow.buckets, main.buckets), shadow_value, main_value),
+            latency_effect_z(
+                tail_z(quantile, shadow.buckets, main.buckets),
+                shadow_value,
+                main_value,
+                relative=TAIL_RELATIVE_FLOOR,
+                floor=TAIL_FLOOR_SECONDS,
+            ),
             compared_to=compared_to,
         )
 
@@ -860,18 +874,26 @@ def _latency_stats(series: ServiceSeries) -> LatencyStats | None:
     return LatencyStats(count=count, mean=window.latency_sum / count, variance=variance, p95=p95, p99=p99)
 
 
-def latency_effect_z(statistical_z: float, value: float, baseline: float) -> float:
+def latency_effect_z(
+    statistical_z: float,
+    value: float,
+    baseline: float,
+    *,
+    relative: float = RELATIVE_STDDEV_FLOOR,
+    floor: float = LATENCY_STDDEV_FLOOR_SECONDS,
+) -> float:
     """A shadow-vs-main latency z-score that also requires a difference worth reporting.
 
     With thousands of requests per window a significance test flags differences of a few percent
     (on the local cluster, mirrored copies are routinely 0.1 ms slower than the user-facing requests
     at about 1 ms). The difference is therefore also measured in units of the history check's floor,
     ``max(10% of the baseline, 5 ms)``, and the smaller of the two z-scores counts: at sigma 2 a
-    shadow alarms only when it is significantly AND at least 20% (and 10 ms) slower.
+    shadow alarms only when it is significantly AND at least 20% (and 10 ms) slower. ``relative`` and
+    ``floor`` set that unit (the tails use a larger one: TAIL_RELATIVE_FLOOR, TAIL_FLOOR_SECONDS).
     """
     if statistical_z <= 0:
         return statistical_z
-    tolerance = max(RELATIVE_STDDEV_FLOOR * baseline, LATENCY_STDDEV_FLOOR_SECONDS)
+    tolerance = max(relative * baseline, floor)
     return min(statistical_z, (value - baseline) / tolerance)
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
+    TAIL_FLOOR_SECONDS,
+    TAIL_RELATIVE_FLOOR,
     AnomalySettings,
     HistogramBucket,
     ServiceSeries,
@@ -773,8 +775,8 @@ def test_a_shadow_completing_few_copies_is_anomalous_although_below_min_requests
 
 
 def test_healthy_delivery_is_judged_and_ok() -> None:
-    # 120 of the 120 copies: delivery is judged beside 5xx, 4xx, mean and p95; the p99 tail needs 200 copies
-    # (1% of them, 2, expected beyond the main's p99: TAIL_MIN_EXPECTED), so 120 leave it unjudged.
+    # 120 of the 120 copies: delivery is judged beside 5xx, 4xx, mean and p95; the p99 tail needs 150 copies
+    # (1% of them, 1.5, expected beyond the main's p99: TAIL_MIN_EXPECTED), so 120 leave it unjudged.
     main = series(MAIN, [window(600, 6)], buckets(FAST, 6))
     shadow = series(SHADOW, [window(120, 1)], buckets(FAST, 1.2))
     [_main_target, target] = launch_targets()
@@ -787,8 +789,8 @@ def test_healthy_delivery_is_judged_and_ok() -> None:
 
 
 def test_a_tail_is_judged_only_with_enough_requests_beyond_the_mains_quantile() -> None:
-    # 26 copies, 4 of them slow (cold connections after the attach): neither tail is judged (p95 needs 40
-    # copies, p99 200), so a few slow first copies cannot fail a launch on their own.
+    # 26 copies, 4 of them slow (cold connections after the attach): neither tail is judged (p95 needs 30
+    # copies, p99 150), so a few slow first copies cannot fail a launch on their own.
     slow = (HistogramBucket(0.1, 22.0), HistogramBucket(0.5, 26.0), HistogramBucket(math.inf, 26.0))
     fast = (HistogramBucket(0.1, 450.0), HistogramBucket(0.5, 450.0), HistogramBucket(math.inf, 450.0))
     main = series(MAIN, [window(450, 0, latency_mean=0.005)], fast)
@@ -1093,3 +1095,14 @@ def test_a_main_5xx_rise_still_decides_during_a_launch() -> None:
     assert [(a.target.role, a.check, a.metric, a.severity, round(a.z_score, 3)) for a in report.anomalies] == [
         ("main", "history", "error_rate", "critical", 9.642)
     ]
+
+
+def test_a_tail_must_be_worse_by_a_margin_worth_stopping_for() -> None:
+    # Measured on a starved 2-core machine with a healthy shadow: p95 77 ms against 50 (z 4.89 statistically).
+    # In units of max(25% of 50 ms, 20 ms): 27 / 20 = 1.35, under any threshold the gate uses.
+    tail = latency_effect_z(4.89, 0.077, 0.050, relative=TAIL_RELATIVE_FLOOR, floor=TAIL_FLOOR_SECONDS)
+    assert tail == pytest.approx(1.35)
+    # +500 ms on 5% of requests: a p99 of 500 ms against 50, (0.5 - 0.05) / 0.02 = 22.5, capped by z 8.
+    assert latency_effect_z(8.0, 0.5, 0.05, relative=TAIL_RELATIVE_FLOOR, floor=TAIL_FLOOR_SECONDS) == 8.0
+    # The mean keeps its finer unit, max(10%, 5 ms): 27 ms slower is 5.4 units.
+    assert latency_effect_z(9.0, 0.077, 0.050) == pytest.approx(5.4)
