@@ -268,7 +268,9 @@ def _processes_mentioning(text: str) -> list[str]:
 def test_down_stops_every_process_and_frees_the_ports(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Against a separate instance, so the shared cluster keeps running."""
     state = tmp_path_factory.mktemp("downtest") / "cluster"
-    offset = 400  # 100: the containo cluster, 200: the fleet's second cluster, 300: the Traefik matrix
+    # 100: the containo cluster, 200: the fleet's second cluster, 300: the Traefik matrix;
+    # DARKLAUNCH_DOWNTEST_PORT_OFFSET moves it, so parallel sessions can each run their own.
+    offset = int(os.environ.get("DARKLAUNCH_DOWNTEST_PORT_OFFSET") or 400)
     env = dict(os.environ, PYTHON=sys.executable)
     env.pop("DARKLAUNCH_STATE_DIR", None)
     up = subprocess.run(

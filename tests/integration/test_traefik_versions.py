@@ -55,8 +55,20 @@ PRE_MIRROR = "darklaunch.traefik/pre-mirror-services"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COLLECTIONS_ROOT = REPO_ROOT / ".state" / "collections"
 
-# One instance at a time, on ports clear of the default instance (0) and the containo one (100).
+# One instance at a time, on ports clear of the default instance (0) and the containo one (100); with
+# DARKLAUNCH_MATRIX_JOBS=2, scripts/test runs a second half of the matrix beside it (offset 700 by default).
 PORT_OFFSET = int(os.environ.get("DARKLAUNCH_MATRIX_PORT_OFFSET") or 300)
+# Where the instances keep their state (cluster-traefik-<version> in it); with the offset, parallel sessions
+# can each run their own matrix.
+MATRIX_STATE_ROOT = Path(os.environ.get("DARKLAUNCH_MATRIX_STATE_ROOT") or STATE_ROOT)
+# DARKLAUNCH_MATRIX_RELEASES="3.0.4,3.4.3" runs only those releases of the matrix (DARKLAUNCH_MATRIX_JOBS=2
+# bash scripts/test matrix runs two such halves side by side, each on its own port offset); a name outside the
+# matrix is an error.
+_ONLY = [name.strip() for name in (os.environ.get("DARKLAUNCH_MATRIX_RELEASES") or "").split(",") if name.strip()]
+_UNKNOWN = sorted(set(_ONLY) - {release.version for release in TRAEFIK_MATRIX})
+if _UNKNOWN:
+    raise ValueError(f"DARKLAUNCH_MATRIX_RELEASES names releases outside the matrix: {', '.join(_UNKNOWN)}")
+RELEASES = tuple(release for release in TRAEFIK_MATRIX if not _ONLY or release.version in _ONLY)
 MIRROR_PERCENT = 20
 RATE = 40.0  # user requests per second: 400 per window at stable, 80 copies at the canary
 WINDOW = "10s"
@@ -118,10 +130,10 @@ def _report(request: pytest.FixtureRequest, line: str) -> None:
         reporter.write_line(line)
 
 
-@pytest.fixture(scope="module", params=TRAEFIK_MATRIX, ids=lambda release: release.version)
+@pytest.fixture(scope="module", params=RELEASES, ids=lambda release: release.version)
 def stand(request: pytest.FixtureRequest) -> Iterator[Stand]:
     release: TraefikRelease = request.param
-    state_dir = STATE_ROOT / f"cluster-traefik-{release.version}"
+    state_dir = MATRIX_STATE_ROOT / f"cluster-traefik-{release.version}"
     started = time.monotonic()
     args = ["--state-dir", str(state_dir), "--port-offset", str(PORT_OFFSET)]
     args += ["--traefik-version", release.version, "--traefik-crd-version", release.crd_version]
