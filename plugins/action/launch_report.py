@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import urlparse
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
+    HAS_KUBERNETES,
+    build_configuration,
+    resolve_auth_options,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._playbook_inputs import (
+    default_kubeconfig,
+    kubeconfig_context,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_data import report_data
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_files import slug, write_page
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_html import render
@@ -30,6 +40,11 @@ def argument_spec() -> dict[str, Any]:
         "changes": {"type": "list", "elements": "dict", "default": []},
         "final_state": {"type": "dict", "default": {}},
         "series": {"type": "dict", "default": {}},
+        "cluster": {"type": "dict", "default": {}},
+        "k8s_auth": {"type": "dict", "default": {}, "no_log": True},
+        "owner": {"type": "str"},
+        "launch_id": {"type": "str"},
+        "gate": {"type": "dict", "default": {}},
     }
 
 
@@ -45,14 +60,55 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result: dict[str, Any] = super().run(tmp, task_vars)
         _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        params["cluster"] = cluster_of(params["cluster"], params["k8s_auth"])
         data = report_data(params)
         page = render(data)
-        name = "shadow-launch-{}-{}-{}.html".format(
-            slug(params["namespace"]), slug(params["route_name"]), data["file_time"]
+        stem = "shadow-launch-{}-{}-{}-{}".format(
+            slug(params["cluster"]["name"]), slug(params["namespace"]), slug(params["route_name"]), data["file_time"]
         )
-        path = os.path.abspath(os.path.join(os.path.expanduser(params["dest_dir"]), name))
-        result.update(path=path, size_bytes=len(page.encode()), summary=data["stats"], changed=False)
+        directory = os.path.abspath(os.path.expanduser(params["dest_dir"]))
+        result.update(size_bytes=len(page.encode()), summary=data["stats"], cluster=params["cluster"], changed=False)
         if self._task.check_mode:
-            result["msg"] = f"check mode: the report would be written to {path}"
+            result["path"] = os.path.join(directory, stem + ".html")
+            result["msg"] = f"check mode: the report would be written to {result['path']}"
             return result
-        return write_page(result, path, page, "launch report")
+        try:
+            result["path"] = reserve_path(directory, stem)
+        except OSError as error:
+            result.update(failed=True, msg=f"cannot write the launch report in {directory}: {error.strerror}")
+            result["field"] = "dest_dir"
+            return result
+        return write_page(result, result["path"], page, "launch report")
+
+
+def cluster_of(given: dict[str, Any], auth: dict[str, Any]) -> dict[str, Any]:
+    """The cluster the report names: ``name`` (given, e.g. the fleet host; else the kubeconfig context; else the
+    API server's host), ``server`` and ``context``, resolved from ``auth`` as the modules do when not given."""
+    cluster = {key: given.get(key) for key in ("name", "server", "context")}
+    if not cluster["server"]:
+        try:
+            if HAS_KUBERNETES:
+                resolved = resolve_auth_options(auth)
+                cluster["server"] = str(build_configuration(resolved).host)
+                if not cluster["context"]:
+                    cluster["context"] = kubeconfig_context(resolved, default_kubeconfig())[0]
+        except Exception:  # the report is written even when the cluster cannot be named
+            pass
+    if not cluster["name"]:
+        server = str(cluster["server"] or "")
+        cluster["name"] = cluster["context"] or urlparse(server).hostname or "unknown-cluster"
+    return cluster
+
+
+def reserve_path(directory: str, stem: str) -> str:
+    """A new file ``<stem>.html`` in ``directory``, or ``<stem>-2.html``, ``-3``, ... when it exists: created
+    exclusively, so two launches (a fleet's clusters in one wave) never write over each other's report."""
+    os.makedirs(directory, exist_ok=True)
+    for attempt in range(1, 1000):
+        path = os.path.join(directory, f"{stem}.html" if attempt == 1 else f"{stem}-{attempt}.html")
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(17, "too many reports of the same second", stem)

@@ -22,6 +22,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import (
     auth_argument_spec,
+    mirror_match_spec,
     mirror_target_spec,
     with_auth,
 )
@@ -65,6 +66,9 @@ display = Display()
 # The mirror's options the launch passes through to traefik_mirror unchanged.
 _MIRROR_WRITE_OPTIONS = ("mirror_body", "max_body_size", "propagation_seconds")
 _MIRROR_OPTIONS = (*mirror_target_spec(), *_MIRROR_WRITE_OPTIONS)
+# The options that choose which requests are copied: passed only on the writes that attach (and the plan),
+# as traefik_mirror refuses them without attach_to_ingress (the launch's first write does not attach).
+_MIRROR_MATCH_OPTIONS = tuple(mirror_match_spec())
 
 
 def argument_spec() -> dict[str, Any]:
@@ -73,6 +77,7 @@ def argument_spec() -> dict[str, Any]:
             "route_name": {"type": "str", "required": True},
             "namespace": {"type": "str", "default": "default"},
             **mirror_target_spec(),
+            **mirror_match_spec(),
             "steps": {"type": "list", "elements": "int", "required": True},
             "bake_seconds": {"type": "int", "default": 300},
             "attach_to_ingress": {"type": "bool", "default": False},
@@ -154,6 +159,16 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         check_rules(rules)
         if params["lease_seconds"] < 0:
             raise DarklaunchError("shadow_launch_lease_seconds must be 0 or more.", field="shadow_launch_lease_seconds")
+        match = request_match_options(params)
+        if match and not params["attach_to_ingress"]:
+            given = next(iter(match))
+            raise DarklaunchError(
+                f"shadow_launch_{given} needs shadow_launch_attach_to_ingress=true: the requests to copy are chosen by "
+                "a route the attach adds to the IngressRoute, and without the attach nothing routes through the "
+                f"mirror. Nothing was changed. Set shadow_launch_attach_to_ingress=true, or leave "
+                f"shadow_launch_{given} empty.",
+                field=f"shadow_launch_{given}",
+            )
         plan = LaunchPlan(
             route_name=params["route_name"],
             namespace=params["namespace"],
@@ -173,6 +188,20 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         judge = _Judge(self, params, task_vars, checks_per_step(rules)) if rules.gate else None
         watchdog = _Watchdog(params, auth) if params["watchdog"] and not plan.check_mode else None
         return LaunchEngine(plan, cluster, judge, watchdog, _Clock(), say)
+
+
+def request_match_options(params: dict[str, Any]) -> dict[str, Any]:
+    """traefik_mirror's mirror_methods / mirror_match from the launch's: an empty list or text (the role's
+    default, an empty survey answer) means every request, so the option is left out; methods given as text
+    ("GET,HEAD") arrive as a list already, split by the argument spec, with empty entries dropped here."""
+    options: dict[str, Any] = {}
+    methods = [str(method).strip() for method in params.get("mirror_methods") or [] if str(method).strip()]
+    if methods:
+        options["mirror_methods"] = methods
+    extra = str(params.get("mirror_match") or "").strip()
+    if extra:
+        options["mirror_match"] = extra
+    return options
 
 
 class _Clock:
@@ -213,6 +242,10 @@ class _Cluster:
         self._auth = auth
         self._names: dict[str, Any] = {}
 
+    def _match(self, attach: bool) -> dict[str, Any]:
+        """mirror_methods / mirror_match for a write that attaches; nothing for one that does not."""
+        return request_match_options(self._params) if attach else {}
+
     def _mirror(self, check_mode: bool = False, **options: Any) -> dict[str, Any]:
         """One traefik_mirror run with the module's own argument spec (its defaults included)."""
         given = {name: self._params[name] for name in ("route_name", "namespace", "api_group", *_MIRROR_OPTIONS)}
@@ -249,6 +282,8 @@ class _Cluster:
             attach_to_ingress=True,
             # Without an attach there is no weighted split to end, so nothing to sign off.
             confirm_end_weighted_split=self._params["confirm_end_weighted_split"] or not attach,
+            # Checked before anything changes: an unknown method or a rule Traefik cannot parse is refused here.
+            **self._match(True),
         )
 
     def apply(self, percent: int, attach: bool, record: str, progress: str | None) -> dict[str, Any]:
@@ -258,6 +293,7 @@ class _Cluster:
             attach_to_ingress=attach,
             confirm_end_weighted_split=self._params["confirm_end_weighted_split"],
             launch=self._launch(percent, record, progress),
+            **self._match(attach),
         )
 
     def restore(self) -> dict[str, Any]:

@@ -144,8 +144,10 @@ options:
 requirements:
   - kubernetes (the Python client library) on the host the module runs on
 notes:
-  - The option names and E(K8S_AUTH_*) variables are those of the C(kubernetes.core) collection, so existing
-    C(module_defaults) and AWX Kubernetes credentials work unchanged; C(kubernetes.core) itself is not needed.
+  - The option names and E(K8S_AUTH_*) variables are those of the C(kubernetes.core) collection, so AWX
+    Kubernetes credentials work unchanged; C(kubernetes.core) itself is not needed.
+  - A C(module_defaults) block for C(group/kubernetes.core.k8s) does not reach these modules; give the same
+    options under C(group/darklaunch.traefik.traefik) (the collection's action group, see meta/runtime.yml).
   - Modules run where the task runs, so files named here and the environment variables are read on that host.
 """
 

@@ -252,8 +252,11 @@ _raw:
       the same lists as that module returns; V(ingressroutes) is
       C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, informational, insufficient_data,
       services, window, sigma, sigma_applied, comparisons, checks_per_step, false_alarm_budget,
-      client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics) and C(selector) with
-      O(prometheus_selector). Each C(services) row has C(service), C(name), C(role) (V(main), V(shadow),
+      client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics), C(selector) with
+      O(prometheus_selector), and C(methods) when the route's mirror copies only some HTTP methods
+      (traefik_mirror's mirror_methods), in which case the built-in checks count the requests of those methods
+      only, the main's as the shadow's (Traefik's C(method) label; custom checks are left as written).
+      Each C(services) row has C(service), C(name), C(role) (V(main), V(shadow),
       V(service) or V(other_route)), C(compared_to), C(requests), C(request_rate), C(error_rate),
       C(client_error_rate), C(latency_mean), C(latency_p95), C(latency_p99) and C(checks). Each anomaly has a
       C(metric) (V(delivery), V(error_rate), V(client_error_rate), V(latency_mean), V(latency_p95),
@@ -442,11 +445,14 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
     def _anomalies(self, namespace: str | None, route_name: str | None, api_group: str | None) -> dict[str, Any]:
         targets = None
         route = None
+        methods: tuple[str, ...] = ()
         if route_name:
             distribution = read_distribution(
                 self._kube(), namespace=namespace or "", route_name=route_name, api_group=api_group
             )
             targets = anomaly_targets(distribution)
+            # A mirror that copies only some methods: the main's requests of the same methods are compared.
+            methods = distribution.mirrored_methods
             route = {"route": route_name, "namespace": namespace, "explanation": distribution.explanation}
         client = self._prometheus()
         report = check_anomalies(
@@ -462,6 +468,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             checks_per_step=self.get_option("checks_per_step"),
             client_error_codes=self.get_option("client_error_codes"),
             mirror_since=self.get_option("mirror_since"),
+            methods=methods,
         )
         display.vvv(
             f"darklaunch.traefik.traffic: anomalies answered with {client.query_count} Prometheus queries "

@@ -14,11 +14,13 @@ builds its configuration:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import RequestMatch, read_record
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
@@ -118,6 +120,11 @@ class RouteResolution:
     # For each shadow's metrics label, the labels of the Services that answer the users whose requests
     # are copied to it: the user side of the mirroring service(s), not every service of the route.
     shadow_pairs: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # A route attach added for request matching (the mirror-request-routes annotation): the index of the route it
+    # copies from, and which of that route's requests it takes, in words ("GET and HEAD requests").
+    source_index: int | None = None
+    requests: str = ""
+    methods: tuple[str, ...] = ()
 
     @property
     def carries_mirror(self) -> bool:
@@ -168,6 +175,17 @@ class RouteDistribution:
     def mirrored_routes(self) -> tuple[RouteResolution, ...]:
         """The routes whose users pass through a mirror: the routes a shadow launch is judged on."""
         return tuple(r for r in self.routes if r.carries_mirror)
+
+    @property
+    def mirrored_methods(self) -> tuple[str, ...]:
+        """The HTTP methods every mirrored route is limited to (routes attach added for mirror_methods), in
+        order; () when some mirrored route copies every method (or there is none): the anomaly gate then
+        compares the main's requests of these methods only."""
+        mirrored = self.mirrored_routes
+        if not mirrored or any(not route.methods for route in mirrored):
+            return ()
+        methods = dict.fromkeys(method for route in mirrored for method in route.methods)
+        return tuple(methods)
 
     def backends(self, routes: Iterable[RouteResolution] | None = None) -> list[dict[str, Any]]:
         """Metrics-labelled backends of every route (or of ``routes``), once each."""
@@ -528,6 +546,7 @@ def resolve_route_entry(
     main = list(walker.main.values())
     shadow = list(walker.shadow.values())
     broken = tuple(walker.broken)
+    source_index, requests, methods = added_route_requests(ingress_route, route)
     return RouteResolution(
         index=route.index,
         match=route.match,
@@ -540,9 +559,43 @@ def resolve_route_entry(
         broken=broken,
         cycles=tuple(walker.cycles),
         backends=tuple(_backend_dicts(main, ROLE_MAIN) + _backend_dicts(shadow, ROLE_SHADOW)),
-        explanation=_explain(main, shadow, broken, ingress_route.namespace),
+        explanation=_explain(main, shadow, broken, ingress_route.namespace, requests or "requests"),
         shadow_pairs=walker.shadow_pairs(),
+        source_index=source_index,
+        requests=requests,
+        methods=methods,
     )
+
+
+_METHOD = re.compile(r"Method\(`([A-Za-z]+)`\)")
+_METHODS = re.compile(r"^(?:Method\(`[A-Za-z]+`\)|\(Method\(`[A-Za-z]+`\)(?: \|\| Method\(`[A-Za-z]+`\))+\))")
+
+
+def added_route_requests(ingress_route: IngressRouteObj, route: RouteObj) -> tuple[int | None, str, tuple[str, ...]]:
+    """For a route attach added for request matching (recorded in the mirror-request-routes annotation, its rule
+    unchanged): the index of its source route, the requests it takes in words (``GET and HEAD requests``,
+    ``requests matching <expr>``) and its methods (() for every method); ``(None, "", ())`` for any other route.
+    The words come from the added rule, ``(<source rule>) && <methods> && (<extra>)``
+    (_mirror_match.combined_rule)."""
+    record, _readable = read_record(ingress_route.annotations)
+    entry = record.get(route.index)
+    if entry is None or entry.get("match") != route.match:
+        return None, "", ()
+    source = entry.get("source")
+    sources = {r.index: r for r in ingress_route.routes}
+    if not isinstance(source, int) or isinstance(source, bool) or source not in sources:
+        return None, "", ()
+    head = f"({sources[source].match.strip()})"
+    rest = route.match[len(head) :].removeprefix(" && ") if route.match.startswith(head) else ""
+    if not rest:
+        return source, "requests", ()
+    methods: tuple[str, ...] = ()
+    found = _METHODS.match(rest)
+    if found:
+        methods = tuple(_METHOD.findall(found.group(0)))
+        rest = rest[found.end() :].removeprefix(" && ")
+    extra = rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
+    return source, RequestMatch(methods, extra).describe(), methods
 
 
 def resolve_route(
@@ -611,41 +664,59 @@ def _describe_users(main: Sequence[_Sink], route_namespace: str) -> str:
     elif len(serving) == 1:
         text = f"All user responses come from {names[id(serving[0])]}"
     else:
-        parts = [f"{percent_value(s.share)}% {names[id(s)]}" for s in serving]
-        text = "Real users are split: " + ", ".join(parts)
+        parts = [f"{percent_value(s.share)}% from {names[id(s)]}" for s in serving]
+        text = "User responses come " + ", ".join(parts)
     if idle:
         verb = "gets" if len(idle) == 1 else "get"
         text += f" ({join_words([names[id(s)] for s in idle])} {verb} no users: weight 0)"
     return text
 
 
-def _describe_shadow(shadow: Sequence[_Sink], route_namespace: str) -> str:
+def _describe_shadow(shadow: Sequence[_Sink], route_namespace: str, requests: str = "requests") -> str:
+    """``requests``: which of the route's requests reach the mirror (``GET and HEAD requests`` on a route attach
+    added for request matching)."""
     copying = [s for s in shadow if s.share > 0]
     names = dict(zip((id(s) for s in shadow), _display_names(shadow, route_namespace), strict=True))
     if len(copying) == 1:
         sink = copying[0]
         return (
-            f"{percent_value(sink.share)}% of requests are copied to {names[id(sink)]} and its responses are discarded"
+            f"{percent_value(sink.share)}% of {requests} are copied to {names[id(sink)]} and its responses are "
+            "discarded"
         )
     if copying:
         parts = [f"{names[id(s)]} ({percent_value(s.share)}%)" for s in copying]
-        return f"requests are copied to {join_words(parts)} and their responses are discarded"
+        return f"{requests} are copied to {join_words(parts)} and their responses are discarded"
     if shadow:
         verb = "is" if len(shadow) == 1 else "are"
         return f"nothing is mirrored (the copy to {join_words([names[id(s)] for s in shadow])} {verb} set to 0%)"
     return "nothing is mirrored"
 
 
-def _explain(main: Sequence[_Sink], shadow: Sequence[_Sink], broken: Sequence[BrokenRef], route_namespace: str) -> str:
+def _explain(
+    main: Sequence[_Sink],
+    shadow: Sequence[_Sink],
+    broken: Sequence[BrokenRef],
+    route_namespace: str,
+    requests: str = "requests",
+) -> str:
     """One plain sentence: who answers users, what is copied where; a broken route says so first."""
     if broken:
         return f"This route does not work: {broken[0].reason}"
-    return f"{_describe_users(main, route_namespace)}; {_describe_shadow(shadow, route_namespace)}."
+    copied = _describe_shadow(shadow, route_namespace, requests)
+    if requests != "requests" and any(s.share > 0 for s in shadow):
+        copied += "; other requests are not copied"
+    return f"{_describe_users(main, route_namespace)}; {copied}."
 
 
 def _explain_ingress_route(resolutions: Sequence[RouteResolution]) -> str:
     primary = next((r for r in resolutions if r.carries_mirror), resolutions[0])
-    differing = sum(1 for r in resolutions if r is not primary and r.explanation != primary.explanation)
+    # The route an added route copies from serves the requests it does not take: part of the same split.
+    sources = {r.source_index for r in resolutions if r.source_index is not None and r.carries_mirror}
+    differing = sum(
+        1
+        for r in resolutions
+        if r is not primary and r.explanation != primary.explanation and not (r.index in sources and not r.shadow)
+    )
     if not differing:
         return primary.explanation
     others = "1 other route splits" if differing == 1 else f"{differing} other routes split"

@@ -63,6 +63,7 @@ _KINDS: Final = {
         _Kind("IngressRoute", "ingressroutes", traefik=True),
         _Kind("Middleware", "middlewares", traefik=True),
         _Kind("Service", "services", traefik=False),
+        _Kind("ConfigMap", "configmaps", traefik=False),
         _Kind("Namespace", "namespaces", traefik=False, namespaced=False),
     )
 }
@@ -167,13 +168,17 @@ class KubeClient:
             return None
         raise translate_api_error(status, data, call, host=self._transport.host)
 
-    def list(self, kind: str, namespace: str | None, page_size: int = 500) -> KubeObjects:
-        """Every object of ``kind`` in ``namespace`` (``None``: all namespaces), fetched in pages."""
+    def list(
+        self, kind: str, namespace: str | None, page_size: int = 500, *, label_selector: str | None = None
+    ) -> KubeObjects:
+        """Every object of ``kind`` in ``namespace`` (``None``: all namespaces), fetched in pages; with
+        ``label_selector``, only those it selects."""
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         spec = _kind(kind)
         items: KubeObjects = []
-        query = {"limit": str(page_size)}
+        selector = {"labelSelector": label_selector} if label_selector else {}
+        query = {"limit": str(page_size), **selector}
         while True:
             status, data, call = self._read(spec, namespace, None, query)
             if not 200 <= status < 300:
@@ -183,7 +188,7 @@ class KubeClient:
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 return items
-            query = {"limit": str(page_size), "continue": token}
+            query = {"limit": str(page_size), "continue": token, **selector}
 
     def namespace_exists(self, name: str) -> bool:
         """Whether the namespace exists; without the right to read it, assume it does and let later calls tell."""

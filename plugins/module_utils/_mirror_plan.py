@@ -1287,10 +1287,14 @@ def _present_warnings(ctx: _Context, status: str, mirror_after: Mapping[str, Any
             where = f"IngressRoute {params.route_name} does not exist in {params.namespace}"
         else:
             where = f"IngressRoute {params.route_name} routes to {_describe_targets(ctx.ingress_route)}"
+        todo = (
+            "attach_to_ingress=true found no route to repoint: point the route's services at"
+            if params.attach_to_ingress
+            else "Run with attach_to_ingress=true, or point the route's services at"
+        )
         ctx.warnings.append(
             f"The mirror {params.mirror_name} exists but is inactive, waiting on an IngressRoute change: {where}, "
-            "so no request is copied yet. Run with attach_to_ingress=true, or point the route's services at "
-            f"{params.mirror_name} (kind TraefikService) yourself."
+            f"so no request is copied yet. {todo} {params.mirror_name} (kind TraefikService) yourself."
         )
     request = ctx.request
     if request is not None and request.only_safe_methods():
@@ -1302,8 +1306,8 @@ def _present_warnings(ctx: _Context, status: str, mirror_after: Mapping[str, Any
         ctx.warnings.append(
             f"Shadow traffic really reaches {params.mirror_service}: anything it does per request (database "
             "writes, e-mails, payments, calls to other services) happens for real. Mirror only read-only or "
-            "idempotent services, give the shadow its own isolated dependencies, or copy only safe requests "
-            "with mirror_methods [GET, HEAD, OPTIONS]."
+            "idempotent services, give the shadow its own isolated dependencies, or copy only safe requests: "
+            "mirror_methods [GET, HEAD, OPTIONS] (role variable shadow_launch_mirror_methods)."
         )
     mirroring = mirror_after.get("spec", {}).get("mirroring", {})
     mirror_body = mirroring.get("mirrorBody", True)

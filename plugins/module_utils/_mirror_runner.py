@@ -16,6 +16,7 @@ safe for users; the error then says which writes were made, what state the route
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -243,6 +244,27 @@ class _NamedReads:
         return self.count > count_before
 
 
+# The planner words an ended weighted split as done; a dry run (check mode) changed nothing, so it says what
+# the write would do. Ansible shows an identical warning once per run, so the two wordings also keep the real
+# write's warning from being swallowed by its dry run's.
+_DRY_RUN_WORDS = {
+    "Attaching ended the weighted split": "Attaching would end the weighted split",
+    "all user responses now come from": "all user responses would then come from",
+    "no longer serves real users and only receives": "would no longer serve real users and would only receive",
+    "no longer serves real users": "would no longer serve real users",
+    "no longer serve real users": "would no longer serve real users",
+    "receives copies": "would receive copies",
+}
+_DRY_RUN_PATTERN = re.compile("|".join(re.escape(done) for done in _DRY_RUN_WORDS))
+
+
+def dry_run_warning(warning: str) -> str:
+    """A planner's warning as a dry run says it: an ended weighted split in the conditional."""
+    if not warning.startswith("Attaching ended the weighted split"):
+        return warning
+    return _DRY_RUN_PATTERN.sub(lambda match: _DRY_RUN_WORDS[match.group(0)], warning)
+
+
 def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bool) -> MirrorRun:
     """Converge the cluster to ``options`` (module params). Raises DarklaunchError with nothing changed,
     or with its own partial work undone."""
@@ -258,7 +280,10 @@ def run_mirror(client: KubeWriter, options: Mapping[str, Any], *, check_mode: bo
         except ApiUnavailableError as error:
             raise _interrupted(error, run, params) from None
         run = MirrorRun(plan=plan, api_group=params.api_group, attempts=attempt, applied=applied)
-        if check_mode or not plan.actions:
+        if check_mode:
+            plan.warnings = [dry_run_warning(warning) for warning in plan.warnings]
+            return run
+        if not plan.actions:
             return run
         try:
             _apply(client, run, params)

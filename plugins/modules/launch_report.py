@@ -13,7 +13,10 @@ short_description: Write the HTML report of a shadow launch
 version_added: 0.1.0
 description:
   - Writes one self-contained HTML page about a shadow launch to O(dest_dir) on the controller, named
-    C(shadow-launch-<namespace>-<route>-<UTC time>.html).
+    C(shadow-launch-<cluster>-<namespace>-<route>-<UTC time>.html); when that file exists (two clusters of a
+    fleet in the same second, say) C(-2), C(-3), ... is added before C(.html), so a report never overwrites another.
+  - The page states the cluster (its name, API server and kubeconfig context), the namespace, the route, the
+    owner, the launch id, the start and end, and the gate's settings (O(gate)).
   - "The page shows: the outcome; per step, the shadow's and the main's request rate, 5xx share and p95
     latency over time (charts drawn as inline SVG from Prometheus range queries, O(series)), with step
     boundaries and every gate check marked; a table of every check with the numbers the gate judged; what
@@ -78,6 +81,30 @@ options:
         C(latency_p95), each with C(shadow) and C(main) lists of C([time, value]) points.
     type: dict
     default: {}
+  cluster:
+    description:
+      - The cluster the launch ran on, C(name) (in the file name; a fleet's host name, say), C(server) and
+        C(context). Those not given are resolved from O(k8s_auth) as the modules resolve them; the name then
+        defaults to the context, else the API server's host.
+    type: dict
+    default: {}
+  k8s_auth:
+    description: The connection options of the launch (as the modules take them), to name the cluster. Nothing is sent.
+    type: dict
+    default: {}
+  owner:
+    description: Who ran the launch.
+    type: str
+  launch_id:
+    description: The launch's id.
+    type: str
+  gate:
+    description:
+      - The gate's settings the page states, by the role's variable names without C(shadow_launch_)
+        (C(gate), C(steps), C(bake_seconds), C(interval), C(window), C(sigma), C(min_requests), C(failure_limit),
+        C(inconclusive_limit), C(error_limit), C(fail_on_insufficient_data), C(lease_seconds)).
+    type: dict
+    default: {}
 notes:
   - Runs on the controller (an action plugin); nothing is sent to a managed host.
 """
@@ -103,7 +130,7 @@ path:
   description: Absolute path of the report on the controller.
   returned: always
   type: str
-  sample: /var/tmp/launch-reports/shadow-launch-production-api-service-route-20261127T151200Z.html
+  sample: /var/tmp/launch-reports/shadow-launch-prod-eu-production-api-service-route-20261127T151200Z.html
 size_bytes:
   description: Size of the page.
   returned: always
@@ -136,4 +163,23 @@ summary:
     inconclusive_checks:
       description: How many of them were inconclusive.
       type: int
+    cluster:
+      description: The cluster's name (see O(cluster)).
+      type: str
+    launch_id:
+      description: The launch's id.
+      type: str
+    owner:
+      description: Who ran the launch.
+      type: str
+    started:
+      description: When the first step started (RFC 3339 UTC), null when no step ran.
+      type: str
+    ended:
+      description: When the last step ended, else when the report was written (RFC 3339 UTC).
+      type: str
+cluster:
+  description: The cluster the report names, C(name), C(server) and C(context).
+  returned: always
+  type: dict
 """

@@ -39,7 +39,7 @@ options:
     type: str
     required: true
     choices: [anomaly_check, mirror_disable, mirror_enable, mirror_ramp, shadow_abort, shadow_launch,
-              shadow_launch_fleet, shadow_pause, shadow_resume, shadow_status]
+              shadow_launch_fleet, shadow_pause, shadow_reap, shadow_report, shadow_resume, shadow_status]
   k8s_auth:
     description:
       - Connection options to start from (a fleet host's C(k8s_auth)); the connection extra vars override them

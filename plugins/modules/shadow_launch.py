@@ -108,6 +108,22 @@ options:
     description: Route the IngressRoute through the mirror (needed for the gate to judge anything).
     type: bool
     default: false
+  mirror_methods:
+    description:
+      - Copy only requests with these HTTP methods, as O(darklaunch.traefik.traefik_mirror#module:mirror_methods).
+        A comma-separated text (V(GET,HEAD,OPTIONS)) is taken as the list. Empty or unset copies every request.
+      - V([GET, HEAD, OPTIONS]) is the recommended setting for a service with side effects, so that the shadow
+        never repeats a write.
+      - Needs O(attach_to_ingress=true). Passed to traefik_mirror on the check-mode plan and on every write that
+        attaches (not on the first write, which creates the mirror unattached); checked before any change.
+    type: list
+    elements: str
+  mirror_match:
+    description:
+      - An extra Traefik rule expression ANDed with the route's rule, as
+        O(darklaunch.traefik.traefik_mirror#module:mirror_match). Empty or unset adds nothing.
+      - Needs O(attach_to_ingress=true); passed like O(mirror_methods).
+    type: str
   confirm_end_weighted_split:
     description: As O(darklaunch.traefik.traefik_mirror#module:confirm_end_weighted_split).
     type: bool

@@ -48,8 +48,8 @@ options:
     default: default
   state:
     description:
-      - V(present) creates the mirror or updates it to match (the seed actions C(enable) and C(update)).
-      - V(absent) removes it (the seed action C(disable)); see O(restore_ingress_to_wrr).
+      - V(present) creates the mirror or updates it to match (playbooks mirror_enable.yml and mirror_ramp.yml).
+      - V(absent) removes it (playbook mirror_disable.yml); see O(restore_ingress_to_wrr).
     type: str
     choices: [present, absent]
     default: present

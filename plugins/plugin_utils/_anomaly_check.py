@@ -61,6 +61,7 @@ def check_anomalies(
     checks_per_step: Any = 1,
     client_error_codes: Any = None,
     mirror_since: Any = None,
+    methods: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Check the given services (or, with ``targets=None``, every service Traefik reports).
 
@@ -74,6 +75,8 @@ def check_anomalies(
     ``checks_per_step``: how many checks share sigma's false-alarm budget (the gate's checks per step).
     ``mirror_since``: Unix time at which the mirror's current percentage took effect (the gate's step
     start): the copies a shadow completed are judged only once that percentage has held a whole window.
+    ``methods``: the HTTP methods the mirror copies (mirror_methods): the built-in checks count only requests of
+    those methods, the main's as the shadow's (custom checks in ``metrics`` are left as written).
     """
     settings = AnomalySettings.from_options(
         sigma, window, history_windows, min_requests, checks_per_step, client_error_codes
@@ -94,7 +97,7 @@ def check_anomalies(
         series: dict[str, ServiceSeries] = {}
         queries_sent = 0
     else:
-        queries = build_queries(labels, settings, evaluated_at, extra_matchers)
+        queries = build_queries(labels, settings, evaluated_at, extra_matchers, methods)
         series = fetch_series(client, queries, settings.is_client_error)
         queries_sent = queries.count
     report = evaluate(series, parsed_targets, settings).to_dict()
@@ -103,6 +106,8 @@ def check_anomalies(
     report["builtin_queries"] = queries_sent
     if extra_matchers:
         report["selector"] = extra_matchers
+    if methods:
+        report["methods"] = list(methods)
     if checks:
         context = _check_context(parsed_targets or [], settings.window, route, extra_matchers)
         rows = run_metric_checks(client, checks, context, round(evaluated_at, 3))

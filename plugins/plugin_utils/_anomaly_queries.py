@@ -74,20 +74,39 @@ def service_matcher(service_labels: Iterable[str] | None) -> str:
 
 
 def build_queries(
-    service_labels: Iterable[str] | None, settings: AnomalySettings, end: float, extra_matchers: str = ""
+    service_labels: Iterable[str] | None,
+    settings: AnomalySettings,
+    end: float,
+    extra_matchers: str = "",
+    methods: Iterable[str] = (),
 ) -> AnomalyQueries:
     """The four queries of a check ending at ``end`` (Unix seconds). ``extra_matchers`` (the
-    ``prometheus_selector``, e.g. ``cluster="prod-eu"``) narrow every query to one set of series."""
+    ``prometheus_selector``, e.g. ``cluster="prod-eu"``) narrow every query to one set of series. ``methods``
+    (the mirror's mirror_methods) narrow them to requests of those HTTP methods (Traefik's ``method`` label), so
+    that the main's traffic is the same subset as the shadow's copies."""
     selector = service_matcher(service_labels) + (f",{extra_matchers}" if extra_matchers else "")
+    chosen = sorted({str(method).upper() for method in methods})
+    if chosen:
+        selector += ",method=~" + promql_string("|".join(escape_regex(method) for method in chosen))
     window = settings.window
 
     def increase_by(metric: str, by: str, extra_matchers: str = "") -> str:
         return f"sum by ({by}) (increase({metric}{{{selector}{extra_matchers}}}[{window}]))"
 
+    def counted_by(metric: str, by: str) -> str:
+        # increase() starts a series at its first sample, so what a series counted before Prometheus first
+        # scraped it is lost: Traefik creates the code="500" series at the first error and the shadow's series
+        # at the first copy, and those first counts are the ones a launch needs (the gate saw a 5% error share
+        # as 2%). A series that did not exist one window ago started at 0 inside the window: its first sample
+        # (its lowest value) is added back.
+        series = f"{metric}{{{selector}}}"
+        new_series = f"(min_over_time({series}[{window}]) unless {series} offset {window})"
+        return f"sum by ({by}) ((increase({series}[{window}]) + {new_series}) or increase({series}[{window}]))"
+
     # Milliseconds are Prometheus' resolution: rounding keeps every evaluation time exact.
     end = round(end, 3)
     return AnomalyQueries(
-        requests_by_code=increase_by(REQUESTS_METRIC, "service, code"),
+        requests_by_code=counted_by(REQUESTS_METRIC, "service, code"),
         latency_sum=increase_by(f"{DURATION_METRIC}_sum", "service"),
         latency_count=increase_by(f"{DURATION_METRIC}_count", "service"),
         latency_buckets=increase_by(f"{DURATION_METRIC}_bucket", "service, le"),

@@ -695,22 +695,17 @@ def _check_line(check: Mapping[str, Any], bake: int) -> str:
 
 
 def _users_line(before: Mapping[str, Any] | None, attached: Mapping[str, Any]) -> str:
+    """Who answers users before and after the attach. An ended weighted split and the shadow's side effects are
+    said once, by traefik_mirror's warnings that follow this line."""
     after = attached.get("distribution") or {}
     serving = [s for s in after.get("main_sink") or [] if (s.get("user_share_percent") or 0) > 0]
     if (attached.get("resolved") or {}).get("weighted_split", {}).get("ended"):
-        users = (
-            "The weighted canary has ended: every real user is now answered by the main service, none by the new "
-            "version."
-        )
+        users = ""
     elif len(serving) > 1:
-        users = "Real users keep their weighted split; the shadow gets copies on top of it."
+        users = " Real users keep their weighted split; the shadow gets copies on top of it."
     else:
-        users = "Real users are still answered by the main service only."
-    return (
-        f"Before: {(before or {}).get('explanation')} After: {after.get('explanation')} {users} The shadow only "
-        "receives copies, Traefik discards its responses, and its side effects (database writes, e-mails) happen "
-        "for real."
-    )
+        users = " Real users are still answered by the main service only."
+    return f"Before: {(before or {}).get('explanation')} After: {after.get('explanation')}{users}"
 
 
 def now_text(moment: float) -> str:

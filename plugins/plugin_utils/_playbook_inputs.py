@@ -40,6 +40,8 @@ CONNECTION_ALIASES: Final = {
 _TARGET: Final = frozenset({"route_name", NAMESPACE_VAR, "api_group"})
 _MIRROR_NAMES: Final = frozenset({"mirror_name"})
 _MIRROR_WRITE: Final = frozenset({"max_body_size", "mirror_body", "propagation_seconds"})
+# The requests to copy (traefik_mirror's mirror_methods / mirror_match): only where the mirror is attached.
+_MIRROR_MATCH: Final = frozenset({"mirror_methods", "mirror_match"})
 _SERVICES: Final = frozenset({"main_service", "mirror_service"})
 _PROMETHEUS: Final = frozenset(
     {
@@ -62,6 +64,7 @@ _LAUNCH: Final = (
     _TARGET
     | _MIRROR_NAMES
     | _MIRROR_WRITE
+    | _MIRROR_MATCH
     | _SERVICES
     | _PROMETHEUS
     | _GATE
@@ -89,6 +92,7 @@ _LAUNCH: Final = (
         "watchdog",
         "report",
         "report_dir",
+        "report_keep",
     }
 )
 _CONTROL: Final = _TARGET | _MIRROR_NAMES
@@ -98,6 +102,7 @@ PLAYBOOKS: Final[dict[str, frozenset[str]]] = {
     "mirror_enable": _TARGET
     | _MIRROR_NAMES
     | _MIRROR_WRITE
+    | _MIRROR_MATCH
     | _SERVICES
     | {"mirror_percent", "main_port", "mirror_port", "attach_to_ingress", "confirm_end_weighted_split"},
     "mirror_ramp": _TARGET
@@ -107,6 +112,8 @@ PLAYBOOKS: Final[dict[str, frozenset[str]]] = {
     | {"mirror_percent", "confirm_end_weighted_split"},
     "mirror_disable": _TARGET | _MIRROR_NAMES | {"restore_ingress_to_wrr", "propagation_seconds"},
     "shadow_status": _TARGET,
+    "shadow_report": _TARGET | {"report_name", "dest"},
+    "shadow_reap": frozenset({NAMESPACE_VAR, "namespaces", "api_group", "dry_run"}),
     "anomaly_check": _TARGET | _PROMETHEUS | _GATE | {"fail_on_anomaly"},
     "shadow_pause": _CONTROL,
     "shadow_resume": _CONTROL,

@@ -30,6 +30,9 @@ def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str
         for summary in (change.get("summaries") or [change.get("summary", "")])
     ]
     verdicts = [str(check["verdict"]) for check in checks]
+    starts = [s["start"] for s in steps if s["start"] is not None]
+    ends = [s["end"] for s in steps if s["end"] is not None]
+    cluster = {key: value for key, value in dict(params.get("cluster") or {}).items() if value}
     stats = {
         "route": params.get("route_name"),
         "namespace": params.get("namespace"),
@@ -38,6 +41,11 @@ def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str
         "checks": len(checks),
         "anomalous_checks": verdicts.count("anomalous"),
         "inconclusive_checks": verdicts.count("insufficient_data"),
+        "cluster": cluster.get("name"),
+        "launch_id": params.get("launch_id"),
+        "owner": params.get("owner"),
+        "started": iso(min(starts)) if starts else None,
+        "ended": iso(max(ends) if ends else generated),
     }
     return {
         "route": params.get("route_name"),
@@ -52,7 +60,19 @@ def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str
         "final_state": dict(params.get("final_state") or {}),
         "series": dict(params.get("series") or {}),
         "stats": stats,
+        "cluster": cluster,
+        "owner": params.get("owner"),
+        "launch_id": params.get("launch_id"),
+        "started": min(starts) if starts else None,
+        "ended": max(ends) if ends else generated,
+        "gate": dict(params.get("gate") or {}),
     }
+
+
+def iso(moment: float) -> str:
+    """RFC 3339 UTC with milliseconds, as the launch record writes times."""
+    utc = datetime.fromtimestamp(moment, tz=timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def check_row(check: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ def render(report: Mapping[str, Any]) -> str:
     parts = [
         *page_start(title),
         _outcome(report),
+        _launch(report),
         _charts(report),
         _steps(report),
         _checks(report),
@@ -87,6 +88,58 @@ def _outcome(report: Mapping[str, Any]) -> str:
         lines.append(f"<p>{escape(report['summary'])}</p>")
     lines.append("</section>")
     return "".join(lines)
+
+
+# The gate's settings the page states, in this order, with their names as the role's variables say them.
+GATE_SETTINGS = (
+    ("gate", "gate"),
+    ("steps", "steps (%)"),
+    ("bake_seconds", "bake (s)"),
+    ("interval", "check interval (s)"),
+    ("window", "window"),
+    ("sigma", "sigma"),
+    ("min_requests", "min requests"),
+    ("failure_limit", "failure limit"),
+    ("inconclusive_limit", "inconclusive limit"),
+    ("error_limit", "error limit"),
+    ("fail_on_insufficient_data", "fail on insufficient data"),
+    ("lease_seconds", "lease (s)"),
+)
+
+
+def _launch(report: Mapping[str, Any]) -> str:
+    """Where and by whom the launch ran, when, and the gate's settings."""
+    cluster = report.get("cluster") or {}
+    rows = [
+        ("Cluster", cluster.get("name")),
+        ("API server", cluster.get("server")),
+        ("Context", cluster.get("context") or "none (no kubeconfig context)"),
+        ("Namespace", report.get("namespace")),
+        ("Route", report.get("route")),
+        ("Owner", report.get("owner")),
+        ("Launch id", report.get("launch_id")),
+        ("Started", _time_text(report.get("started")) if report.get("started") is not None else None),
+        ("Ended", _time_text(report.get("ended")) if report.get("ended") is not None else None),
+    ]
+    gate = report.get("gate") or {}
+    settings = [(label, gate[key]) for key, label in GATE_SETTINGS if gate.get(key) is not None]
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows if v not in (None, ""))
+    gate_rows = (
+        "".join(f"<tr><th>{escape(k)}</th><td>{escape(_setting(v))}</td></tr>" for k, v in settings)
+        or '<tr><td colspan="2">Not given.</td></tr>'
+    )
+    return (
+        f'<section id="launch"><h2>Launch</h2><table class="facts"><tbody>{body}</tbody></table>'
+        f'<h3>Gate settings</h3><table class="facts gate"><tbody>{gate_rows}</tbody></table></section>'
+    )
+
+
+def _setting(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    return str(value)
 
 
 def _charts(report: Mapping[str, Any]) -> str:

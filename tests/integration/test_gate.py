@@ -122,6 +122,10 @@ def test_a_shadow_failing_mid_bake_is_rolled_back_within_one_interval(
     assert process.returncode != 0, out
     assert "anomalous" in out and "rolled back" in out, out
     assert "Users are back on the route" not in out, "no users' split contains this shadow"
+    # One message block ends a failed launch; the side-effects warning is said once.
+    assert out.count("[ERROR]") == 1, out
+    assert "Cause: Anomaly gate at 50%: anomalous" in out and "Inspect: ansible-playbook" in out, out
+    assert out.count("happens for real") == 1, out
     # One interval for the check that sees the failure, plus the rollback (generous bound; see the note).
     assert delay < INTERVAL + 20, f"rollback {delay:.1f}s after the shadow started failing\n{out}"
     lines = re.findall(r"50% step, \d+/120 s, check (\d+)/12: (\w+) \| shadow (\d+) req", out)

@@ -9,13 +9,17 @@ The weighted split sends every user to stable (canary weight 0), so the canary o
 from __future__ import annotations
 
 import copy
+import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from modrun import run_module
-from shadow import wait_mirror_live
+from routes import launch_vars, mirror_exists, route_as_written
+from shadow import finish_playbook, start_playbook, wait_mirror_live
+from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
 
@@ -167,3 +171,56 @@ def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(
     assert copies == {"GET /": 30}, "the /healthz route (priority 100) and POSTs are not copied"
 
     teardown_restores(kube, world, written)
+
+
+def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic: Callable[..., Any],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> None:
+    """playbooks/shadow_launch.yml with mirror_methods [GET] and the gate on: a healthy shadow passes its step,
+    gets copies of the users' GETs and of no POST, and the teardown gives the IngressRoute back exactly."""
+    world = seed_world(app="mm-launch", weights=USERS_ON_STABLE)
+    before = route_as_written(kube, world)
+    load = traffic_for(world, 20.0)  # users' GETs
+    time.sleep(4)  # some history for the gate's baseline (the launch's preflight adds more)
+    output = tmp_path / "launch.out"
+    launch = launch_vars(
+        world,
+        bake_seconds=10,
+        interval=5,
+        window="10s",
+        history_windows=3,
+        min_requests=20,
+        mirror_methods=["GET"],
+        report=False,
+    )
+    process = start_playbook("shadow_launch", launch, output)
+    world.reset_backends()
+    posts = 0
+    deadline = time.monotonic() + 90
+    while process.poll() is None and time.monotonic() < deadline:
+        answered = traffic(world.host, n=2, method="POST", body=b'{"order": 1}')
+        assert answered.by_status == {200: 2} and set(answered.bodies) == {world.service("stable")}
+        posts += 2
+        time.sleep(0.2)
+    out = finish_playbook(process, output, timeout=30)
+    load.stop()
+    copies = dict(world.backends["canary"].counters()["by_method_path"])
+    checks = re.findall(r"50% step, \d+/10 s, check (\d+)/\d+: (\w+)", out)
+    lines = re.findall(r"50% step, .*", out)
+    print(f"\n[mirror_methods launch] {lines}; shadow copies: {copies}; user POSTs: {posts}")
+
+    assert process.returncode == 0, out[-6000:]
+    assert checks and checks[-1][1] == "ok", checks
+    assert "50% of GET requests are copied to" in out, "the distribution sentence names the mirrored methods"
+    assert copies.get("GET /", 0) > 0 and "POST /" not in copies, copies
+    assert posts > 0 and load.errors() == 0
+    # The gate compares the shadow's GET copies with the main's GETs only (Traefik's method label): the users'
+    # 20 GET/s over the 10 s window, without their POSTs.
+    main_requests = [int(n) for n in re.findall(r"\| main (\d+) req", out)]
+    assert main_requests and max(main_requests) <= 240, main_requests
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)

@@ -90,6 +90,35 @@ def _read_mirror_as_the_watchdog_does(scene: Scene) -> dict[str, Any]:
     return {"failed": mirror is None, "msg": "" if mirror else "the mirror is missing"}
 
 
+def _keep_report(scene: Scene) -> dict[str, Any]:
+    """Keep two reports of the route with keep=1 (list, create, then delete the older one), as the role does."""
+    import tempfile
+    import time
+
+    with tempfile.NamedTemporaryFile("w", suffix=".html", delete=False) as page:
+        page.write("<html><body>report</body></html>")
+    stamp = f"{time.time():.6f}".replace(".", "")
+    result: dict[str, Any] = {}
+    for n in (1, 2):
+        result = run_module(
+            "launch_report_store",
+            {
+                "route_name": scene.route,
+                "namespace": scene.namespace,
+                "launch_id": f"rbac-{stamp}-{n}",
+                "report_path": page.name,
+                "started": f"2026-01-01T00:00:0{n}.000Z",
+                "keep": 1,
+                **scene.auth,
+            },
+        )
+        if result.get("failed"):
+            return result
+    if not result.get("pruned"):
+        return {"failed": True, "msg": f"the older report was not pruned: {result}"}
+    return result
+
+
 # Operator operations, in the order of a launch; each returns a module-like result.
 OPERATOR_OPERATIONS: dict[str, Callable[[Scene], dict[str, Any]]] = {
     "enable": lambda s: _mirror(s, mirror_percent=20),
@@ -105,6 +134,7 @@ OPERATOR_OPERATIONS: dict[str, Callable[[Scene], dict[str, Any]]] = {
     "lookup anomalies of the route": lambda s: _lookup(s, "anomalies", namespace=s.namespace, route_name=s.route),
     "watchdog reads the mirror": _read_mirror_as_the_watchdog_does,
     "disable": lambda s: _mirror(s, state="absent"),
+    "keep a report": lambda s: _keep_report(s),
 }
 
 # Viewer operations: reads across namespaces.
@@ -130,6 +160,9 @@ OPERATOR_REMOVALS = {
     ("ingressroutes", "list"): ("enable", "namespace"),
     ("ingressroutes", "patch"): ("attach", "namespace"),
     ("services", "get"): ("enable", "namespace"),
+    ("configmaps", "list"): ("keep a report", "namespace"),
+    ("configmaps", "create"): ("keep a report", "namespace"),
+    ("configmaps", "delete"): ("keep a report", "namespace"),
 }
 VIEWER_REMOVALS = {
     ("traefikservices", "list"): ("traffic_info of all namespaces", "all namespaces"),
@@ -311,7 +344,7 @@ def test_viewer_cluster_role_reads_every_namespace(
 
 @pytest.mark.parametrize(("resource", "verb"), list(OPERATOR_REMOVALS), ids=str)
 def test_operator_role_without_one_permission_names_it(kube: Kube, scene: Scene, resource: str, verb: str) -> None:
-    group = "" if resource == "services" else IO
+    group = "" if resource in ("services", "configmaps") else IO
     bind_role(kube, scene, without(load(OPERATOR_ROLE), resource, verb, group))
     expected_operation, scope = OPERATOR_REMOVALS[(resource, verb)]
     failure = run_until_failure(OPERATOR_OPERATIONS, scene)

@@ -14,7 +14,7 @@ WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollectio
 class AuditLog:
     """Each audited request is one JSON line (stage ResponseComplete, level Metadata).
 
-    Audited: every verb on traefik.io and traefik.containo.us objects, Services and Namespaces,
+    Audited: every verb on traefik.io and traefik.containo.us objects, Services, Namespaces and ConfigMaps,
     except requests by Traefik itself.
     """
 

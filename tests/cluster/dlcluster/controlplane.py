@@ -28,7 +28,7 @@ AUDIT_POLICY = {
             "resources": [
                 {"group": "traefik.io"},
                 {"group": "traefik.containo.us"},
-                {"group": "", "resources": ["services", "namespaces"]},
+                {"group": "", "resources": ["services", "namespaces", "configmaps"]},
             ],
         },
         {"level": "None"},

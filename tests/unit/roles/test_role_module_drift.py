@@ -35,16 +35,22 @@ SET_BY_THE_ROLE = {"launch_id", "owner", "anomaly", "steps"}
 RENAMED = {"gate": "anomaly_gate"}
 # Role variables with no engine option of their name: read by the role's own tasks (report, lookup options).
 ROLE_ONLY = {
-    "route_name", "namespace", "report", "report_dir", "k8s_auth", "sigma", "window", "history_windows",
+    "route_name", "namespace", "report", "report_dir", "report_keep", "k8s_auth", "sigma", "window", "history_windows",
     "min_requests", "client_error_codes", "prometheus_url", "prometheus_auth", "prometheus_selector", "metrics",
     "anomaly_gate", "steps",
 }  # fmt: skip
-# traefik_mirror options being added by a change in progress (module_utils/_argspec.mirror_match_spec): the
-# launch may pass them only with the attach, so that change wires them through the engine, the role, the
-# playbooks and the survey, and then removes them from here.
-PENDING = {"mirror_methods", "mirror_match"}
+# traefik_mirror options being added by a change in progress: that change wires them through the engine, the
+# role, the playbooks and the survey, and then removes them from here.
+PENDING: set[str] = set()
 # Role type names that stand for a module's (a role has no "float" for an int-or-empty, say).
-COMPATIBLE_TYPES = {("raw", "raw"), ("str", "str"), ("int", "int"), ("bool", "bool"), ("float", "float")}
+COMPATIBLE_TYPES = {
+    ("raw", "raw"),
+    ("list", "list"),
+    ("str", "str"),
+    ("int", "int"),
+    ("bool", "bool"),
+    ("float", "float"),
+}
 
 
 def _load(path: Path) -> Any:
@@ -125,7 +131,7 @@ def test_every_role_variable_is_passed_to_the_engine_by_the_main_tasks() -> None
 def test_the_engine_passes_traefik_mirror_options_with_their_types() -> None:
     mirror = mirror_argument_spec()
     engine = _engine_spec()
-    passed = [*launch_action._MIRROR_OPTIONS, "api_group"]
+    passed = [*launch_action._MIRROR_OPTIONS, *launch_action._MIRROR_MATCH_OPTIONS, "api_group"]
     for name in passed:
         assert name in mirror, f"{name} is not a traefik_mirror option"
         assert engine[name].get("type", "str") == mirror[name].get("type", "str"), name

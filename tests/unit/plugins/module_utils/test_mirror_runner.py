@@ -300,7 +300,7 @@ def test_attaching_reads_the_wrr_the_route_targets() -> None:
 
     assert "get TraefikService api-service-route-wrr" in kube.reads  # the sign-off reads its live split
     assert "probe" not in kube.reads
-    assert any("ended the weighted split" in warning for warning in run.plan.warnings), run.plan.warnings
+    assert any("would end the weighted split" in warning for warning in run.plan.warnings), run.plan.warnings
 
 
 def test_teardown_lists_references_and_refuses_while_another_route_uses_the_mirror() -> None:
@@ -480,3 +480,18 @@ def test_propagation_seconds_out_of_range_is_refused_before_any_request(seconds:
 
     assert caught.value.field == "propagation_seconds"
     assert kube.writes == [] and kube.reads == []
+
+
+def test_a_dry_run_says_the_weighted_split_would_end() -> None:
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import dry_run_warning
+
+    done = (
+        "Attaching ended the weighted split of w (50% a, 50% b): all user responses now come from a; b no longer "
+        "serves real users and only receives copies of 20% of requests, whose responses are discarded."
+    )
+    assert dry_run_warning(done) == (
+        "Attaching would end the weighted split of w (50% a, 50% b): all user responses would then come from a; b "
+        "would no longer serve real users and would only receive copies of 20% of requests, whose responses are "
+        "discarded."
+    )
+    assert dry_run_warning("Shadow traffic really reaches b.") == "Shadow traffic really reaches b."

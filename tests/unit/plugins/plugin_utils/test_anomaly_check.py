@@ -100,7 +100,7 @@ class FakePrometheus:
         return [({}, requests)]
 
     def _parse(self, promql: str) -> tuple[str, list[str]]:
-        match = re.search(r'increase\((\w+)\{service(=~|!~)"((?:[^"\\]|\\.)*)"\}\[1m\]\)', promql)
+        match = re.search(r'increase\((\w+)\{service(=~|!~)"((?:[^"\\]|\\.)*)"(?:,[^}]*)?\}\[1m\]\)', promql)
         assert match, promql
         metric, operator, quoted = match.groups()
         pattern = re.compile(re.sub(r"\\(.)", r"\1", quoted))  # undo PromQL string escaping
@@ -496,3 +496,11 @@ def test_bad_target_percent_is_refused(percent: Any) -> None:
     with pytest.raises(DarklaunchError, match=r"percent must be a number from 0 to 100"):
         run(fake, percent_route(shadow_percent=percent))
     assert fake.query_count == 0
+
+
+def test_a_mirror_of_some_methods_counts_the_mains_requests_of_those_methods() -> None:
+    fake = FakePrometheus({MAIN: steady(), SHADOW: steady()})
+    result = run(fake, route(), methods=("GET", "HEAD"))
+    assert result["verdict"] == "ok" and result["methods"] == ["GET", "HEAD"]
+    assert len(fake.calls) == 4 and all('method=~"GET|HEAD"' in query for _kind, query, _args in fake.calls)
+    assert "methods" not in run(FakePrometheus({MAIN: steady(), SHADOW: steady()}), route())

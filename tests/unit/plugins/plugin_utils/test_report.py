@@ -64,7 +64,7 @@ def params(**extra: Any) -> dict[str, Any]:
             ),
         ],
         "changes": [{"at": "2026-09-21T10:00:05", "summary": "create TraefikService api-mirror"}],
-        "final_state": {"explanation": "Real users are split: 50% stable, 50% canary.", "main_sink": []},
+        "final_state": {"explanation": "User responses come 50% from stable, 50% from canary.", "main_sink": []},
         "series": {
             key: {
                 "shadow": [[T0 + i, value] for i in range(0, 41, 5)],
@@ -140,7 +140,13 @@ def test_the_summary_for_set_stats_counts_the_checks() -> None:
         "checks": 2,
         "anomalous_checks": 1,
         "inconclusive_checks": 0,
+        "cluster": None,
+        "launch_id": None,
+        "owner": None,
+        "started": stats["started"],
+        "ended": stats["ended"],
     }
+    assert stats["ended"] is not None
 
 
 def test_the_page_has_three_charts_each_with_both_series_every_step_and_every_check() -> None:
