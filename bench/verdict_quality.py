@@ -152,7 +152,7 @@ class LiveTraffic:
         self._next_due = 0.0
         self._started = 0.0
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._work, daemon=True) for _ in range(self.WORKERS)]
+        self._threads = [threading.Thread(target=self._work, daemon=True) for _worker in range(self.WORKERS)]
 
     def start(self) -> LiveTraffic:
         self._started = time.monotonic()
@@ -515,7 +515,7 @@ def _tail(text: str, size: int = 600) -> str:
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _column in head) + "|"]
     out += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(out)
 

@@ -41,7 +41,7 @@ def test_a_slow_tail_is_deterministic(backend: tuple[Backend, BackendHandle]) ->
     _server, handle = backend
     knobs = handle.set_knobs(slow_rate=0.25, slow_ms=300)
     assert knobs["slow_rate"] == 0.25 and knobs["slow_ms"] == 300 and knobs["hang"] is False
-    times = [_get(handle.port)[1] for _ in range(8)]
+    times = [_get(handle.port)[1] for _attempt in range(8)]
     slow = [n for n, seconds in enumerate(times, start=1) if seconds >= 0.3]
     assert slow == [4, 8], times  # floor(k * 0.25) steps up at k = 4 and 8
     counters = handle.counters()
@@ -51,7 +51,7 @@ def test_a_slow_tail_is_deterministic(backend: tuple[Backend, BackendHandle]) ->
 def test_error_status_404_and_the_old_knobs_stay(backend: tuple[Backend, BackendHandle]) -> None:
     _server, handle = backend
     handle.set_knobs(error_rate=0.5, error_status=404)
-    assert [_get(handle.port)[0] for _ in range(4)] == [200, 404, 200, 404]
+    assert [_get(handle.port)[0] for _attempt in range(4)] == [200, 404, 200, 404]
     knobs = handle.set_knobs(latency_ms=10)  # one knob changed, the others stay
     assert knobs["error_rate"] == 0.5 and knobs["error_status"] == 404 and knobs["latency_ms"] == 10
     with pytest.raises(RuntimeError, match=r"slow_rate must be within 0\.\.1"):
@@ -62,7 +62,7 @@ def test_a_hung_backend_holds_requests_without_blocking_others(backend: tuple[Ba
     server, handle = backend
     handle.set_knobs(hang=True)
     answers: list[tuple[int, float]] = []
-    held = [threading.Thread(target=lambda: answers.append(_get(handle.port)), daemon=True) for _ in range(3)]
+    held = [threading.Thread(target=lambda: answers.append(_get(handle.port)), daemon=True) for _attempt in range(3)]
     for thread in held:
         thread.start()
     deadline = time.monotonic() + 5

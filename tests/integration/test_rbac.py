@@ -134,7 +134,7 @@ OPERATOR_OPERATIONS: dict[str, Callable[[Scene], dict[str, Any]]] = {
     "lookup anomalies of the route": lambda s: _lookup(s, "anomalies", namespace=s.namespace, route_name=s.route),
     "watchdog reads the mirror": _read_mirror_as_the_watchdog_does,
     "disable": lambda s: _mirror(s, state="absent"),
-    "keep a report": lambda s: _keep_report(s),
+    "keep a report": _keep_report,
 }
 
 # Viewer operations: reads across namespaces.

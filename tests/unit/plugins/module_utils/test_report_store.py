@@ -110,7 +110,7 @@ def test_a_large_page_is_compressed_and_read_back_exactly() -> None:
 
 def test_a_page_too_large_even_compressed_is_not_kept_and_the_configmap_stays_far_under_1_mib() -> None:
     rng = random.Random(7)
-    page = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(1_500_000))
+    page = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _char in range(1_500_000))
     made = body("api", "L1", "2026-01-01T00:00:00.000Z", page)
     assert made["metadata"]["annotations"]["darklaunch.traefik/report-encoding"] == "omitted"
     assert store.decode_page(made) is None
@@ -120,7 +120,7 @@ def test_a_page_too_large_even_compressed_is_not_kept_and_the_configmap_stays_fa
 @pytest.mark.parametrize("size", [10_000, 300_000, 700_000])
 def test_whatever_is_kept_is_under_the_bound(size: int) -> None:
     rng = random.Random(size)
-    page = "".join(rng.choice("<>/ abcdefg0123456789") for _ in range(size))
+    page = "".join(rng.choice("<>/ abcdefg0123456789") for _char in range(size))
     assert len(json.dumps(body("api", "L1", "t", page))) < 800 * 1024
 
 
@@ -148,7 +148,7 @@ def test_store_creates_prunes_and_is_idempotent() -> None:
     replaced = store.store_report(api, "prod", body("api", "L7", "2026-01-07T00:00:00.000Z", "<p>new</p>"), 3)
     assert replaced["action"] == "replaced" and store.read_report(api, "prod", "api")[1] == "<p>new</p>"
     # Only list, create and delete are used (the verbs docs/rbac/shadow-operator-role.yaml grants).
-    assert {verb for verb, _ in api.calls} == {"list", "create", "delete"}
+    assert {call[0] for call in api.calls} == {"list", "create", "delete"}
 
 
 def test_other_routes_reports_are_never_pruned() -> None:

@@ -64,7 +64,7 @@ def test_a_report_file_never_overwrites_another(tmp_path: Path) -> None:
     def reserve() -> None:
         paths.append(reserve_path(str(tmp_path / "reports"), "shadow-launch-c-ns-api-20270115T080000Z"))
 
-    threads = [threading.Thread(target=reserve) for _ in range(8)]
+    threads = [threading.Thread(target=reserve) for _writer in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
