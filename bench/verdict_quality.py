@@ -110,12 +110,12 @@ SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
-def use_shape(name: str) -> None:
+def use_shape(name: str, rate: float | None = None) -> None:
     global BASE_RATE, RAMP_FROM, RAMP_TO, SCENARIOS, BY_NAME
     shape = SHAPES[name]
     GATE.clear()
     GATE.update(shape["gate"])
-    BASE_RATE = shape["rate"]
+    BASE_RATE = rate or shape["rate"]
     RAMP_FROM, RAMP_TO = shape["ramp"]
     SCENARIOS = _scenarios()
     BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
@@ -677,8 +677,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="fast: interval 5 s, window 15s, 30 req/s; defaults: interval = window = 15 s (the role's shape), "
         "50 req/s",
     )
+    parser.add_argument("--rate", type=float, help="users' requests per second, steady (default: the shape's)")
     args = parser.parse_args(argv)
-    use_shape(args.shape)
+    use_shape(args.shape, args.rate)
 
     names = [n.strip() for n in (args.only or ",".join(BY_NAME)).split(",") if n.strip()]
     unknown = [n for n in names if n not in BY_NAME]
