@@ -222,7 +222,7 @@ def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(
     assert asked_before > 0, "the gate never asked Prometheus through the proxy"
     assert process.returncode != 0, out
     assert f"Cannot reach Prometheus at {prometheus.url}" in out, out
-    assert "was rolled back" in out, out
+    assert "ROLLED BACK, the route is back as it was before the launch" in out, out
     assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
     check_users(load, world, SHADOW, "prometheus down")

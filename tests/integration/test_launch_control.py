@@ -240,7 +240,7 @@ def test_an_abandoned_launch_is_refused_with_the_rollback_command(quiet_world: A
     assert "abandoned" in result["msg"] and OWNER in result["msg"]
     assert result["rollback_command"] == (
         f"ansible-playbook darklaunch.traefik.mirror_disable -e route_name={quiet_world.route} "
-        f"-e namespace={quiet_world.namespace} -e restore_ingress_to_wrr=true"
+        f"-e route_namespace={quiet_world.namespace} -e restore_ingress_to_wrr=true"
     )
     assert result["msg"].endswith("Roll it back with: " + result["rollback_command"])
     output = refused(run_playbook("shadow_pause", route_vars(quiet_world)))

@@ -98,12 +98,17 @@ def test_an_operators_disable_during_a_bake_holds_and_the_launch_ends_taken_over
     print(f"\n[operator disable] the launch ended {ended:.1f} s after the operator's disable")
     assert process.returncode != 0, out
     flat = " ".join(out.split())
-    assert f"Shadow launch of {world.route} in {world.namespace} was taken over" in flat, out
+    assert f"Shadow launch of {world.route} in {world.namespace}: TAKEN OVER" in flat, out
     assert f"The mirror {world.route}-mirror was deleted while the launch ran" in flat, out
     assert "never undoes an operator's change" in flat, out
     assert ended < INTERVAL + 30, f"the launch must stop at its next check, not {ended:.1f} s later"
-    # The launch wrote nothing after the operator's change: no mirror re-created, no route re-attached.
-    writes = audit.writes_since(mark, namespace=world.namespace)
+    # The launch wrote nothing after the operator's change: no mirror re-created, no route re-attached. Its
+    # report is kept in a ConfigMap of its own (a new object, nothing the operator had).
+    writes = [
+        write
+        for write in audit.writes_since(mark, namespace=world.namespace)
+        if write.get("objectRef", {}).get("resource") != "configmaps"
+    ]
     assert writes == [], summarize(writes)
     assert left_by_operator == before
     assert_back_as_before(kube, world, before, load)
@@ -154,7 +159,7 @@ def test_a_second_launch_is_refused_with_no_write_and_an_abort_rolls_the_first_b
     print(f"\n[abort] the first launch was rolled back {ended:.1f} s after shadow_abort.yml")
     flat = " ".join(out.split())
     assert process.returncode != 0, out
-    assert "was rolled back" in flat and "Aborted by the operator" in flat, out
+    assert "ROLLED BACK" in flat and "Aborted by the operator" in flat, out
     assert ended < INTERVAL + 30, f"an abort acts at the next check, not {ended:.1f} s later"
     assert_back_as_before(kube, world, before, load)
 
@@ -194,7 +199,7 @@ def test_a_paused_launch_holds_its_step_until_resumed_and_then_passes(
     assert_back_as_before(kube, world, before, load)
 
 
-def test_a_shadow_that_stops_answering_after_a_good_first_check_fails_its_step(
+def test_a_shadow_that_stops_answering_after_a_good_first_check_is_anomalous_and_rolled_back(
     seed_world: Callable[..., Any],
     kube: Any,
     traffic_for: Callable[[Any, float], SteadyTraffic],
@@ -204,7 +209,7 @@ def test_a_shadow_that_stops_answering_after_a_good_first_check_fails_its_step(
     before = route_as_written(kube, world)
     canary = world.backends["canary"]
     output = tmp_path / "launch.out"
-    # No count limit on inconclusive checks: the step's end (the last-check rule) must catch it.
+    # No count limit on inconclusive checks: the delivery check, not that limit, must catch it.
     launch = launch_vars(world, bake_seconds=30, interval=INTERVAL, inconclusive_limit=0)
     process = start_playbook("shadow_launch", launch, output)
     try:
@@ -219,8 +224,10 @@ def test_a_shadow_that_stops_answering_after_a_good_first_check_fails_its_step(
     print(f"\n[silent shadow] checks: {lines}")
     flat = " ".join(out.split())
     assert process.returncode != 0, out
-    assert lines[0] == (1, "ok") and lines[-1][1] == "insufficient_data", lines
-    assert "The step's last check was inconclusive" in flat and "was rolled back" in flat, out
+    # Copies that stop completing leave Traefik no samples: the copies the mirror's percentage predicts, against
+    # none completed, make the check anomalous on delivery (issue 18), not merely inconclusive.
+    assert lines[0] == (1, "ok") and lines[-1][1] == "anomalous", lines
+    assert "its copies hang or fail before an answer" in flat and "ROLLED BACK" in flat, out
     assert_back_as_before(kube, world, before, load)
 
 
