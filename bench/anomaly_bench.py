@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.monotonic()
 
     lookup = load_lookup()
-    from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import parse_prometheus_duration
+    from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import parse_prometheus_duration
 
     window_seconds = parse_prometheus_duration(args.window)
     exporter = SyntheticTraefik(args.services).start()

@@ -45,7 +45,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view i
 from ansible_collections.darklaunch.traefik.plugins.modules.traefik_mirror import (
     argument_spec as mirror_argument_spec,
 )
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import parse_prometheus_duration
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import parse_prometheus_duration
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import (
     JudgeUnavailable,
     LaunchEngine,

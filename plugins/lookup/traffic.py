@@ -174,7 +174,7 @@ options:
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth.plugins
   - darklaunch.traefik.k8s_auth.api_group
-  - darklaunch.traefik.k8s_auth.prometheus
+  - darklaunch.traefik.prometheus
 notes:
   - The Prometheus metrics must come from Traefik with C(--metrics.prometheus=true) and service labels on
     (the default).
@@ -305,7 +305,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view i
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_check import check_anomalies
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._prometheus import PrometheusClient
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import parse_selector
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import fetch_series, labels_by_role
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import (
+    fetch_chart_series,
+    labels_by_role,
+)
 
 try:
     import jmespath
@@ -499,7 +502,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
         if start >= end:
             raise DarklaunchError(f"start ({start}) must be before end ({end}).", field="start")
         client = self._prometheus()
-        series = fetch_series(
+        series = fetch_chart_series(
             client.query_range,
             labels,
             start=float(start),

@@ -16,13 +16,7 @@ from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
-    ROLES,
-    AnomalySettings,
-    ServiceSeries,
-    Target,
-    evaluate,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import evaluate
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_metrics import (
     CheckContext,
     MetricCheck,
@@ -30,12 +24,14 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_metric
     parse_metric_checks,
     run_metric_check,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import ROLES, ServiceSeries, Target
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_queries import (
     AnomalyQueries,
     assemble_series,
     build_queries,
     escape_regex,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import AnomalySettings
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._prometheus import PrometheusQueryError
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import parse_selector
 
@@ -98,7 +94,7 @@ def check_anomalies(
         queries_sent = 0
     else:
         queries = build_queries(labels, settings, evaluated_at, extra_matchers, methods)
-        series = fetch_series(client, queries, settings.is_client_error)
+        series = fetch_service_series(client, queries, settings.is_client_error)
         queries_sent = queries.count
     report = evaluate(series, parsed_targets, settings).to_dict()
     report["scope"] = "cluster" if parsed_targets is None else "services"
@@ -154,7 +150,7 @@ def _check_context(
     )
 
 
-def fetch_series(
+def fetch_service_series(
     client: PrometheusQuerier, queries: AnomalyQueries, is_client_error: Callable[[str], bool] = lambda code: False
 ) -> dict[str, ServiceSeries]:
     """Run the constant set of queries and parse them into one series per service."""

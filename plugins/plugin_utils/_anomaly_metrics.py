@@ -21,6 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import (
+    VERDICT_ANOMALOUS,
+    VERDICT_INSUFFICIENT,
+    VERDICT_OK,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import (
     PLACEHOLDERS,
     add_matchers,
@@ -30,8 +35,9 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import 
 
 RULES = ("max", "min", "max_ratio", "max_increase")
 COMPARING_RULES = ("max_ratio", "max_increase")
-CHECK_OK = "ok"
-CHECK_ANOMALOUS = "anomalous"
+# A custom check's verdicts: the built-in verdicts, and two of its own.
+CHECK_OK = VERDICT_OK
+CHECK_ANOMALOUS = VERDICT_ANOMALOUS
 CHECK_INCONCLUSIVE = "inconclusive"
 CHECK_ERROR = "error"
 REASON_QUERY_ERROR = "query_error"
@@ -317,13 +323,13 @@ def combine_verdict(verdict: str, summary: str, rows: Sequence[Mapping[str, Any]
     unjudged = [row for row in rows if row.get("verdict") in (CHECK_ERROR, CHECK_INCONCLUSIVE)]
     if anomalous:
         lead = "; ".join(f"custom check {row['message']}" for row in anomalous)
-        if verdict == "anomalous":
+        if verdict == VERDICT_ANOMALOUS:
             return verdict, f"{summary} Also {lead}."
-        return "anomalous", f"{_capitalised(lead)}. Built-in checks: {summary}"
+        return VERDICT_ANOMALOUS, f"{_capitalised(lead)}. Built-in checks: {summary}"
     if unjudged:
         lead = "; ".join(f"custom check {row['verdict']} ({row['reason']}), {row['message']}" for row in unjudged)
-        if verdict == "ok":
-            return "insufficient_data", f"Not judged: {lead}. Built-in checks: {summary}"
+        if verdict == VERDICT_OK:
+            return VERDICT_INSUFFICIENT, f"Not judged: {lead}. Built-in checks: {summary}"
         return verdict, f"{summary} Also {lead}."
     return verdict, summary
 

@@ -16,12 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
-    AnomalySettings,
-    HistogramBucket,
-    ServiceSeries,
-    WindowCounts,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import ServiceSeries, WindowCounts
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import AnomalySettings
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_stats import HistogramBucket
 
 REQUESTS_METRIC = "traefik_service_requests_total"
 DURATION_METRIC = "traefik_service_request_duration_seconds"

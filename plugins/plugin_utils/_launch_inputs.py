@@ -18,7 +18,7 @@ from typing import Any
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams, check_mirror_percent
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import check_name
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import AnomalySettings
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import AnomalySettings
 
 _SEPARATORS = re.compile(r"[\s,]+")
 _EXAMPLE = 'for example [20, 50] or "20,50"'

@@ -12,10 +12,12 @@ import math
 from dataclasses import dataclass, replace
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_metrics import CHECK_ERROR
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import VERDICT_ANOMALOUS, VERDICT_OK
 
 # What one check of the gate counts as.
-OK = "ok"
-ANOMALOUS = "anomalous"
+OK = VERDICT_OK
+ANOMALOUS = VERDICT_ANOMALOUS
 INCONCLUSIVE = "inconclusive"  # the lookup answered insufficient_data: too few requests, no samples
 ERROR = "error"  # Prometheus (or the API) could not be asked: timeout, refused, 5xx
 BROKEN = "broken"  # a custom check Prometheus refuses to evaluate: asking again cannot help
@@ -98,7 +100,7 @@ def classify(report: dict[str, object]) -> str:
     """What the traffic lookup's answer counts as: a custom check Prometheus cannot evaluate is BROKEN;
     otherwise ok, anomalous, or (anything else) inconclusive. Inconclusive is never a pass."""
     rows = report.get("metrics") or []
-    if isinstance(rows, list) and any(isinstance(row, dict) and row.get("verdict") == "error" for row in rows):
+    if isinstance(rows, list) and any(isinstance(row, dict) and row.get("verdict") == CHECK_ERROR for row in rows):
         return BROKEN
     verdict = report.get("verdict")
     if verdict == OK:

@@ -54,7 +54,7 @@ def labels_by_role(targets: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]
     return found
 
 
-def fetch_series(
+def fetch_chart_series(
     query_range: Callable[[str, float, float, float], list[dict[str, Any]]],
     labels: Mapping[str, Sequence[str]],
     *,

@@ -85,7 +85,7 @@ def decide(observation: Observation, policy: Policy) -> Decision:
         if overdue > timedelta(seconds=policy.grace_seconds):
             return Decision(
                 Verdict.ROLL_BACK,
-                f"the launch record's deadline {format_time(observation.deadline)} passed "
+                f"the launch record's deadline {format_utc_second(observation.deadline)} passed "
                 f"{overdue.total_seconds():.0f}s ago (grace {policy.grace_seconds:g}s): the run stopped renewing it",
             )
     return Decision(Verdict.WATCH, "")
@@ -106,5 +106,6 @@ def taken_over(observation: Observation, policy: Policy) -> bool:
     )
 
 
-def format_time(moment: datetime) -> str:
+def format_utc_second(moment: datetime) -> str:
+    """UTC to the second, for the watchdog's log and state files (the launch record keeps milliseconds)."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -37,7 +37,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_decis
     Policy,
     Verdict,
     decide,
-    format_time,
+    format_utc_second,
     is_own_record,
 )
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files import (
@@ -117,7 +117,7 @@ class Log:
         self._secrets = secrets
 
     def __call__(self, message: str) -> None:
-        stamp = format_time(datetime.now(timezone.utc))
+        stamp = format_utc_second(datetime.now(timezone.utc))
         sys.stdout.write(f"{stamp} [{os.getpid()}] {scrub(message, self._secrets)}\n")
         sys.stdout.flush()
 
@@ -160,7 +160,7 @@ class Watchdog:
             {
                 "watchdog": ProcessId.of(os.getpid()).to_dict(),
                 "controller": self.config.controller.to_dict(),
-                "armed_at": format_time(datetime.now(timezone.utc)),
+                "armed_at": format_utc_second(datetime.now(timezone.utc)),
             },
         )
         self.log(
@@ -211,7 +211,9 @@ class Watchdog:
             and not self._own_record_seen
             and is_own_record(observation, self.config.policy)
         ):
-            self.log(f"the launch record is this run's (deadline {format_time(deadline) if deadline else 'none'})")
+            self.log(
+                f"the launch record is this run's (deadline {format_utc_second(deadline) if deadline else 'none'})"
+            )
             self._own_record_seen = True
         return observation
 
@@ -270,7 +272,7 @@ class Watchdog:
             {
                 "outcome": outcome,
                 "reason": reason,
-                "at": format_time(datetime.now(timezone.utc)),
+                "at": format_utc_second(datetime.now(timezone.utc)),
                 "pid": os.getpid(),
                 **extra,
             },

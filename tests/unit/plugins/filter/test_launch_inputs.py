@@ -21,7 +21,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan im
     Observed,
     plan_mirror,
 )
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import AnomalySettings
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import AnomalySettings
 
 FILTERS = FilterModule().filters()
 REPO = Path(__file__).resolve().parents[4]

@@ -12,22 +12,32 @@ from dataclasses import replace
 import pytest
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
-    TAIL_FLOOR_SECONDS,
-    TAIL_RELATIVE_FLOOR,
-    AnomalySettings,
-    HistogramBucket,
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import evaluate
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import (
     ServiceSeries,
     Target,
     WindowCounts,
+    merge_series,
+    severity_for,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_scoring import (
+    TAIL_FLOOR_SECONDS,
+    TAIL_RELATIVE_FLOOR,
     compare_shadow_to_main,
     compare_to_history,
-    continuity_corrected,
     decisions_for,
+    expected_copies,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import (
+    AnomalySettings,
+    parse_client_error_codes,
+    parse_prometheus_duration,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_stats import (
+    HistogramBucket,
+    continuity_corrected,
     delivery_z,
     error_rate_stddev_floor,
-    evaluate,
-    expected_copies,
     family_wise_sigma,
     histogram_quantile,
     histogram_share_at_or_below,
@@ -35,15 +45,12 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import
     history_z,
     latency_effect_z,
     mean_and_stddev,
-    merge_series,
     normalise_buckets,
-    parse_client_error_codes,
-    parse_prometheus_duration,
-    severity_for,
     tail_z,
     two_proportion_z,
     welch_z,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_wording import describe
 
 INF = math.inf
 SHADOW = "production-api-service-canary-80@kubernetescrd"
@@ -893,7 +900,7 @@ def test_shadow_answering_404_to_a_fifth_of_its_requests_is_anomalous() -> None:
         0.01,
     )
     assert anomaly.z_score == pytest.approx(13.837, abs=1e-3)
-    assert anomaly.describe().startswith(
+    assert describe(anomaly).startswith(
         "shadow api-service-canary has a client error rate of 20.00% against 1.00% on main (z 13.84"
     )
 
@@ -982,7 +989,7 @@ def test_a_regression_on_five_percent_of_requests_is_caught_on_the_p99() -> None
     p99 = found["latency_p99"]
     assert (p99.value, p99.baseline) == pytest.approx((0.9, 0.0995))
     assert (p99.severity, round(p99.z_score, 3)) == ("critical", 19.099)
-    assert p99.describe().startswith("shadow api-service-canary has a p99 latency of 900 ms against 100 ms on main")
+    assert describe(p99).startswith("shadow api-service-canary has a p99 latency of 900 ms against 100 ms on main")
 
 
 # ---- one false-alarm budget ---------------------------------------------------------------------

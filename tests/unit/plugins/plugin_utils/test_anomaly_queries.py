@@ -11,11 +11,7 @@ from typing import Any
 
 import pytest
 
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import (
-    AnomalySettings,
-    HistogramBucket,
-    WindowCounts,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import WindowCounts
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_queries import (
     assemble_series,
     build_queries,
@@ -28,6 +24,8 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_querie
     service_matcher,
     window_index,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import AnomalySettings
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_stats import HistogramBucket
 
 SHADOW = "production-api-service-canary-80@kubernetescrd"
 MAIN = "production-api-service-stable-80@kubernetescrd"
