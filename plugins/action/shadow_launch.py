@@ -20,6 +20,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import (
     auth_argument_spec,
     mirror_match_spec,
@@ -301,7 +302,9 @@ class _Cluster:
 
     def observe(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         route_name = self._params["route_name"]
-        mirror_name = self._names.get("mirror_name") or self._params["mirror_name"] or f"{route_name}-mirror"
+        mirror_name = (
+            self._names.get("mirror_name") or self._params["mirror_name"] or default_names.mirror_name(route_name)
+        )
         namespace = self._params["namespace"]
         return (
             self._client.get("TraefikService", namespace, mirror_name),

@@ -17,6 +17,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
     buffers_whole_body,
     build_reference_index,
@@ -155,10 +156,10 @@ class MirrorParams:
         """Fill the names the seed derives from route_name: -stable, -staging, -mirror, -wrr."""
         return replace(
             self,
-            main_service=self.main_service or f"{self.route_name}-stable",
-            mirror_service=self.mirror_service or f"{self.route_name}-staging",
-            mirror_name=self.mirror_name or f"{self.route_name}-mirror",
-            wrr_name=self.wrr_name or f"{self.route_name}-wrr",
+            main_service=self.main_service or default_names.main_service_name(self.route_name),
+            mirror_service=self.mirror_service or default_names.shadow_service_name(self.route_name),
+            mirror_name=self.mirror_name or default_names.mirror_name(self.route_name),
+            wrr_name=self.wrr_name or default_names.wrr_name(self.route_name),
         )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
     ROLE_OTHER_ROUTE,
     ROLE_SHADOW,
@@ -47,10 +48,6 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_kube_service,
     parse_traefik_service,
 )
-
-# The mirror traefik_mirror creates for a route when mirror_name is not given; it carries the launch
-# record, and is reported with its route even while no route goes through it (inactive).
-_DEFAULT_MIRROR_SUFFIX = "-mirror"
 
 
 class KubeReader(Protocol):
@@ -162,8 +159,10 @@ def _read_one_route(
     group = client.traefik_group(api_group)
     route_refs = [ref for route in ingress_route.routes for ref in route.services]
     reached = reads.reachable(route_refs)
+    # The mirror traefik_mirror creates when mirror_name is not given carries the launch record, and is
+    # reported with its route even while no route goes through it (inactive).
     default_mirror = ServiceRef(
-        name=route_name + _DEFAULT_MIRROR_SUFFIX, kind=KIND_TRAEFIK_SERVICE, namespace=namespace
+        name=default_names.mirror_name(route_name), kind=KIND_TRAEFIK_SERVICE, namespace=namespace
     )
     listed = {**reached, **reads.reachable([default_mirror])}
     # As in the namespace listing: that namespace's TraefikServices, in the API's order (by name).

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_files import (
@@ -69,8 +70,8 @@ def arm_for_route(files: RouteFiles, params: Mapping[str, Any], auth: Mapping[st
     config = {
         "route_name": route,
         "namespace": params["namespace"],
-        "mirror_name": params.get("mirror_name") or f"{route}-mirror",
-        "wrr_name": params.get("wrr_name") or f"{route}-wrr",
+        "mirror_name": params.get("mirror_name") or default_names.mirror_name(route),
+        "wrr_name": params.get("wrr_name") or default_names.wrr_name(route),
         "restore_ingress_to_wrr": params["restore_ingress_to_wrr"],
         "api_group": params.get("api_group"),
         "poll_seconds": params.get("poll_seconds") or 1.0,
