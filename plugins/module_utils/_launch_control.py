@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import escape_pointer
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
     LaunchRecord,
     format_time,
@@ -25,7 +26,6 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
     read_launch_record,
     rollback_command,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import escape_pointer
 
 CONTROL_ANNOTATION = "darklaunch.traefik/control"
 CONTROL_BY_ANNOTATION = "darklaunch.traefik/control-by"

@@ -21,7 +21,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control
     check_command,
     plan_control,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import KIND_TRAEFIK_SERVICE, check_name
 
 MAX_ATTEMPTS = 3

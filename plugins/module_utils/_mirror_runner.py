@@ -28,15 +28,14 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import 
     ConflictError,
     DarklaunchError,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import (
     STATE_ABSENT,
     Action,
     MirrorParams,
     MirrorPlan,
     Observed,
-    plan_mirror,
-    propagation_waits,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import plan_mirror
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
@@ -45,6 +44,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_service_ref,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._propagation import propagation_waits
 
 MAX_ATTEMPTS = 3
 

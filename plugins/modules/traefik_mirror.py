@@ -557,7 +557,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import DEFAULT_PROPAGATION_SECONDS
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import DEFAULT_PROPAGATION_SECONDS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets

@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams, check_mirror_percent
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import (
+    MirrorParams,
+    check_mirror_percent,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import check_name
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import AnomalySettings
 

@@ -16,11 +16,8 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.darklaunch.traefik.plugins.filter.launch_inputs import FilterModule
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
-    MirrorParams,
-    Observed,
-    plan_mirror,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import MirrorParams, Observed
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import plan_mirror
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import AnomalySettings
 
 FILTERS = FilterModule().filters()

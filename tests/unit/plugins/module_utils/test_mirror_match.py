@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import apply_json_patch
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import (
     ROUTES_ANNOTATION,
     RequestMatch,
@@ -21,12 +22,8 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match i
     combined_rule,
     parse_request_match,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
-    MirrorParams,
-    Observed,
-    apply_json_patch,
-    plan_mirror,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import MirrorParams, Observed
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import plan_mirror
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traefik_rule import (
     SyntaxMismatch,
     route_syntax,

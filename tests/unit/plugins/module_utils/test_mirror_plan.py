@@ -13,15 +13,15 @@ import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _mirror_plan
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import apply_json_patch
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import (
     Action,
     MirrorParams,
     Observed,
-    apply_json_patch,
-    plan_mirror,
-    propagation_waits,
     validate_params,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import plan_mirror
+from ansible_collections.darklaunch.traefik.plugins.module_utils._propagation import propagation_waits
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SUITE = yaml.safe_load((FIXTURES / "mirror_plan_cases.yaml").read_text())

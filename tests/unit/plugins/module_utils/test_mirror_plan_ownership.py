@@ -11,11 +11,8 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
-    MirrorParams,
-    Observed,
-    plan_mirror,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import MirrorParams, Observed
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import plan_mirror
 
 OBJECTS = Path(__file__).parent / "fixtures" / "objects"
 MANAGED_BY = "app.kubernetes.io/managed-by"

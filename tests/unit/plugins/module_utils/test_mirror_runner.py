@@ -16,16 +16,13 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import (
-    Action,
-    MirrorParams,
-    propagation_waits,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import Action, MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import (
     _revert_write,
     observe,
     run_mirror,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._propagation import propagation_waits
 
 OBJECTS = Path(__file__).parent / "fixtures" / "objects"
 NS = "production"
