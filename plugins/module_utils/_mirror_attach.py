@@ -8,10 +8,8 @@ import copy
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
-    join_words,
-    live_backends,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import live_backends
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_wording import join_words
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import (
     JsonPatch,

@@ -14,9 +14,8 @@ from typing import Any
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
     build_reference_index,
     live_backends,
-    percent_value,
-    resolve_route,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import percent_value
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import (
     ROUTES_ANNOTATION,
@@ -43,6 +42,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_service_ref,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 
 
 @dataclass

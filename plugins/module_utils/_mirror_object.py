@@ -8,9 +8,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
-    join_words,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_wording import join_words
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import (
     JsonPatch,

@@ -20,9 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
-    buffers_whole_body,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import buffers_whole_body
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_attach import (
     describe_targets,

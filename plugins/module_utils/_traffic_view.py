@@ -17,14 +17,15 @@ from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+    build_reference_index,
+    ingress_route_targets,
+    summarise_mirror,
+    summarise_weighted,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import (
     ROLE_OTHER_ROUTE,
     ROLE_SHADOW,
     RouteDistribution,
-    build_reference_index,
-    ingress_route_targets,
-    resolve_route,
-    summarise_mirror,
-    summarise_weighted,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import PAUSED, read_control
@@ -48,6 +49,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_kube_service,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 
 
 class KubeReader(Protocol):

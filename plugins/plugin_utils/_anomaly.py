@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import (
     ROLE_MAIN,
     ROLE_OTHER_ROUTE,
     ROLE_SHADOW,

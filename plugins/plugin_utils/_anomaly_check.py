@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import ROLE_MAIN, ROLE_SHADOW
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import evaluate
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_metrics import (

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import (
     ROLE_MAIN,
     ROLE_OTHER_ROUTE,
     ROLE_SHADOW,

@@ -8,7 +8,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import (
     ROLE_OTHER_ROUTE,
     ROLE_SHADOW,
 )

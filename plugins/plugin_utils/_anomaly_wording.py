@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
-    ROLE_SHADOW,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import ROLE_SHADOW
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import (
     CHECK_HISTORY,
     CHECK_SHADOW_VS_MAIN,

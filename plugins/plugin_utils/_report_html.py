@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import ROLE_MAIN, ROLE_SHADOW
 
 # Legend and drawing order: main first, so the shadow's line is drawn on top of it.
 ROLES = (ROLE_MAIN, ROLE_SHADOW)

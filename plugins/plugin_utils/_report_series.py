@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import ROLE_MAIN, ROLE_SHADOW
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import ROLE_MAIN, ROLE_SHADOW
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_queries import service_matcher
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import add_matchers
 

@@ -25,7 +25,6 @@ from dlcluster.kube import Kube
 from dlcluster.world import manifests
 from modrun import COLLECTIONS, REPO_ROOT, run_module
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     index_by_key,
@@ -33,6 +32,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_kube_service,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,14 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import (
-    RouteDistribution,
     build_reference_index,
     ingress_route_targets,
-    percent_value,
-    resolve_route,
     summarise_mirror,
     summarise_weighted,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import (
+    RouteDistribution,
+    percent_value,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     index_by_key,
@@ -21,6 +22,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_kube_service,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import anomaly_targets
 
 FIXTURES = Path(__file__).parent / "fixtures"

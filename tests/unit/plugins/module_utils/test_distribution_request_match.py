@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import (
     RequestMatch,
     combined_rule,
@@ -24,6 +23,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_ingress_route,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 
 OBJECTS = Path(__file__).parent / "fixtures" / "objects"
 HOST = "Host(`api.example.com`)"

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     index_by_key,
@@ -21,6 +20,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_kube_service,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import (
     read_distribution,
     read_route_listing,

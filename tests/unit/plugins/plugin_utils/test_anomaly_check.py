@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     index_by_key,
     parse_ingress_route,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import anomaly_targets
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_check import check_anomalies, parse_targets
 
