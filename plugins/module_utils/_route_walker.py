@@ -1,6 +1,7 @@
 # Copyright: darklaunch.traefik contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one walk of what a route reaches, by Traefik's rules: weights, mirrors, broken references drop the route.
+
 Pure: works on records from ``_model`` and returns JSON-serialisable dicts. The rules follow how Traefik
 builds its configuration:
 
