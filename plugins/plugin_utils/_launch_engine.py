@@ -15,7 +15,7 @@ never undone. The operator's pause and abort (``_launch_control``) are read at e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import ABORTED, PAUSED, Control
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import side_summary, side_text
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
     ANOMALOUS,
     BROKEN,
@@ -664,16 +665,6 @@ def _broken_message(report: Mapping[str, Any]) -> str:
     )
 
 
-def _side(services: Sequence[Mapping[str, Any]], role: str) -> str:
-    rows = [row for row in services if row.get("role") == role]
-    requests = sum(row["requests"] for row in rows if isinstance(row.get("requests"), (int, float)))
-    rates = [row["error_rate"] for row in rows if isinstance(row.get("error_rate"), (int, float))]
-    p95 = [row["latency_p95"] for row in rows if isinstance(row.get("latency_p95"), (int, float))]
-    rate = (("max " if len(rates) > 1 else "") + f"{100 * max(rates):.1f}% 5xx") if rates else "no 5xx rate"
-    latency = f"{1000 * max(p95):.0f} ms" if p95 else "n/a"
-    return f"{role} {round(requests)} req, {rate}, p95 {latency}"
-
-
 def _budget_line(report: Mapping[str, Any]) -> str:
     """What the gate's sigma means for this launch, once: the chance of rolling a healthy step back."""
     budget = report.get("false_alarm_budget")
@@ -691,7 +682,8 @@ def _check_line(check: Mapping[str, Any], bake: int) -> str:
     if check.get("outcome") == ERROR:
         return head + f"error | {check.get('summary')}"
     services = check.get("services") or []
-    return head + f"{check.get('verdict')} | {_side(services, 'shadow')} | {_side(services, 'main')}"
+    shadow, main = (side_text(role, side_summary(services, role)) for role in ("shadow", "main"))
+    return head + f"{check.get('verdict')} | {shadow} | {main}"
 
 
 def _users_line(before: Mapping[str, Any] | None, attached: Mapping[str, Any]) -> str:

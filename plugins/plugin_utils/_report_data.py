@@ -9,12 +9,12 @@ saw them, and the summary AWX workflows get through ``set_stats``.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import is_number, side_summary
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import ROLES
 
 
@@ -90,29 +90,8 @@ def check_row(check: Mapping[str, Any]) -> dict[str, Any]:
         ],
     }
     for role in ROLES:
-        row[role] = side(row for row in rows if row.get("role") == role)
+        row[role] = side_summary(rows, role)
     return row
-
-
-def side(rows: Any) -> dict[str, float | None]:
-    """Several rows of one role (a main behind a weighted split): requests and rates add up, the 5xx
-    share is weighted by requests, and p95 is the slowest one's."""
-    rows = list(rows)
-    requests = [float(r["requests"]) for r in rows if _number(r.get("requests"))]
-    total = sum(requests) if requests else None
-    errors = [
-        float(r["requests"]) * float(r["error_rate"])
-        for r in rows
-        if _number(r.get("requests")) and _number(r.get("error_rate"))
-    ]
-    p95 = [float(r["latency_p95"]) for r in rows if _number(r.get("latency_p95"))]
-    rates = [float(r["request_rate"]) for r in rows if _number(r.get("request_rate"))]
-    return {
-        "requests": total,
-        "request_rate": sum(rates) if rates else None,
-        "error_rate": (sum(errors) / total) if errors and total else (0.0 if total else None),
-        "latency_p95": max(p95) if p95 else None,
-    }
 
 
 def step_row(step: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,7 +110,7 @@ def epoch(value: Any) -> float | None:
     """Seconds since the epoch from a number, a numeric string or an ISO 8601 time (naive means UTC)."""
     if value is None or isinstance(value, bool):
         return None
-    if _number(value):
+    if is_number(value):
         return float(value)
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -140,12 +119,3 @@ def epoch(value: Any) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.timestamp()
-
-
-def _number(value: Any) -> bool:
-    if value is None or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
