@@ -47,11 +47,8 @@ from ansible_collections.darklaunch.traefik.plugins.modules.traefik_mirror impor
     argument_spec as mirror_argument_spec,
 )
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import parse_prometheus_duration
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import (
-    JudgeUnavailable,
-    LaunchEngine,
-    LaunchPlan,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import LaunchEngine
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_ports import JudgeUnavailable, LaunchPlan
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
     GateRules,
     check_rules,

@@ -16,21 +16,33 @@ never undone. The operator's pause and abort (``_launch_control``) are read at e
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import ABORTED, PAUSED, Control
-from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import side_summary, side_text
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_ports import (
+    CHECK_MODE_STEP,
+    PASSED,
+    PLANNED,
+    REFUSED,
+    ROLLBACK_FAILED,
+    ROLLED_BACK,
+    TAKEN_OVER,
+    Clock,
+    Cluster,
+    Judge,
+    JudgeUnavailable,
+    LaunchPlan,
+    LaunchResult,
+    Watchdog,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
     ANOMALOUS,
     BROKEN,
     ERROR,
     OK,
     STEP_GATE_OFF,
-    GateRules,
     Tally,
     check_due,
     checks_per_step,
@@ -44,76 +56,16 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_state i
     deviation,
     live_owner,
 )
-
-# How a launch ends (the role's shadow_launch_result.outcome; AWX workflows branch on it).
-PASSED = "passed"
-PLANNED = "planned"  # check mode
-REFUSED = "refused"  # stopped before any change
-ROLLED_BACK = "rolled_back"
-ROLLBACK_FAILED = "rollback_failed"
-TAKEN_OVER = "taken_over"
-
-CHECK_MODE_STEP = "not run (check mode)"
-
-
-class JudgeUnavailable(Exception):
-    """The gate could not ask Prometheus (timeout, refused connection, 5xx): counted against the error limit."""
-
-
-class Cluster(Protocol):
-    def plan(self, percent: int) -> dict[str, Any]:
-        """traefik_mirror's dry run (check mode) of the first step with the attach; raises DarklaunchError."""
-
-    def apply(self, percent: int, attach: bool, record: str, progress: str | None) -> dict[str, Any]:
-        """traefik_mirror state=present with the launch record (``running`` or ``finished``) and the checks so
-        far in words (None keeps the last)."""
-
-    def restore(self) -> dict[str, Any]:
-        """traefik_mirror state=absent: the IngressRoute back as it was, the mirror deleted."""
-
-    def observe(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        """The mirror TraefikService and the IngressRoute as they are now (None when missing)."""
-
-    def read_route(self) -> dict[str, Any] | None:
-        """The route's distribution (traefik_traffic_info's), None when the IngressRoute does not exist."""
-
-
-class Judge(Protocol):
-    def check(self, since: float | None = None) -> dict[str, Any]:
-        """The traffic lookup's ``anomalies`` answer for the route; raises JudgeUnavailable. ``since``: when the
-        mirror's current percentage took effect (the step's start): the lookup's ``mirror_since``."""
-
-
-class Watchdog(Protocol):
-    def arm(self) -> str | None:
-        """Start the watchdog; the path of its log on the controller, when it has one."""
-
-    def disarm(self) -> dict[str, Any] | None:
-        """Stop the watchdog; its outcome when it had already acted (rolled the launch back), else None."""
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-@dataclass(frozen=True)
-class LaunchPlan:
-    """What the launch is asked to do (the role's variables, already read)."""
-
-    route_name: str
-    namespace: str
-    steps: tuple[int, ...]
-    rules: GateRules
-    attach: bool
-    teardown: bool
-    launch_id: str
-    takeover: bool = False
-    check_mode: bool = False
-    restore_to_wrr: bool = True
-    window_seconds: float = 60.0
-    window: str = "1m"
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_wording import (
+    broken_message,
+    budget_line,
+    capitalised,
+    check_line,
+    failed_result,
+    limit_word,
+    users_line,
+    warnings,
+)
 
 
 class _Stop(Exception):
@@ -125,41 +77,6 @@ class _Stop(Exception):
         self.cause = cause
         self.kind = kind
         self.failed_check = failed_check
-
-
-@dataclass
-class LaunchResult:
-    outcome: str
-    msg: str
-    cause: str | None = None
-    cause_kind: str | None = None
-    failed_check: dict[str, Any] | None = None
-    passed: list[int] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    checks: list[dict[str, Any]] = field(default_factory=list)
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    resolved: dict[str, Any] = field(default_factory=dict)
-    before: dict[str, Any] | None = None
-    lines: list[str] = field(default_factory=list)
-
-    @property
-    def failed(self) -> bool:
-        return self.outcome not in (PASSED, PLANNED)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "outcome": self.outcome,
-            "msg": self.msg,
-            "cause": self.cause,
-            "cause_kind": self.cause_kind,
-            "failed_check": self.failed_check,
-            "passed_steps": list(self.passed),
-            "steps": list(self.steps),
-            "checks": list(self.checks),
-            "changes": list(self.changes),
-            "resolved": dict(self.resolved),
-            "before": self.before,
-        }
 
 
 class LaunchEngine:
@@ -289,7 +206,7 @@ class LaunchEngine:
                 f"The anomaly gate cannot ask Prometheus, so nothing was changed: {error}", field="prometheus_url"
             ) from None
         if classify(report) == BROKEN:
-            raise DarklaunchError(_broken_message(report), field="shadow_launch_metrics")
+            raise DarklaunchError(broken_message(report), field="shadow_launch_metrics")
 
     def _planned(self) -> LaunchResult:
         now = self._now()
@@ -364,7 +281,7 @@ class LaunchEngine:
         if not self.plan.attach:
             status = created.get("status")
             waiting = " (waiting on an IngressRoute change)." if status == "inactive" else "."
-            self.say(" ".join([f"Mirror is {status} at {first}%{waiting}", *made, *_warnings(created)]))
+            self.say(" ".join([f"Mirror is {status} at {first}%{waiting}", *made, *warnings(created)]))
             return
         # Created unattached on purpose (Traefik builds the mirror before a router needs it). The attach is the
         # next write, so this write's warnings (an inactive mirror among them) are not true for long: the
@@ -373,12 +290,12 @@ class LaunchEngine:
         self.say(" ".join([f"Mirror {verb} at {first}%, attached next.", *made]))
         attached = self._write(first, attach=True)
         users = (
-            [_users_line(self.result.before, attached)]
+            [users_line(self.result.before, attached)]
             if any(not a.get("record_only") for a in attached.get("actions") or [])
             else []
         )
         if users or attached.get("warnings"):
-            self.say(" ".join([*users, *_warnings(attached)]))
+            self.say(" ".join([*users, *warnings(attached)]))
 
     def _finish(self) -> None:
         self._step = None
@@ -439,7 +356,7 @@ class LaunchEngine:
             self._step = {**record, "result": verdict.result}
             raise _Stop(
                 ROLLED_BACK,
-                f"Anomaly gate at {percent}%: not judged. {_capitalised(verdict.reason or '')} (last: {summary}). "
+                f"Anomaly gate at {percent}%: not judged. {capitalised(verdict.reason or '')} (last: {summary}). "
                 "A gate that judged nothing is not a pass, so the launch is rolled back. Send more traffic through "
                 "the route, lower shadow_launch_min_requests, bake longer, or set "
                 "shadow_launch_fail_on_insufficient_data=false to go on without a verdict.",
@@ -482,25 +399,25 @@ class LaunchEngine:
         self.result.checks.append(check)
         if not self._budget_said and outcome in (OK, ANOMALOUS) and "false_alarm_budget" in report:
             self._budget_said = True
-            self.say(_budget_line(report))
+            self.say(budget_line(report))
         tally = tally.record(outcome)
-        line = _check_line(check, rules.bake_seconds)
+        line = check_line(check, rules.bake_seconds)
         limit = limit_reached(tally, rules)
         if limit is None:
             return tally, line
         self.say(line + self._paused_note())
         self._step = {
             "percent": percent,
-            "result": _failed_result(limit.kind),
+            "result": failed_result(limit.kind),
             "tally": tally.to_dict(),
             "start": start,
             "end": ended,
         }
         if limit.kind == "broken_check":
-            cause = _broken_message(report)
+            cause = broken_message(report)
         else:
             cause = (
-                f"Anomaly gate at {percent}%: {_limit_word(limit.kind)}. {limit.message} after "
+                f"Anomaly gate at {percent}%: {limit_word(limit.kind)}. {limit.message} after "
                 f"{int(check['elapsed'])} s of the {rules.bake_seconds} s bake (check {number} of {of}, at "
                 f"{check['at']}): {report.get('summary')}"
             )
@@ -634,71 +551,3 @@ class LaunchEngine:
 
     def _now(self) -> float:
         return self.clock.now()
-
-
-# --- words -----------------------------------------------------------------------------------------------
-
-
-def _warnings(answer: Mapping[str, Any]) -> list[str]:
-    return [f"Warning: {warning}" for warning in answer.get("warnings") or []]
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _failed_result(kind: str) -> str:
-    return {"anomalous": "anomalous", "inconclusive_limit": "not judged"}.get(kind, "failed")
-
-
-def _limit_word(kind: str) -> str:
-    return {"anomalous": "anomalous", "inconclusive_limit": "inconclusive", "error_limit": "Prometheus errors"}.get(
-        kind, kind
-    )
-
-
-def _broken_message(report: Mapping[str, Any]) -> str:
-    rows = [row for row in report.get("metrics") or [] if isinstance(row, Mapping) and row.get("verdict") == "error"]
-    return (
-        f"Custom check(s) {', '.join(str(row.get('name')) for row in rows)} in shadow_launch_metrics cannot be "
-        f"evaluated: {'; '.join(str(row.get('message')) for row in rows)}"
-    )
-
-
-def _budget_line(report: Mapping[str, Any]) -> str:
-    """What the gate's sigma means for this launch, once: the chance of rolling a healthy step back."""
-    budget = report.get("false_alarm_budget")
-    budget_text = f"{float(budget):.1%}" if isinstance(budget, (int, float)) else "the tail of sigma"
-    return (
-        f"Anomaly gate: at sigma {report.get('sigma')} a healthy step is rolled back with a chance of at most "
-        f"{budget_text}; {report.get('comparisons')} comparisons per step decide, each at z "
-        f"{report.get('sigma_applied')}."
-    )
-
-
-def _check_line(check: Mapping[str, Any], bake: int) -> str:
-    """One line per check: the step, the time into the bake, the verdict and the numbers of both sides."""
-    head = f"{check['percent']}% step, {int(check['elapsed'])}/{bake} s, check {check['check']}/{check['of']}: "
-    if check.get("outcome") == ERROR:
-        return head + f"error | {check.get('summary')}"
-    services = check.get("services") or []
-    shadow, main = (side_text(role, side_summary(services, role)) for role in ("shadow", "main"))
-    return head + f"{check.get('verdict')} | {shadow} | {main}"
-
-
-def _users_line(before: Mapping[str, Any] | None, attached: Mapping[str, Any]) -> str:
-    """Who answers users before and after the attach. An ended weighted split and the shadow's side effects are
-    said once, by traefik_mirror's warnings that follow this line."""
-    after = attached.get("distribution") or {}
-    serving = [s for s in after.get("main_sink") or [] if (s.get("user_share_percent") or 0) > 0]
-    if (attached.get("resolved") or {}).get("weighted_split", {}).get("ended"):
-        users = ""
-    elif len(serving) > 1:
-        users = " Real users keep their weighted split; the shadow gets copies on top of it."
-    else:
-        users = " Real users are still answered by the main service only."
-    return f"Before: {(before or {}).get('explanation')} After: {after.get('explanation')}{users}"
-
-
-def now_text(moment: float) -> str:
-    return format_time(datetime.fromtimestamp(moment, timezone.utc))

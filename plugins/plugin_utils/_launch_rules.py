@@ -22,6 +22,12 @@ INCONCLUSIVE = "inconclusive"  # the lookup answered insufficient_data: too few 
 ERROR = "error"  # Prometheus (or the API) could not be asked: timeout, refused, 5xx
 BROKEN = "broken"  # a custom check Prometheus refuses to evaluate: asking again cannot help
 
+# The limits a step can reach (Limit.kind; the launch result's cause_kind).
+LIMIT_ANOMALOUS = ANOMALOUS
+LIMIT_INCONCLUSIVE = "inconclusive_limit"
+LIMIT_ERRORS = "error_limit"
+LIMIT_BROKEN_CHECK = "broken_check"
+
 # How a step ends.
 STEP_OK = "ok"
 STEP_NOT_JUDGED = "not judged"  # passes only with fail_on_insufficient_data=false
@@ -148,22 +154,22 @@ class Limit:
 def limit_reached(tally: Tally, rules: GateRules) -> Limit | None:
     """The limit the step's checks reached, if any; each is acted on at once (within one interval)."""
     if tally.last == BROKEN:
-        return Limit("broken_check", "a custom check cannot be evaluated by Prometheus; asking again cannot help")
+        return Limit(LIMIT_BROKEN_CHECK, "a custom check cannot be evaluated by Prometheus; asking again cannot help")
     if tally.anomalous >= rules.failure_limit:
         return Limit(
-            "anomalous",
+            LIMIT_ANOMALOUS,
             f"{tally.anomalous} anomalous check(s) reached the failure limit of {rules.failure_limit}",
         )
     if tally.consecutive_errors >= rules.error_limit:
         return Limit(
-            "error_limit",
+            LIMIT_ERRORS,
             f"{tally.consecutive_errors} consecutive check(s) could not ask Prometheus, the error limit of "
             f"{rules.error_limit}; a gate that cannot see is not a pass",
         )
     # Going on blind (fail_on_insufficient_data=false) is the operator's explicit choice for a quiet route.
     if rules.fail_on_insufficient_data and rules.inconclusive_limit and tally.inconclusive >= rules.inconclusive_limit:
         return Limit(
-            "inconclusive_limit",
+            LIMIT_INCONCLUSIVE,
             f"{tally.inconclusive} inconclusive check(s) reached the inconclusive limit of {rules.inconclusive_limit}",
         )
     return None

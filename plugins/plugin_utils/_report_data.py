@@ -14,6 +14,10 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import (
+    VERDICT_ANOMALOUS,
+    VERDICT_INSUFFICIENT,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import is_number, side_summary
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import ROLES
 
@@ -39,8 +43,8 @@ def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str
         "outcome": params.get("outcome"),
         "steps": [{"percent": s["percent"], "result": s["result"]} for s in steps],
         "checks": len(checks),
-        "anomalous_checks": verdicts.count("anomalous"),
-        "inconclusive_checks": verdicts.count("insufficient_data"),
+        "anomalous_checks": verdicts.count(VERDICT_ANOMALOUS),
+        "inconclusive_checks": verdicts.count(VERDICT_INSUFFICIENT),
         "cluster": cluster.get("name"),
         "launch_id": params.get("launch_id"),
         "owner": params.get("owner"),

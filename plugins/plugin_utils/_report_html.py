@@ -16,11 +16,21 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import ROLE_MAIN, ROLE_SHADOW
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import (
+    VERDICT_ANOMALOUS,
+    VERDICT_INSUFFICIENT,
+    VERDICT_OK,
+)
 
 # Legend and drawing order: main first, so the shadow's line is drawn on top of it.
 ROLES = (ROLE_MAIN, ROLE_SHADOW)
 ROLE_COLOURS = {"main": "#1f6feb", "shadow": "#d9480f"}
-VERDICT_COLOURS = {"ok": "#2f9e44", "anomalous": "#e03131", "insufficient_data": "#868e96", "error": "#862e9c"}
+VERDICT_COLOURS = {
+    VERDICT_OK: "#2f9e44",
+    VERDICT_ANOMALOUS: "#e03131",
+    VERDICT_INSUFFICIENT: "#868e96",
+    "error": "#862e9c",
+}
 # The charts: key in ``series``, title, unit and how a value is shown.
 CHARTS = (
     ("request_rate", "Requests per second", "req/s", "{:.3g}"),

@@ -27,7 +27,8 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
     launch_annotation_keys,
     read_launch_record,
 )
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import (
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import LaunchEngine
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_ports import (
     CHECK_MODE_STEP,
     PASSED,
     PLANNED,
@@ -36,7 +37,6 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine 
     ROLLED_BACK,
     TAKEN_OVER,
     JudgeUnavailable,
-    LaunchEngine,
     LaunchPlan,
     LaunchResult,
 )
