@@ -27,7 +27,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
     kubernetes_missing_error,
     resolve_auth_options,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, scrub
+from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, prometheus_secrets, scrub
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _playbook_inputs as inputs
 
 display = Display()
@@ -64,7 +64,8 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
             given = {name: self._templar.template(task_vars[name]) for name in extra_names if name in task_vars}
             auth = {**dict(params["k8s_auth"] or {}), **_typed(inputs.connection_extra_vars(given))}
             auth = json.loads(json.dumps(auth))  # plain Python values, as a module would receive them
-            secrets = auth_secrets(auth)
+            prometheus_auth = json.loads(json.dumps(inputs.prometheus_extra_vars(given)))
+            secrets = auth_secrets(auth) | prometheus_secrets(prometheus_auth)
             target = self._target(auth, task_vars.get(inputs.NAMESPACE_VAR))
             cluster_wide = params["cluster_wide"] and target.namespace_source != inputs.NAMESPACE_VAR
             if cluster_wide and not self._templar.template(task_vars.get("route_name")):
@@ -81,16 +82,17 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
             changed=False,
             msg=message,
             k8s_auth=auth,
+            prometheus_auth=prometheus_auth,
             namespace=target.namespace,
             namespace_source=target.namespace_source,
             namespace_given=target.namespace_source == inputs.NAMESPACE_VAR,
             server=target.server,
             context=target.context,
         )
-        secret = bool(secrets) or any(isinstance(value, dict) for value in auth.values())
+        secret = bool(secrets) or any(isinstance(value, dict) for value in [*auth.values(), *prometheus_auth.values()])
         result["k8s_auth_secret"] = secret
         if secret:
-            # The connection options are for module_defaults, not for the screen or AWX's job events.
+            # The connection options are for the modules and the gate, not for the screen or AWX's job events.
             result["_ansible_no_log"] = True
         return result
 

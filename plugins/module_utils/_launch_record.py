@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 
 LAUNCH_ANNOTATION_PREFIX = "darklaunch.traefik/launch-"
@@ -308,7 +309,7 @@ def plan_record(request: LaunchRequest, current: LaunchRecord | None, route: str
 def rollback_command(route: str, namespace: str, mirror_name: str) -> str:
     """The command that ends an abandoned launch: restore the IngressRoute exactly, delete the mirror."""
     command = f"ansible-playbook {_PLAYBOOK} -e route_name={route} -e route_namespace={namespace}"
-    if mirror_name != f"{route}-mirror":
+    if mirror_name != default_names.mirror_name(route):
         command += f" -e mirror_name={mirror_name}"
     return command + " -e restore_ingress_to_wrr=true"
 
@@ -322,7 +323,7 @@ def _route_of(record: LaunchRecord, mirror_name: str, referenced_by: Sequence[Ma
         name = reference.get("ingress_route")
         if isinstance(name, str) and name:
             return name
-    return mirror_name[: -len("-mirror")] if mirror_name.endswith("-mirror") else mirror_name
+    return default_names.route_of_mirror(mirror_name)
 
 
 def describe_launch(

@@ -83,10 +83,18 @@ k8s_auth:
   returned: success
   type: dict
   sample: {context: prod-eu}
+prometheus_auth:
+  description:
+    - The Prometheus connection options given as extra vars (C(prometheus_token), C(prometheus_headers), ...), with
+      the traffic lookup's names, for the launch's gate or a lookup; unset and empty ones are left out, so the
+      lookup's environment variables still apply.
+  returned: success
+  type: dict
+  sample: {prometheus_timeout: 20}
 k8s_auth_secret:
   description:
-    - Whether RV(k8s_auth) holds a credential or a kubeconfig dictionary (the result is then hidden), so that a task
-      passing it to a lookup can set C(no_log).
+    - Whether RV(k8s_auth) or RV(prometheus_auth) holds a credential or a kubeconfig dictionary (the result is then
+      hidden), so that a task passing it to a lookup can set C(no_log).
   returned: success
   type: bool
 namespace:

@@ -89,7 +89,7 @@ class AnomalyReport:
             "summary": self.summary,
             "anomalies": [_finding(anomaly) for anomaly in self.anomalies],
             "informational": [_finding(anomaly) for anomaly in self.informational],
-            "insufficient_data": [gap.to_dict() for gap in self.insufficient],
+            "insufficient_data": [gap.to_dict() for gap in self.insufficient],  # a field name, not a verdict
             "services": list(self.services),
             "window": self.settings.window,
             "window_seconds": self.settings.window_seconds,

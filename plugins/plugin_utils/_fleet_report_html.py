@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import VERDICT_ANOMALOUS
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_html import escape, page_start
 
 # A cluster's result as the fleet playbook records it, and how its row is coloured.
@@ -66,7 +67,7 @@ def render_fleet(
 
 def _row(cluster: Mapping[str, Any], page_dir: str) -> str:
     result = str(cluster.get("result") or "unknown")
-    css = "anomalous" if cluster.get("failed") else RESULT_CLASSES.get(result, "neutral")
+    css = VERDICT_ANOMALOUS if cluster.get("failed") else RESULT_CLASSES.get(result, "neutral")
     return (
         f'<tr data-cluster="{escape(cluster.get("cluster"))}"><td>{escape(cluster.get("cluster"))}</td>'
         f'<td class="{css}">{escape(result)}</td><td>{escape(cluster.get("cause") or "")}</td>'

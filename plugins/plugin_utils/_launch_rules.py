@@ -139,7 +139,7 @@ class Tally:
         return replace(counts[outcome], consecutive_errors=0, last=outcome)
 
     def to_dict(self) -> dict[str, int]:
-        return {"ok": self.ok, "anomalous": self.anomalous, "inconclusive": self.inconclusive, "errors": self.errors}
+        return {OK: self.ok, ANOMALOUS: self.anomalous, INCONCLUSIVE: self.inconclusive, "errors": self.errors}
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ from typing import Any
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import format_time
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import side_summary, side_text
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
+    ANOMALOUS,
     ERROR,
+    INCONCLUSIVE,
     LIMIT_ANOMALOUS,
     LIMIT_ERRORS,
     LIMIT_INCONCLUSIVE,
@@ -27,11 +29,11 @@ def capitalised(text: str) -> str:
 
 
 def failed_result(kind: str) -> str:
-    return {LIMIT_ANOMALOUS: "anomalous", LIMIT_INCONCLUSIVE: "not judged"}.get(kind, "failed")
+    return {LIMIT_ANOMALOUS: ANOMALOUS, LIMIT_INCONCLUSIVE: "not judged"}.get(kind, "failed")
 
 
 def limit_word(kind: str) -> str:
-    return {LIMIT_ANOMALOUS: "anomalous", LIMIT_INCONCLUSIVE: "inconclusive", LIMIT_ERRORS: "Prometheus errors"}.get(
+    return {LIMIT_ANOMALOUS: ANOMALOUS, LIMIT_INCONCLUSIVE: INCONCLUSIVE, LIMIT_ERRORS: "Prometheus errors"}.get(
         kind, kind
     )
 

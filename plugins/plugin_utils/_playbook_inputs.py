@@ -188,6 +188,21 @@ def connection_extra_vars(extra_vars: Mapping[str, Any]) -> dict[str, Any]:
     return options
 
 
+# The Prometheus connection options a playbook passes on as given (the lookup's names); the URL and the selector
+# are the gate's own variables, not connection options.
+PROMETHEUS_CONNECTION: Final = _PROMETHEUS - {"prometheus_url", "prometheus_selector"}
+
+
+def prometheus_extra_vars(extra_vars: Mapping[str, Any]) -> dict[str, Any]:
+    """The Prometheus connection options among the extra vars; unset and empty ones (a survey's blank answer)
+    left out, so the lookup's environment fallbacks (the AWX credential) still apply."""
+    return {
+        name: value
+        for name, value in sorted(extra_vars.items())
+        if name in PROMETHEUS_CONNECTION and value not in (None, "", [], {})
+    }
+
+
 # --- which cluster, which namespace ----------------------------------------------------------------------
 
 EVERY_NAMESPACE: Final = "neither route_name nor route_namespace given"

@@ -19,6 +19,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model 
     VERDICT_INSUFFICIENT,
 )
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import is_number, side_summary
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import ANOMALOUS, INCONCLUSIVE, OK
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import ROLES
 
 
@@ -104,7 +105,7 @@ def step_row(step: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "percent": step.get("percent"),
         "result": str(step.get("result", "")),
-        "tally": {key: int(tally.get(key, 0) or 0) for key in ("ok", "anomalous", "inconclusive")},
+        "tally": {key: int(tally.get(key, 0) or 0) for key in (OK, ANOMALOUS, INCONCLUSIVE)},
         "start": epoch(step.get("start")),
         "end": epoch(step.get("end")),
     }

@@ -21,6 +21,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model 
     VERDICT_INSUFFICIENT,
     VERDICT_OK,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import ANOMALOUS, INCONCLUSIVE, OK
 
 # Legend and drawing order: main first, so the shadow's line is drawn on top of it.
 ROLES = (ROLE_MAIN, ROLE_SHADOW)
@@ -256,8 +257,8 @@ def _steps(report: Mapping[str, Any]) -> str:
             f'<td class="num">{escape(step.get("percent"))}%</td>'
             f"<td>{escape(_clock(step.get('start')))}</td><td>{escape(_clock(step.get('end')))}</td>"
             f'<td class="result {escape(step.get("result"))}">{escape(step.get("result"))}</td>'
-            f'<td class="num">{escape(tally.get("ok", 0))}</td><td class="num">{escape(tally.get("anomalous", 0))}</td>'
-            f'<td class="num">{escape(tally.get("inconclusive", 0))}</td>'
+            f'<td class="num">{escape(tally.get(OK, 0))}</td><td class="num">{escape(tally.get(ANOMALOUS, 0))}</td>'
+            f'<td class="num">{escape(tally.get(INCONCLUSIVE, 0))}</td>'
             "</tr>"
         )
     body = "".join(rows) or '<tr><td colspan="7">No step ran.</td></tr>'

@@ -149,3 +149,14 @@ def test_an_awx_workflow_node_gets_the_other_nodes_answers() -> None:
     # Outside AWX the same answers are a mistake, and a misspelling is one everywhere.
     assert "steps is not an extra var" in refusal("mirror_disable", *sorted(launch_survey))
     assert "did you mean mirror_name?" in refusal("mirror_disable", "awx_job_id", "mirror_nme")
+
+
+def test_prometheus_connection_extra_vars_are_passed_on_as_given() -> None:
+    given = {
+        "prometheus_token": "s3cret",
+        "prometheus_timeout": 20,
+        "prometheus_headers": "",  # a survey's blank answer: the environment's value stands
+        "prometheus_url": "http://prom:9090",  # the gate's own variable, not a connection option
+        "sigma": 3,
+    }
+    assert inputs.prometheus_extra_vars(given) == {"prometheus_timeout": 20, "prometheus_token": "s3cret"}
