@@ -64,12 +64,21 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
             given = {name: self._templar.template(task_vars[name]) for name in extra_names if name in task_vars}
             auth = {**dict(params["k8s_auth"] or {}), **_typed(inputs.connection_extra_vars(given))}
             auth = json.loads(json.dumps(auth))  # plain Python values, as a module would receive them
-            prometheus_auth = json.loads(json.dumps(inputs.prometheus_extra_vars(given)))
+            # A fleet's clusters may each set launch variables as host vars; any other playbook reads only -e.
+            launch_source = given
+            if params["playbook"] in inputs.HOST_VARS_PLAYBOOKS:
+                launch_source = self._host_launch_vars(task_vars, params["playbook"])
+            prometheus_auth = json.loads(json.dumps(inputs.prometheus_extra_vars(launch_source)))
             secrets = auth_secrets(auth) | prometheus_secrets(prometheus_auth)
             target = self._target(auth, task_vars.get(inputs.NAMESPACE_VAR))
             cluster_wide = params["cluster_wide"] and target.namespace_source != inputs.NAMESPACE_VAR
             if cluster_wide and not self._templar.template(task_vars.get("route_name")):
                 target = inputs.Target(target.server, target.context, "", inputs.EVERY_NAMESPACE)
+            role_vars = (
+                inputs.launch_role_vars(launch_source, target.namespace, auth, prometheus_auth)
+                if params["playbook"] in inputs.LAUNCH_PLAYBOOKS
+                else {}
+            )
         except DarklaunchError as error:
             result.update(failed=True, changed=False, msg=scrub(error.msg, secrets))
             if error.field is not None:
@@ -83,6 +92,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
             msg=message,
             k8s_auth=auth,
             prometheus_auth=prometheus_auth,
+            role_vars=role_vars,
             namespace=target.namespace,
             namespace_source=target.namespace_source,
             namespace_given=target.namespace_source == inputs.NAMESPACE_VAR,
@@ -95,6 +105,11 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
             # The connection options are for the modules and the gate, not for the screen or AWX's job events.
             result["_ansible_no_log"] = True
         return result
+
+    def _host_launch_vars(self, task_vars: dict[str, Any], playbook: str) -> dict[str, Any]:
+        """The playbook's variables this host has, from -e or its host and group vars, templated."""
+        names = inputs.known_names(playbook) - inputs.CONNECTION
+        return {name: self._templar.template(task_vars[name]) for name in sorted(names) if name in task_vars}
 
     def _target(self, auth: dict[str, Any], given_namespace: Any) -> inputs.Target:
         if not HAS_KUBERNETES:

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import yaml
+
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 
@@ -201,6 +203,53 @@ def prometheus_extra_vars(extra_vars: Mapping[str, Any]) -> dict[str, Any]:
         for name, value in sorted(extra_vars.items())
         if name in PROMETHEUS_CONNECTION and value not in (None, "", [], {})
     }
+
+
+# --- the launch role's variables ------------------------------------------------------------------------
+
+# The launch playbooks pass each launch extra var the user gave to the role variable of the same name behind
+# this prefix, and nothing else: the role's defaults (roles/shadow_launch/defaults/main.yml) stand for the rest.
+ROLE_PREFIX: Final = "shadow_launch_"
+# Extra vars that are not a role variable of their own name: the namespace and the connection options arrive
+# resolved (namespace, k8s_auth, prometheus_auth); one mirror_percent is the single step.
+_NOT_ROLE_VARS: Final = frozenset({NAMESPACE_VAR, "mirror_percent"}) | PROMETHEUS_CONNECTION
+LAUNCH_ROLE_VARS: Final = _LAUNCH - _NOT_ROLE_VARS
+# The playbooks that run the role; the fleet's clusters may set launch variables as host vars.
+LAUNCH_PLAYBOOKS: Final = frozenset({"shadow_launch", "shadow_launch_fleet"})
+HOST_VARS_PLAYBOOKS: Final = frozenset({"shadow_launch_fleet"})
+
+
+def launch_role_vars(
+    given: Mapping[str, Any], namespace: str, k8s_auth: Mapping[str, Any], prometheus_auth: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The role variables a launch playbook sets: the resolved namespace and connections, and each launch
+    variable given (an empty survey answer is not given). Text stays text: the role reads survey answers with
+    the collection's own rules, except ``metrics``, a YAML or JSON list in a survey's text box."""
+    values: dict[str, Any] = {
+        ROLE_PREFIX + "namespace": namespace,
+        ROLE_PREFIX + "k8s_auth": dict(k8s_auth),
+        ROLE_PREFIX + "prometheus_auth": dict(prometheus_auth),
+    }
+    for name in sorted(LAUNCH_ROLE_VARS):
+        if _given(given.get(name)):
+            values[ROLE_PREFIX + name] = given[name]
+    if ROLE_PREFIX + "steps" not in values and _given(given.get("mirror_percent")):
+        values[ROLE_PREFIX + "steps"] = given["mirror_percent"]
+    metrics = values.get(ROLE_PREFIX + "metrics")
+    if isinstance(metrics, str):
+        try:
+            values[ROLE_PREFIX + "metrics"] = yaml.safe_load(metrics)
+        except yaml.YAMLError as error:
+            raise DarklaunchError(
+                f"metrics is not a YAML or JSON list of checks ({error.__class__.__name__}); give a list such as "
+                '[{"name": "p99", "query": "...", "max": 0.5}].',
+                field="metrics",
+            ) from None
+    return values
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != "" and value != [] and value != {}
 
 
 # --- which cluster, which namespace ----------------------------------------------------------------------

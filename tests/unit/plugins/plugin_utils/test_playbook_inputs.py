@@ -160,3 +160,34 @@ def test_prometheus_connection_extra_vars_are_passed_on_as_given() -> None:
         "sigma": 3,
     }
     assert inputs.prometheus_extra_vars(given) == {"prometheus_timeout": 20, "prometheus_token": "s3cret"}
+
+
+def test_the_launch_role_gets_only_the_variables_given() -> None:
+    given = {
+        "route_name": "shop",
+        "bake_seconds": "120",  # a survey's text: the role reads it
+        "sigma": "",  # a blank survey answer: the role's default stands
+        "mirror_percent": 30,
+        "metrics": '[{"name": "p99", "query": "up", "max": 1}]',
+        "prometheus_token": "s3cret",  # arrives resolved, in prometheus_auth
+        "route_namespace": "web",  # arrives resolved, as namespace
+    }
+    role_vars = inputs.launch_role_vars(given, "web", {"context": "prod"}, {"prometheus_token": "s3cret"})
+    assert role_vars == {
+        "shadow_launch_namespace": "web",
+        "shadow_launch_k8s_auth": {"context": "prod"},
+        "shadow_launch_prometheus_auth": {"prometheus_token": "s3cret"},
+        "shadow_launch_route_name": "shop",
+        "shadow_launch_bake_seconds": "120",
+        "shadow_launch_steps": 30,
+        "shadow_launch_metrics": [{"name": "p99", "query": "up", "max": 1}],
+    }
+    assert inputs.launch_role_vars({"steps": "20,50", "mirror_percent": 30}, "web", {}, {})["shadow_launch_steps"] == (
+        "20,50"
+    )
+
+
+def test_metrics_that_are_not_yaml_are_refused_by_name() -> None:
+    with pytest.raises(DarklaunchError) as caught:
+        inputs.launch_role_vars({"metrics": "[{name: p99"}, "web", {}, {})
+    assert caught.value.field == "metrics"
