@@ -173,6 +173,11 @@ PLAYBOOKS = sorted(path for path in (REPO / "playbooks").glob("*.yml"))
 def test_every_playbook_checks_its_extra_vars_first(playbook: Path) -> None:
     assert playbook.stem in inputs.PLAYBOOKS
     first_task = _load(playbook)[0]["tasks"][0]
-    assert first_task.get("darklaunch.traefik.playbook_inputs", {}).get("playbook") == playbook.stem
+    if "ansible.builtin.import_tasks" in first_task:  # the launch playbooks' shared first tasks
+        assert first_task["vars"]["launch_playbook"] == playbook.stem
+        first_task = _load(playbook.parent / first_task["ansible.builtin.import_tasks"])[0]
+        assert first_task["darklaunch.traefik.playbook_inputs"]["playbook"] == "{{ launch_playbook }}"
+    else:
+        assert first_task.get("darklaunch.traefik.playbook_inputs", {}).get("playbook") == playbook.stem
     text = playbook.read_text(encoding="utf-8")
     assert "'ansible.builtin.vars', 'namespace'" not in text and "-e namespace=" not in text, "the old extra var"
