@@ -413,7 +413,12 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
     def _kube(self) -> KubeClient:
         if not hasattr(self, "_client"):
             auth = {name: self.get_option(name) for name in auth_argument_spec()}
-            self._client = KubeClient.from_params(auth)
+            # A command printed for later names the kubeconfig given here, not one from the environment (see
+            # _kubeconfig_context), as the modules do.
+            given = self.get_option_and_origin("kubeconfig")
+            self._client = KubeClient.from_params(
+                auth, given_kubeconfig=None if str(given[1]).startswith("env:") else given[0]
+            )
         return self._client
 
     def _answer(self, term: str) -> Any:
