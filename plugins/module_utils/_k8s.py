@@ -113,9 +113,6 @@ class KubeClient:
         connection = command_connection({**params, "kubeconfig": given}, auth)
         return cls(transport, api_group=params.get("api_group"), connection=connection)
 
-    def close(self) -> None:
-        self._transport.close()
-
     # -- API group -------------------------------------------------------------------------------
 
     def traefik_group(self, requested: str | None = None) -> str:

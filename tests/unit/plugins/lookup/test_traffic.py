@@ -478,8 +478,15 @@ def test_a_kubeconfig_given_to_the_lookup_is_named(lookup: Any, monkeypatch: pyt
 
 
 def test_anomalies_needs_prometheus(lookup: Any) -> None:
-    with pytest.raises(AnsibleLookupError, match="PROMETHEUS_URL"):
+    with pytest.raises(AnsibleLookupError, match=r"the anomalies term needs Prometheus: .*PROMETHEUS_URL"):
         lookup.run(["anomalies"], variables={})
+
+
+def test_series_needs_prometheus_and_says_so_by_its_own_name(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    labels = {"shadow": ["ns-shadow@kubernetescrd"], "main": ["ns-main@kubernetescrd"]}
+    with pytest.raises(AnsibleLookupError, match=r"the series term needs Prometheus: .*PROMETHEUS_URL"):
+        lookup.run(["series"], variables={}, namespace=NS, route_name="shop", service_labels=labels)
 
 
 @pytest.fixture
