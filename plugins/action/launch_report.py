@@ -19,7 +19,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
     build_configuration,
     resolve_auth_options,
 )
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._playbook_inputs import (
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import (
     default_kubeconfig,
     kubeconfig_context,
 )

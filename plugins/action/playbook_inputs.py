@@ -27,6 +27,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
     kubernetes_missing_error,
     resolve_auth_options,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import (
+    default_kubeconfig,
+    kubeconfig_context,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, prometheus_secrets, scrub
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _playbook_inputs as inputs
 
@@ -115,7 +119,7 @@ class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no t
         if not HAS_KUBERNETES:
             raise kubernetes_missing_error()
         resolved = resolve_auth_options(auth)
-        context, context_namespace = inputs.kubeconfig_context(resolved, inputs.default_kubeconfig())
+        context, context_namespace = kubeconfig_context(resolved, default_kubeconfig())
         server = str(build_configuration(resolved).host)
         in_cluster = inputs.in_cluster_namespace() if context is None else None
         namespace, source = inputs.choose_namespace(

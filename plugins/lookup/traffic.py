@@ -416,7 +416,12 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
     def _kube(self) -> KubeClient:
         if not hasattr(self, "_client"):
             auth = {name: self.get_option(name) for name in auth_argument_spec()}
-            self._client = KubeClient.from_params(auth)
+            # A command printed for later names the kubeconfig given here, not one from the environment (see
+            # _kubeconfig_context), as the modules do.
+            given = self.get_option_and_origin("kubeconfig")
+            self._client = KubeClient.from_params(
+                auth, given_kubeconfig=None if str(given[1]).startswith("env:") else given[0]
+            )
         return self._client
 
     def _answer(self, term: str) -> Any:
@@ -457,7 +462,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             # A mirror that copies only some methods: the main's requests of the same methods are compared.
             methods = distribution.mirrored_methods
             route = {"route": route_name, "namespace": namespace, "explanation": distribution.explanation}
-        client = self._prometheus()
+        client = self._prometheus("anomalies")
         report = check_anomalies(
             client,
             targets,
@@ -501,7 +506,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
         start = self.get_option("start") or end - DEFAULT_SERIES_SECONDS
         if start >= end:
             raise DarklaunchError(f"start ({start}) must be before end ({end}).", field="start")
-        client = self._prometheus()
+        client = self._prometheus("series")
         series = fetch_chart_series(
             client.query_range,
             labels,
@@ -513,11 +518,11 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
         display.vvv(f"darklaunch.traefik.traffic: series answered with {client.query_count} Prometheus queries")
         return series
 
-    def _prometheus(self) -> PrometheusClient:
+    def _prometheus(self, term: str) -> PrometheusClient:
         url = self.get_option("prometheus_url")
         if not url:
             raise DarklaunchError(
-                "the anomalies term needs Prometheus: set prometheus_url or the PROMETHEUS_URL environment variable.",
+                f"the {term} term needs Prometheus: set prometheus_url or the PROMETHEUS_URL environment variable.",
                 field="prometheus_url",
             )
         return PrometheusClient(

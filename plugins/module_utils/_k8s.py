@@ -34,6 +34,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_errors imp
     translate_api_error,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_transport import Transport
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import (
+    CommandConnection,
+    command_connection,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import CRD_VERSION, TRAEFIK_GROUPS
 
 __all__ = ("CRDS_MISSING_MESSAGE", "HAS_KUBERNETES", "KUBERNETES_IMPORT_ERROR", "KubeClient")
@@ -46,6 +50,7 @@ CRDS_MISSING_MESSAGE: Final = (
     "install them or set api_group"
 )
 FIELD_MANAGER: Final = "darklaunch.traefik"
+_FROM_PARAMS: Final = object()  # from_params: the kubeconfig given is the one in params
 
 
 @dataclass(frozen=True)
@@ -79,15 +84,21 @@ def _kind(name: str) -> _Kind:
 class KubeClient:
     """Reads and writes the few resources the collection needs, as the API's own JSON dicts."""
 
-    def __init__(self, transport: Transport, *, api_group: str | None = None) -> None:
+    def __init__(
+        self, transport: Transport, *, api_group: str | None = None, connection: CommandConnection | None = None
+    ) -> None:
         self._transport = transport
         self._traefik_group: str | None = None
+        # What a command printed for later names so that it reaches this cluster (see _kubeconfig_context).
+        self.connection = connection or CommandConnection()
         if api_group not in (None, "", "auto"):
             self.traefik_group(api_group)
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> KubeClient:
-        """A client from module / lookup options (kubernetes.core names; ``api_group`` is honoured too)."""
+    def from_params(cls, params: Mapping[str, Any], *, given_kubeconfig: Any = _FROM_PARAMS) -> KubeClient:
+        """A client from module / lookup options (kubernetes.core names; ``api_group`` is honoured too).
+        ``given_kubeconfig``: the kubeconfig the user gave, when ``params`` also holds one from the
+        environment (the lookup's options); a command printed for later names only a given one."""
         if not HAS_KUBERNETES:
             raise kubernetes_missing_error()
         auth = resolve_auth_options(params)
@@ -98,10 +109,9 @@ class KubeClient:
             impersonate_user=auth.get("impersonate_user"),
             impersonate_groups=auth.get("impersonate_groups") or (),
         )
-        return cls(transport, api_group=params.get("api_group"))
-
-    def close(self) -> None:
-        self._transport.close()
+        given = params.get("kubeconfig") if given_kubeconfig is _FROM_PARAMS else given_kubeconfig
+        connection = command_connection({**params, "kubeconfig": given}, auth)
+        return cls(transport, api_group=params.get("api_group"), connection=connection)
 
     # -- API group -------------------------------------------------------------------------------
 

@@ -17,6 +17,10 @@ from typing import Any, Final
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import (
+    default_kubeconfig,
+    host_has_own_credentials,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import is_inline_content
 
 KUBERNETES_IMPORT_ERROR: str | None
@@ -191,18 +195,18 @@ def _require_existing_files(auth: Mapping[str, Any]) -> None:
 
 
 def _load_base_configuration(configuration: Any, auth: Mapping[str, Any]) -> None:
-    if _host_has_own_credentials(auth):
+    if host_has_own_credentials(auth):
         return
     kubeconfig = auth.get("kubeconfig")
     context = auth.get("context")
     persist = bool(auth.get("persist_config"))
     if kubeconfig is not None or context is not None:
-        source = kubeconfig if kubeconfig is not None else _default_kubeconfig()
+        source = kubeconfig if kubeconfig is not None else default_kubeconfig()
         _load_kubeconfig(configuration, source, context, persist)
         return
-    default_kubeconfig = _default_kubeconfig()
-    if _kubeconfig_exists(default_kubeconfig):
-        _load_kubeconfig(configuration, default_kubeconfig, None, persist)
+    default_source = default_kubeconfig()
+    if _kubeconfig_exists(default_source):
+        _load_kubeconfig(configuration, default_source, None, persist)
         return
     try:
         _untyped(incluster_config).load_incluster_config(client_configuration=configuration)
@@ -210,7 +214,7 @@ def _load_base_configuration(configuration: Any, auth: Mapping[str, Any]) -> Non
         if auth.get("host"):
             return  # a bare host (anonymous access, or certificates set below) is the user's explicit choice
         raise DarklaunchError(
-            f"no Kubernetes credentials found: no kubeconfig at {default_kubeconfig} and not running inside a "
+            f"no Kubernetes credentials found: no kubeconfig at {default_source} and not running inside a "
             "cluster; set kubeconfig (or K8S_AUTH_KUBECONFIG), or host with api_key",
             field="kubeconfig",
         ) from None
@@ -219,23 +223,6 @@ def _load_base_configuration(configuration: Any, auth: Mapping[str, Any]) -> Non
 def _untyped(loaders: Any) -> Any:
     # kubernetes.config ships partial type hints (its loaders are untyped); treat it as dynamic.
     return loaders
-
-
-def _host_has_own_credentials(auth: Mapping[str, Any]) -> bool:
-    # kubernetes.core skips the kubeconfig for host+api_key and host+username+password; a host with a
-    # client certificate is just as complete, and loading a kubeconfig there would send its token elsewhere.
-    if not auth.get("host"):
-        return False
-    return bool(
-        auth.get("api_key")
-        or (auth.get("username") and auth.get("password"))
-        or (auth.get("client_cert") and auth.get("client_key"))
-    )
-
-
-def _default_kubeconfig() -> str:
-    # Read at call time: the client's KUBE_CONFIG_DEFAULT_LOCATION is frozen when kubernetes is imported.
-    return os.environ.get("KUBECONFIG") or "~/.kube/config"
 
 
 def _kubeconfig_exists(paths: str) -> bool:

@@ -67,9 +67,6 @@ class Transport:
         self._impersonate_user = impersonate_user
         self._impersonate_groups = tuple(impersonate_groups)
 
-    def close(self) -> None:
-        self._api_client.close()
-
     def send(
         self,
         method: str,

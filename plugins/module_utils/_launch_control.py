@@ -19,7 +19,9 @@ from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import escape_pointer
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
+    NO_CONNECTION,
     LaunchRecord,
     format_time,
     parse_time,
@@ -134,6 +136,7 @@ def plan_control(
     namespace: str,
     mirror_name: str,
     check_mode: bool = False,
+    connection: CommandConnection = NO_CONNECTION,
 ) -> ControlPlan:
     """The patch that gives ``command`` (pause | resume | abort) to the launch recorded on ``mirror`` (the
     mirror TraefikService as read, or None). Raises DarklaunchError, with nothing to write, when no launch
@@ -166,7 +169,7 @@ def plan_control(
         else:
             past = int((now - record.deadline).total_seconds())
             stopped = f"its deadline {format_time(record.deadline)} passed {past} s ago"
-        command_line = rollback_command(record.route or route_name, namespace, mirror_name)
+        command_line = rollback_command(record.route or route_name, namespace, mirror_name, connection)
         raise DarklaunchError(
             f"{who} cannot be {_DONE[command]}: the launch is abandoned ({stopped}; the process that ran it was "
             f"interrupted or killed), so nothing would act on the command. Roll it back with: {command_line}",

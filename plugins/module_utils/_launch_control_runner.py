@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import (
     ControlPlan,
     check_by,
@@ -28,6 +29,9 @@ MAX_ATTEMPTS = 3
 
 
 class KubeControl(Protocol):
+    # What a printed rollback command names to reach this cluster (KubeClient.connection).
+    connection: CommandConnection
+
     def traefik_group(self, requested: str | None = None) -> str: ...
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
@@ -90,6 +94,7 @@ def run_control(
             namespace=target.namespace,
             mirror_name=target.mirror_name,
             check_mode=check_mode,
+            connection=client.connection,
         )
         run = ControlRun(plan=plan, target=target, api_group=client.traefik_group(), attempts=attempt)
         if check_mode or not plan.changed:

@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 
 LAUNCH_ANNOTATION_PREFIX = "darklaunch.traefik/launch-"
 LAUNCH_RUNNING = "running"
@@ -33,6 +34,7 @@ _MAX_OWNER = 256
 _PLAYBOOK = "darklaunch.traefik.mirror_disable"
 _REQUEST_KEYS = ("id", "owner", "step", "lease_seconds", "state", "progress")
 _MAX_PROGRESS = 512
+NO_CONNECTION = CommandConnection()  # the command names no cluster: it acts on the current context
 
 
 def annotation_key(record_field: str) -> str:
@@ -306,12 +308,16 @@ def plan_record(request: LaunchRequest, current: LaunchRecord | None, route: str
 # --- reporting -----------------------------------------------------------------------------------------
 
 
-def rollback_command(route: str, namespace: str, mirror_name: str) -> str:
-    """The command that ends an abandoned launch: restore the IngressRoute exactly, delete the mirror."""
+def rollback_command(
+    route: str, namespace: str, mirror_name: str, connection: CommandConnection = NO_CONNECTION
+) -> str:
+    """The command that ends an abandoned launch: restore the IngressRoute exactly, delete the mirror; on the
+    cluster ``connection`` names (the kubeconfig context the reader used), whatever the current context is
+    when the command is run."""
     command = f"ansible-playbook {_PLAYBOOK} -e route_name={route} -e route_namespace={namespace}"
     if mirror_name != default_names.mirror_name(route):
         command += f" -e mirror_name={mirror_name}"
-    return command + " -e restore_ingress_to_wrr=true"
+    return command + connection.extra_vars() + " -e restore_ingress_to_wrr=true"
 
 
 def _route_of(record: LaunchRecord, mirror_name: str, referenced_by: Sequence[Mapping[str, Any]]) -> str:
@@ -333,11 +339,12 @@ def describe_launch(
     mirror_name: str,
     namespace: str,
     referenced_by: Sequence[Mapping[str, Any]] = (),
+    connection: CommandConnection = NO_CONNECTION,
 ) -> dict[str, Any]:
     """The record for listings, with ``abandoned`` (deadline passed, or unreadable), the seconds past the
-    deadline, the rollback command and a plain-words ``message``."""
+    deadline, the rollback command (on the cluster ``connection`` names) and a plain-words ``message``."""
     route = _route_of(record, mirror_name, referenced_by)
-    command = rollback_command(route, namespace, mirror_name)
+    command = rollback_command(route, namespace, mirror_name, connection)
     # An unreadable deadline cannot prove the launch alive: report it, rather than stay silent.
     abandoned = record.deadline is None or record.deadline < now
     past = int((now - record.deadline).total_seconds()) if record.deadline is not None and abandoned else 0

@@ -82,11 +82,6 @@ class MirrorRun:
     unanswered: Action | None = None
 
 
-def observe(client: KubeWriter, params: MirrorParams) -> Observed:
-    """What the planner needs, before the objects only the reported traffic split needs (see _plan)."""
-    return _observe(client, params)[0]
-
-
 def _plan(client: KubeWriter, params: MirrorParams, now: datetime) -> tuple[MirrorPlan, MirrorParams]:
     """Plan from by-name reads, then read what the planned IngressRoute reaches and was not read yet, so the
     reported traffic split is complete (usually nothing: the route reaches the mirror and its two Services).

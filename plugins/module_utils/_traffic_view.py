@@ -28,6 +28,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_r
     RouteDistribution,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import PAUSED, read_control
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
     describe_launch,
@@ -53,6 +54,9 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker i
 
 
 class KubeReader(Protocol):
+    # What a printed rollback command names to reach this cluster (KubeClient.connection).
+    connection: CommandConnection
+
     def traefik_group(self, requested: str | None = None) -> str: ...
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
@@ -95,7 +99,9 @@ def read_traffic(
     if namespace is not None and not traefik_services and not ingress_routes and not client.namespace_exists(namespace):
         # An empty answer would read as "no mirror here" when the namespace is a typo.
         raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
-    return _listing(group, namespace, traefik_services, ingress_routes, now or datetime.now(timezone.utc))
+    return _listing(
+        group, namespace, traefik_services, ingress_routes, now or datetime.now(timezone.utc), client.connection
+    )
 
 
 def _listing(
@@ -104,13 +110,14 @@ def _listing(
     traefik_services: list[TraefikServiceObj],
     ingress_routes: list[IngressRouteObj],
     now: datetime,
+    connection: CommandConnection,
 ) -> dict[str, Any]:
     """The answer's lists from what was read: every mirror (with its launch record) and weighted split with
     the IngressRoutes among ``ingress_routes`` that go through it, and each IngressRoute's targets."""
     ts_index = index_by_key(traefik_services)
     references = build_reference_index(ingress_routes, ts_index)
     mirrors = [
-        _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now)
+        _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now, connection)
         for ts in traefik_services
         if ts.spec_type == SPEC_MIRRORING
     ]
@@ -169,7 +176,7 @@ def _read_one_route(
     listed = {**reached, **reads.reachable([default_mirror])}
     # As in the namespace listing: that namespace's TraefikServices, in the API's order (by name).
     own = [listed[key] for key in sorted(listed) if key[0] == namespace]
-    result = _listing(group, namespace, own, [ingress_route], now)
+    result = _listing(group, namespace, own, [ingress_route], now, client.connection)
     if with_distribution:
         services = reads.services(
             namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())]
@@ -178,7 +185,9 @@ def _read_one_route(
     return result
 
 
-def _with_launch(summary: dict[str, Any], mirror: TraefikServiceObj, now: datetime) -> dict[str, Any]:
+def _with_launch(
+    summary: dict[str, Any], mirror: TraefikServiceObj, now: datetime, connection: CommandConnection
+) -> dict[str, Any]:
     """A mirror listing entry plus ``launch``: the launch recorded on it (see _launch_record) with the
     operator's standing command (see _launch_control), or None."""
     record = read_launch_record(mirror.annotations)
@@ -191,6 +200,7 @@ def _with_launch(summary: dict[str, Any], mirror: TraefikServiceObj, now: dateti
         mirror_name=mirror.name,
         namespace=mirror.namespace,
         referenced_by=summary.get("referenced_by") or (),
+        connection=connection,
     )
     control = read_control(mirror.annotations)
     launch["control"] = control.to_dict() if control else None

@@ -15,7 +15,9 @@ description:
     main (stable) service.
   - Optionally repoints the IngressRoute at the mirror (O(attach_to_ingress)) and, when the mirror is
     removed, restores the IngressRoute exactly as it was before it was attached.
-  - Idempotent. A second identical run reports C(changed=false) and sends no write request.
+  - Idempotent without O(launch). A second identical run reports C(changed=false) and sends no write request.
+    With O(launch) (O(launch.state=running)) every call renews the launch's deadline, so it writes and reports
+    C(changed=true) each time.
   - Every write carries the resourceVersion that was read, so a concurrent change by someone else is
     detected (the module re-reads and re-plans up to three times) and never silently overwritten.
   - Shadow traffic really reaches the shadow service. If the new version writes to a database, sends
@@ -34,7 +36,11 @@ attributes:
   diff_mode:
     support: full
   idempotent:
-    support: full
+    support: partial
+    details:
+      - Without O(launch), or with O(launch.state=finished), a second identical run changes nothing and sends no
+        write request.
+      - With O(launch.state=running) every call renews the launch record's deadline, a write by design.
 options:
   route_name:
     description:

@@ -187,7 +187,10 @@ abandoned_launches:
       description: Whole seconds since the deadline (0 while the launch is alive).
       type: int
     rollback_command:
-      description: The command that restores the IngressRoute exactly and deletes the mirror.
+      description:
+        - The command that restores the IngressRoute exactly and deletes the mirror.
+        - It names the kubeconfig context this module used (C(-e context=...)), and the kubeconfig when given
+          as O(kubeconfig) (a path), so it acts on the same cluster whatever the current context is later.
       type: str
     message:
       description: The same facts in plain words, ending with the rollback command.
@@ -208,13 +211,13 @@ abandoned_launches:
       seconds_past_deadline: 95
       rollback_command: >-
         ansible-playbook darklaunch.traefik.mirror_disable -e route_name=api-service-route
-        -e route_namespace=production -e restore_ingress_to_wrr=true
+        -e route_namespace=production -e context=prod-eu -e restore_ingress_to_wrr=true
       message: >-
         Launch 3f9c2a71 started by alice@laptop pid 4242 via ansible-playbook at 2025-11-27T14:02:11.318Z
         stopped renewing its deadline 95 s ago at step 20%: it was abandoned (interrupted or killed). The
         route still sends copies to the shadow. Roll it back with: ansible-playbook
         darklaunch.traefik.mirror_disable -e route_name=api-service-route -e route_namespace=production
-        -e restore_ingress_to_wrr=true
+        -e context=prod-eu -e restore_ingress_to_wrr=true
 weighted:
   description:
     - Every weighted (WRR) TraefikService with its weights and each backend's share of real users (with

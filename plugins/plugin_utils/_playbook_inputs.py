@@ -14,7 +14,6 @@ or the first words of one (``bake`` for ``bake_seconds``). Other names are left 
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -272,67 +271,6 @@ class Target:
         context = f"context {self.context}" if self.context else "no kubeconfig context"
         namespace = f"namespace {self.namespace}" if self.namespace else "every namespace"
         return f"cluster {self.server} ({context}), {namespace} ({self.namespace_source})"
-
-
-def kubeconfig_context(auth: Mapping[str, Any], default_kubeconfig: str) -> tuple[str | None, str | None]:
-    """The kubeconfig context the connection options select and its namespace: (None, None) when no
-    kubeconfig is read (a host with its own credentials, or none exists)."""
-    source = auth.get("kubeconfig")
-    if auth.get("host") and (
-        auth.get("api_key")
-        or (auth.get("username") and auth.get("password"))
-        or (auth.get("client_cert") and auth.get("client_key"))
-    ):
-        return None, None
-    if source is None:
-        paths = [path for path in default_kubeconfig.split(os.pathsep) if path]
-        if not any(os.path.exists(os.path.expanduser(path)) for path in paths):
-            return None, None
-        source = default_kubeconfig
-    contexts, current = _contexts(source)
-    chosen = auth.get("context") or current
-    if not chosen:
-        return None, None
-    if chosen not in contexts:
-        where = "the kubeconfig dict" if isinstance(source, Mapping) else f"the kubeconfig {source}"
-        raise DarklaunchError(
-            f"context {chosen} is not in {where}; its contexts are: {', '.join(sorted(contexts)) or 'none'}",
-            field="context",
-        )
-    return str(chosen), contexts[chosen]
-
-
-def _contexts(source: Any) -> tuple[dict[str, str | None], str | None]:
-    """Context name -> its namespace, and the current context, of a kubeconfig dict or file(s)."""
-    documents: list[Mapping[str, Any]] = []
-    if isinstance(source, Mapping):
-        documents.append(source)
-    else:
-        import yaml  # a dependency of ansible-core
-
-        for path in str(source).split(os.pathsep):
-            full = os.path.expanduser(path)
-            if path and os.path.isfile(full):
-                with open(full, encoding="utf-8") as handle:
-                    loaded = yaml.safe_load(handle)
-                if isinstance(loaded, Mapping):
-                    documents.append(loaded)
-    contexts: dict[str, str | None] = {}
-    current: str | None = None
-    # kubectl merges several files first-wins, for the contexts and for current-context.
-    for document in documents:
-        for entry in document.get("contexts") or []:
-            if isinstance(entry, Mapping) and entry.get("name") and entry["name"] not in contexts:
-                namespace = (entry.get("context") or {}).get("namespace")
-                contexts[str(entry["name"])] = str(namespace) if namespace else None
-        if current is None and document.get("current-context"):
-            current = str(document["current-context"])
-    return contexts, current
-
-
-def default_kubeconfig() -> str:
-    """The kubeconfig file(s) read when no kubeconfig option is given, as the modules read them."""
-    return os.environ.get("KUBECONFIG") or "~/.kube/config"
 
 
 def in_cluster_namespace(path: str = IN_CLUSTER_NAMESPACE_FILE) -> str | None:

@@ -3,7 +3,8 @@ the way AWX runs them (tests/integration/awx_engine.py), against the real apiser
 
 - the credential types' injectors render as AWX renders them (env and files, ``tower.filename``);
 - the progressive launch passes with survey answers as AWX sends them, and no secret reaches any event,
-  the stdout or the artifacts;
+  the stdout or the artifacts; once AWX has deleted the job's private data dir, a later job reads the same
+  launch's report back from the cluster (playbooks/shadow_report.yml);
 - the workflow "Shadow launch with rollback on failure": a failing launch, then its failure node;
 - a job timeout and a cancel through ansible-runner, and what they leave (the watchdog's rollback);
 - ``ansible-builder create`` still builds a context from the EE definition.
@@ -29,6 +30,7 @@ from typing import Any
 import pytest
 import yaml
 from awx_engine import (
+    JobTemplate,
     SurveyRefused,
     credential_type,
     inject_credential,
@@ -286,6 +288,32 @@ def test_progressive_launch_job_passes_with_survey_answers_and_leaves_no_secret(
     assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
     assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
     assert world.backends["canary"].total > 0, "the shadow got no copies"
+
+    # What AWX does right after the job: delete its private data dir, the report file with it. The report
+    # comes back from the cluster through a later job of its own (playbooks/shadow_report.yml on the engine).
+    page = Path(report).read_text(encoding="utf-8")
+    shutil.rmtree(job.private_data_dir)
+    assert not Path(report).exists()
+    dest = jobs_dir / "fetched.html"
+    fetch = run_job(
+        JobTemplate("Shadow - fetch report", "playbooks/shadow_report.yml", 120, {"spec": []}, {}),
+        {"route_name": world.route, "route_namespace": world.namespace, "dest": str(dest)},
+        credentials[:1],
+        jobs_dir,
+    )
+    assert fetch.status == "successful", fetch.stdout[-3000:]
+    fetched = dest.read_text(encoding="utf-8")
+    assert fetched == page, "the report kept in the cluster is not the launch's own"
+    launch_id = published["summary"]["launch_id"]
+    assert launch_id, published
+    for text in (
+        f"<th>Route</th><td>{world.route}</td>",
+        f"<th>Namespace</th><td>{world.namespace}</td>",
+        f"<th>Launch id</th><td>{launch_id}</td>",
+        "Outcome: <strong>passed</strong>",
+    ):
+        assert text in fetched, text
+    assert published["report_configmap"] and published["report_configmap"] in fetch.stdout, fetch.stdout[-3000:]
 
 
 def test_the_status_job_connects_with_the_kubeconfig_file_credential(

@@ -11,12 +11,14 @@ exactly as the launch does; what the launch engine then does with the command is
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 from awx_engine import job_template, run_job, survey_extra_vars
 from dlcluster.kube import object_path
 from modrun import run_module
@@ -238,9 +240,15 @@ def test_an_abandoned_launch_is_refused_with_the_rollback_command(quiet_world: A
     result = run_module("launch_control", module_args(quiet_world, command="abort"))
     assert result.get("failed") and result["field"] == "route_name", result
     assert "abandoned" in result["msg"] and OWNER in result["msg"]
+    # The module was given the kubeconfig: the command names it and the context it used.
+    kubeconfig = os.environ["K8S_AUTH_KUBECONFIG"]
+    result = run_module("launch_control", {**module_args(quiet_world, command="abort"), "kubeconfig": kubeconfig})
+    assert result.get("failed") and result["field"] == "route_name", result
+    context = yaml.safe_load(Path(kubeconfig).read_text(encoding="utf-8"))["current-context"]
     assert result["rollback_command"] == (
         f"ansible-playbook darklaunch.traefik.mirror_disable -e route_name={quiet_world.route} "
-        f"-e route_namespace={quiet_world.namespace} -e restore_ingress_to_wrr=true"
+        f"-e route_namespace={quiet_world.namespace} -e {shlex.quote('kubeconfig=' + kubeconfig)} -e context={context} "
+        "-e restore_ingress_to_wrr=true"
     )
     assert result["msg"].endswith("Roll it back with: " + result["rollback_command"])
     output = refused(run_playbook("shadow_pause", route_vars(quiet_world)))

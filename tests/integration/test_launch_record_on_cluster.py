@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+import yaml
 from modrun import run_module
 from shadow import COLLECTIONS_ROOT, run_playbook, wait_mirror_live
 
@@ -84,6 +85,24 @@ def ingress_route(kube: Any, world: Any) -> dict[str, Any]:
 
 def ansible_env() -> dict[str, str]:
     return {**os.environ, "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_ROOT), "ANSIBLE_NOCOLOR": "1"}
+
+
+def current_context() -> str:
+    """The context the modules use here: the current one of the session's kubeconfig."""
+    config = yaml.safe_load(Path(os.environ["K8S_AUTH_KUBECONFIG"]).read_text(encoding="utf-8"))
+    return str(config["current-context"])
+
+
+def kubeconfig_now_elsewhere(directory: Path) -> Path:
+    """The session's kubeconfig whose current context has moved to another (unreachable) cluster since."""
+    config = yaml.safe_load(Path(os.environ["K8S_AUTH_KUBECONFIG"]).read_text(encoding="utf-8"))
+    user = config["contexts"][0]["context"]["user"]
+    config["clusters"].append({"name": "elsewhere", "cluster": {"server": "https://127.0.0.1:9"}})
+    config["contexts"].append({"name": "elsewhere", "context": {"cluster": "elsewhere", "user": user}})
+    config["current-context"] = "elsewhere"
+    path = directory / "kubeconfig"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
 
 
 def ok(completed: subprocess.CompletedProcess[str]) -> str:
@@ -171,9 +190,11 @@ class TestLaunchRecord:
         assert run_module("traefik_mirror", args)["changed"] is True
         record = record_on_cluster(kube, world)
         time.sleep(2.2)
+        # The context the launch was read through is named: the command reaches this cluster whatever the
+        # kubeconfig's current context is when it is run.
         command = (
             f"ansible-playbook darklaunch.traefik.mirror_disable -e route_name={world.route} "
-            f"-e route_namespace={world.namespace} -e restore_ingress_to_wrr=true"
+            f"-e route_namespace={world.namespace} -e context={current_context()} -e restore_ingress_to_wrr=true"
         )
         message_start = f"Launch run-1 started by {OWNER} at {record['started']} stopped renewing its deadline "
         message_end = (
@@ -228,14 +249,15 @@ class TestLaunchRecord:
         self, world: Any, kube: Any, traffic: Any, wait_for_router: Any
     ) -> None:
         command = TestLaunchRecord.saved["command"]
-        # Run as printed, from an unrelated directory: the playbook is found by its FQCN.
+        # Run as printed, from an unrelated directory (the playbook is found by its FQCN), after the
+        # kubeconfig's current context has moved to another cluster: the command names its own.
         with tempfile.TemporaryDirectory() as tmp:
             ok(
                 subprocess.run(
                     shlex.split(command),
                     capture_output=True,
                     text=True,
-                    env=ansible_env(),
+                    env={**ansible_env(), "K8S_AUTH_KUBECONFIG": str(kubeconfig_now_elsewhere(Path(tmp)))},
                     cwd=tmp,
                     timeout=180,
                     check=False,

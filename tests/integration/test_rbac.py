@@ -85,8 +85,6 @@ def _read_mirror_as_the_watchdog_does(scene: Scene) -> dict[str, Any]:
         mirror = client.get("TraefikService", scene.namespace, f"{scene.route}-mirror")
     except DarklaunchError as error:
         return {"failed": True, **error.fail_kwargs()}
-    finally:
-        client.close()
     return {"failed": mirror is None, "msg": "" if mirror else "the mirror is missing"}
 
 

@@ -252,9 +252,7 @@ class InterferingClient:
 
 @pytest.fixture
 def admin_client(admin_kubeconfig: Path) -> Iterator[KubeClient]:
-    client = KubeClient.from_params({"kubeconfig": str(admin_kubeconfig)})
-    yield client
-    client.close()
+    yield KubeClient.from_params({"kubeconfig": str(admin_kubeconfig)})
 
 
 def run_with_interference(

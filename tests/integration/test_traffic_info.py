@@ -391,12 +391,9 @@ def test_page_size_is_honoured(many: tuple[str, set[str]], admin_kubeconfig: Pat
         return send(method, path, **kwargs)
 
     client._transport.send = counting  # type: ignore[method-assign]
-    try:
-        client.traefik_group()
-        sent.clear()
-        items = client.list("TraefikService", namespace, page_size=100)
-    finally:
-        client.close()
+    client.traefik_group()
+    sent.clear()
+    items = client.list("TraefikService", namespace, page_size=100)
     assert {item["metadata"]["name"] for item in items} == created and len(items) == MANY
     assert len(sent) == MANY // 100
     assert all(query["limit"] == "100" for query in sent)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,7 +49,13 @@ def main(argv: list[str] | None = None) -> int:
 
     up = sub.add_parser("up", help="start (or reuse) the cluster and print eval-able exports")
     _instance_args(up)
-    up.add_argument("--port-offset", type=int, default=0, help="added to every port; a multiple of 10")
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        # Like the state dir, from the environment: scripts/demo and scripts/test then start a second instance.
+        default=int(os.environ.get("DARKLAUNCH_PORT_OFFSET") or 0),
+        help="added to every port; a multiple of 10 (default: $DARKLAUNCH_PORT_OFFSET or 0)",
+    )
     up.add_argument(
         "--crds",
         choices=CRD_MODES,

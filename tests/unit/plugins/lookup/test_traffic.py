@@ -18,6 +18,7 @@ from ansible.errors import AnsibleLookupError
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic
 
 COLLECTIONS_ROOT = Path(__file__).resolve().parents[4] / ".state" / "collections"
@@ -160,6 +161,8 @@ OBJECTS: dict[str, list[dict[str, Any]]] = {
 class FakeKube:
     """``KubeReader`` over OBJECTS; a cluster-wide list can be refused the way ``_k8s`` words it."""
 
+    connection = CommandConnection()  # the rollback command names no cluster
+
     def __init__(self, *, cluster_wide: bool = True, error_type: type[Exception] = DarklaunchError) -> None:
         self.cluster_wide = cluster_wide
         # The lookup catches its own copy of DarklaunchError (loaded by Ansible's collection loader).
@@ -195,8 +198,9 @@ def lookup(lookup_loader: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     instance.fake = FakeKube(error_type=plugin_globals["DarklaunchError"])
     instance.client_params = []
 
-    def from_params(params: dict[str, Any]) -> FakeKube:
+    def from_params(params: dict[str, Any], **given: Any) -> FakeKube:
         instance.client_params.append(dict(params))
+        instance.client_given = given
         return instance.fake
 
     # The class the lookup module itself imported (the collection loader's copy of _k8s).
@@ -455,11 +459,34 @@ def test_every_auth_option_reaches_the_shared_client_code(lookup: Any, monkeypat
     assert set(params) == set(auth_argument_spec())
     assert params["host"] == "https://k8s.example.com:6443" and params["api_key"] == "secret-token"
     assert params["impersonate_user"] == "alice"
+    assert lookup.client_given == {"given_kubeconfig": None}
+
+
+def test_a_kubeconfig_from_the_environment_is_not_named(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A command printed for later (an abandoned launch's rollback) names only a kubeconfig the user gave.
+    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", "/from/env")
+    lookup.run(["routes"], variables={}, namespace=NS)
+    assert lookup.client_params[-1]["kubeconfig"] == "/from/env"
+    assert lookup.client_given == {"given_kubeconfig": None}
+
+
+def test_a_kubeconfig_given_to_the_lookup_is_named(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K8S_AUTH_KUBECONFIG", "/from/env")
+    lookup.run(["routes"], variables={}, namespace=NS, kubeconfig="/given")
+    assert lookup.client_params[-1]["kubeconfig"] == "/given"
+    assert lookup.client_given == {"given_kubeconfig": "/given"}
 
 
 def test_anomalies_needs_prometheus(lookup: Any) -> None:
-    with pytest.raises(AnsibleLookupError, match="PROMETHEUS_URL"):
+    with pytest.raises(AnsibleLookupError, match=r"the anomalies term needs Prometheus: .*PROMETHEUS_URL"):
         lookup.run(["anomalies"], variables={})
+
+
+def test_series_needs_prometheus_and_says_so_by_its_own_name(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    labels = {"shadow": ["ns-shadow@kubernetescrd"], "main": ["ns-main@kubernetescrd"]}
+    with pytest.raises(AnsibleLookupError, match=r"the series term needs Prometheus: .*PROMETHEUS_URL"):
+        lookup.run(["series"], variables={}, namespace=NS, route_name="shop", service_labels=labels)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import (
     CONTROL_ANNOTATION,
     CONTROL_ANNOTATIONS,
@@ -116,6 +117,8 @@ def apply_patch(obj: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any
 class FakeKube:
     """One namespace holding at most the mirror. ``before_patch`` runs before each patch is applied (a
     concurrent writer); ``patches`` records every patch sent."""
+
+    connection = CommandConnection()  # the rollback command names no cluster
 
     def __init__(
         self,
@@ -306,6 +309,15 @@ def test_the_abandoned_refusal_gives_the_exact_rollback_command() -> None:
     assert caught.value.msg.endswith("Roll it back with: " + command)
     assert "passed 120 s ago" in caught.value.msg
     assert caught.value.details["rollback_command"] == command
+
+    # Read through a given kubeconfig context: the command names it, so it reaches the same cluster.
+    kube = FakeKube(mirror_with_launch())
+    kube.connection = CommandConnection(context="prod")
+    with pytest.raises(DarklaunchError) as caught:
+        run_control(kube, options("abort"), check_mode=False, clock=lambda: AFTER_DEADLINE)
+    assert caught.value.details["rollback_command"] == command.replace(
+        " -e restore_ingress_to_wrr", " -e context=prod -e restore_ingress_to_wrr"
+    )
 
 
 def test_a_record_without_a_readable_deadline_counts_as_abandoned() -> None:

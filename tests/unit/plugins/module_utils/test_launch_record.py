@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
     LaunchRecord,
     describe_launch,
@@ -194,6 +195,21 @@ def test_the_rollback_command_names_a_mirror_that_is_not_the_default() -> None:
     )
 
 
+def test_the_rollback_command_names_the_cluster_the_reader_used() -> None:
+    connection = CommandConnection(kubeconfig="/home/ops/kube config", context="prod")
+    assert rollback_command("shop", "prod", "shop-mirror", connection) == (
+        "ansible-playbook darklaunch.traefik.mirror_disable -e route_name=shop -e route_namespace=prod "
+        "-e 'kubeconfig=/home/ops/kube config' -e context=prod -e restore_ingress_to_wrr=true"
+    )
+    record = read_launch_record(load("ts-mirror-20-launch")["metadata"]["annotations"])
+    assert record is not None
+    described = describe_launch(
+        record, DEADLINE + timedelta(seconds=10), mirror_name="x-mirror", namespace="prod", connection=connection
+    )
+    assert " -e context=prod " in described["rollback_command"]
+    assert described["message"].endswith("Roll it back with: " + described["rollback_command"])
+
+
 def test_without_a_recorded_route_the_routing_ingress_route_is_named() -> None:
     annotations = dict(load("ts-mirror-20-launch")["metadata"]["annotations"])
     del annotations[PREFIX + "route"]
@@ -210,6 +226,8 @@ def test_without_a_recorded_route_the_routing_ingress_route_is_named() -> None:
 
 class MemoryKube:
     """Enough of KubeClient for read_traffic and run_mirror; counts writes."""
+
+    connection = CommandConnection()  # the rollback command names no cluster
 
     def __init__(self, *names: str) -> None:
         self.objects = {(obj["kind"], obj["metadata"]["name"]): obj for obj in map(load, names)}

@@ -16,10 +16,9 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import Action, MirrorParams
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import Action
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import (
     _revert_write,
-    observe,
     run_mirror,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._propagation import propagation_waits
@@ -255,12 +254,12 @@ def _ingress_route_reads(kube: FakeKube) -> int:
 
 
 @pytest.mark.parametrize("options", [ATTACH, {**ATTACH, "attach_to_ingress": False}, TEARDOWN], ids=str)
-def test_observe_reads_the_ingress_route_once(options: dict[str, Any]) -> None:
+def test_a_run_reads_the_ingress_route_once(options: dict[str, Any]) -> None:
     kube = FakeKube(WORLD)
     run_mirror(kube, ATTACH, check_mode=False)  # the mirror exists, so teardown must look for references
     kube.reads.clear()
 
-    observe(kube, MirrorParams.from_options(options).with_defaults())
+    run_mirror(kube, options, check_mode=True)
 
     assert _ingress_route_reads(kube) == 1, kube.reads
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     index_by_key,
     parse_ingress_route,
@@ -70,6 +71,8 @@ def _ingress_route(name: str, services: list[dict[str, Any]]) -> dict[str, Any]:
 
 class FakeKube:
     """Namespaced objects by (kind, namespace, name); ``forbidden``: (verb, kind) pairs answered with a 403."""
+
+    connection = CommandConnection()  # the rollback command names no cluster
 
     def __init__(self, objects: list[dict[str, Any]], forbidden: set[tuple[str, str]] = frozenset()) -> None:
         self.objects = {(o["kind"], o["metadata"].get("namespace", NS), o["metadata"]["name"]): o for o in objects}

@@ -16,6 +16,7 @@ import pytest
 from ansible.module_utils import basic
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.modules import launch_control
 
 try:
@@ -60,6 +61,8 @@ def mirror(deadline: str = "2999-01-01T00:00:00.000Z", **control: str) -> dict[s
 
 class FakeClient:
     """KubeClient's three calls used by launch_control, on one object; ``conflicts`` patches fail first."""
+
+    connection = CommandConnection()  # the rollback command names no cluster
 
     def __init__(self, obj: dict[str, Any] | None, conflicts: int = 0) -> None:
         self.obj = obj

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import kubeconfig_context
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _playbook_inputs as inputs
 
 
@@ -77,22 +78,22 @@ KUBECONFIG: dict[str, Any] = {
 
 
 def test_the_current_context_and_its_namespace() -> None:
-    assert inputs.kubeconfig_context({"kubeconfig": KUBECONFIG}, "~/.kube/config") == ("a", "team-a")
+    assert kubeconfig_context({"kubeconfig": KUBECONFIG}, "~/.kube/config") == ("a", "team-a")
 
 
 def test_the_given_context() -> None:
-    assert inputs.kubeconfig_context({"kubeconfig": KUBECONFIG, "context": "b"}, "") == ("b", None)
+    assert kubeconfig_context({"kubeconfig": KUBECONFIG, "context": "b"}, "") == ("b", None)
 
 
 def test_an_unknown_context_names_the_known_ones() -> None:
     with pytest.raises(DarklaunchError) as caught:
-        inputs.kubeconfig_context({"kubeconfig": KUBECONFIG, "context": "c"}, "")
+        kubeconfig_context({"kubeconfig": KUBECONFIG, "context": "c"}, "")
     assert caught.value.field == "context" and "its contexts are: a, b" in caught.value.msg
 
 
 def test_a_host_with_its_own_credentials_reads_no_kubeconfig() -> None:
     auth = {"kubeconfig": KUBECONFIG, "host": "https://k", "api_key": "t"}
-    assert inputs.kubeconfig_context(auth, "") == (None, None)
+    assert kubeconfig_context(auth, "") == (None, None)
 
 
 def test_several_kubeconfig_files_merge_first_wins(tmp_path: Path) -> None:
@@ -100,12 +101,12 @@ def test_several_kubeconfig_files_merge_first_wins(tmp_path: Path) -> None:
     first.write_text(yaml.safe_dump({"contexts": [{"name": "a", "context": {"namespace": "first"}}]}))
     second.write_text(yaml.safe_dump({**KUBECONFIG, "current-context": "b"}))
     paths = os.pathsep.join([str(first), str(second)])
-    assert inputs.kubeconfig_context({}, paths) == ("b", None)
-    assert inputs.kubeconfig_context({"context": "a"}, paths) == ("a", "first")
+    assert kubeconfig_context({}, paths) == ("b", None)
+    assert kubeconfig_context({"context": "a"}, paths) == ("a", "first")
 
 
 def test_no_kubeconfig_file_means_no_context(tmp_path: Path) -> None:
-    assert inputs.kubeconfig_context({}, str(tmp_path / "missing")) == (None, None)
+    assert kubeconfig_context({}, str(tmp_path / "missing")) == (None, None)
 
 
 @pytest.mark.parametrize(
