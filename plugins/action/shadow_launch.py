@@ -35,6 +35,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
     kubernetes_missing_error,
     resolve_auth_options,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import rollback_command, status_command
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import (
@@ -297,16 +298,23 @@ class _Cluster:
     def restore(self) -> dict[str, Any]:
         return self._mirror(state="absent", restore_ingress_to_wrr=self._params["restore_ingress_to_wrr"])
 
-    def observe(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    def _mirror_name(self) -> str:
         route_name = self._params["route_name"]
-        mirror_name = (
-            self._names.get("mirror_name") or self._params["mirror_name"] or default_names.mirror_name(route_name)
-        )
+        return self._names.get("mirror_name") or self._params["mirror_name"] or default_names.mirror_name(route_name)
+
+    def observe(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         namespace = self._params["namespace"]
         return (
-            self._client.get("TraefikService", namespace, mirror_name),
-            self._client.get("IngressRoute", namespace, route_name),
+            self._client.get("TraefikService", namespace, self._mirror_name()),
+            self._client.get("IngressRoute", namespace, self._params["route_name"]),
         )
+
+    def rollback_command(self) -> str:
+        params = self._params
+        return rollback_command(params["route_name"], params["namespace"], self._mirror_name(), self._client.connection)
+
+    def status_command(self) -> str:
+        return status_command(self._params["route_name"], self._params["namespace"], self._client.connection)
 
     def read_route(self) -> dict[str, Any] | None:
         try:

@@ -320,6 +320,14 @@ def rollback_command(
     return command + connection.extra_vars() + " -e restore_ingress_to_wrr=true"
 
 
+def status_command(route: str, namespace: str, connection: CommandConnection = NO_CONNECTION) -> str:
+    """The command that shows a route's launch, mirror and users, on the cluster ``connection`` names."""
+    return (
+        f"ansible-playbook darklaunch.traefik.shadow_status -e route_name={route} -e route_namespace={namespace}"
+        + connection.extra_vars()
+    )
+
+
 def _route_of(record: LaunchRecord, mirror_name: str, referenced_by: Sequence[Mapping[str, Any]]) -> str:
     """The route the launch ran on: as recorded, else the IngressRoute that routes through the mirror,
     else the stem of the default mirror name."""

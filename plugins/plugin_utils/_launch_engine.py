@@ -490,8 +490,8 @@ class LaunchEngine:
             return self._end(
                 ROLLBACK_FAILED,
                 f"ROLLBACK FAILED after the launch failed. Launch: {cause} Rollback: {error.msg} {armed}Check the "
-                "route with the role's status entry point and run playbooks/mirror_disable.yml "
-                "(restore_ingress_to_wrr=true) once the cause is fixed.",
+                f"route with {self.cluster.status_command()} and, once the cause is fixed, restore it with "
+                f"{self.cluster.rollback_command()}",
                 kind,
                 failed_check,
                 cause=cause,
@@ -543,6 +543,7 @@ class LaunchEngine:
         self.result.cause = cause if cause is not None else (msg if outcome not in (PASSED, PLANNED) else None)
         self.result.cause_kind = kind
         self.result.failed_check = failed_check
+        self.result.status_command = self.cluster.status_command()
         return self.result
 
     def say(self, line: str) -> None:

@@ -42,6 +42,12 @@ class Cluster(Protocol):
     def read_route(self) -> dict[str, Any] | None:
         """The route's distribution (traefik_traffic_info's), None when the IngressRoute does not exist."""
 
+    def rollback_command(self) -> str:
+        """The command that restores the route and deletes the mirror, on this launch's cluster."""
+
+    def status_command(self) -> str:
+        """The command that shows the route's state, on this launch's cluster."""
+
 
 class Judge(Protocol):
     def check(self, since: float | None = None) -> dict[str, Any]:
@@ -95,6 +101,8 @@ class LaunchResult:
     resolved: dict[str, Any] = field(default_factory=dict)
     before: dict[str, Any] | None = None
     lines: list[str] = field(default_factory=list)
+    # The command that shows the route now, on the launch's cluster (named in the failure block).
+    status_command: str | None = None
 
     @property
     def failed(self) -> bool:
@@ -113,4 +121,5 @@ class LaunchResult:
             "changes": list(self.changes),
             "resolved": dict(self.resolved),
             "before": self.before,
+            "status_command": self.status_command,
         }

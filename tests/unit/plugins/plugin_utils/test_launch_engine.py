@@ -376,6 +376,12 @@ class FakeCluster:
         self._due()
         return self._distribution()
 
+    def rollback_command(self) -> str:
+        return f"ansible-playbook darklaunch.traefik.mirror_disable -e route_name={ROUTE} -e context=test"
+
+    def status_command(self) -> str:
+        return f"ansible-playbook darklaunch.traefik.shadow_status -e route_name={ROUTE} -e context=test"
+
     # --- helpers -------------------------------------------------------------------------------------
 
     @staticmethod
@@ -1218,6 +1224,13 @@ def test_a_failed_rollback_says_so_and_leaves_the_watchdog_armed() -> None:
     assert result.cause_kind == "anomalous"
     assert result.msg.startswith("ROLLBACK FAILED after the launch failed. Launch: Anomaly gate at 50%: anomalous.")
     assert "Rollback: the API server answered 503 The watchdog stays armed" in result.msg
+    # The commands name the launch's cluster (the fake's context), whatever the current context is later.
+    assert result.msg.endswith(
+        f"Check the route with ansible-playbook darklaunch.traefik.shadow_status -e route_name={ROUTE} -e context=test "
+        f"and, once the cause is fixed, restore it with ansible-playbook darklaunch.traefik.mirror_disable "
+        f"-e route_name={ROUTE} -e context=test"
+    )
+    assert result.to_dict()["status_command"].endswith("-e context=test")
     assert result.cause is not None
     assert result.cause.startswith("Anomaly gate at 50%: anomalous.")
     assert len(w.cluster.restores) == 1
