@@ -224,3 +224,66 @@ def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
     assert main_requests and max(main_requests) <= 240, main_requests
     assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)
+
+
+def test_a_launch_that_mirrors_only_gets_rolls_a_failing_shadow_back(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic: Callable[..., Any],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> None:
+    """The same launch with a shadow that fails half its requests: the gate sees the GET copies fail, the
+    launch is rolled back, users (GETs and POSTs) never see an error, no POST is ever copied, and the
+    IngressRoute is back exactly as written. The canary's weight is 0, so it only ever gets copies and can
+    fail from the start."""
+    world = seed_world(app="mm-fail", weights=USERS_ON_STABLE)
+    before = route_as_written(kube, world)
+    canary = world.backends["canary"]
+    canary.set_knobs(error_rate=0.5)
+    load = traffic_for(world, 20.0)  # users' GETs
+    time.sleep(4)  # some history for the gate's baseline
+    output = tmp_path / "launch.out"
+    launch = launch_vars(
+        world,
+        bake_seconds=30,
+        interval=5,
+        window="10s",
+        history_windows=3,
+        min_requests=20,
+        mirror_methods=["GET"],
+        report=False,
+    )
+    started = time.monotonic()
+    process = start_playbook("shadow_launch", launch, output)
+    posts: dict[int, int] = {}
+    post_bodies: set[str] = set()
+    deadline = started + 90
+    while process.poll() is None and time.monotonic() < deadline:
+        answered = traffic(world.host, n=2, method="POST", body=b'{"order": 1}')
+        for status, count in answered.by_status.items():
+            posts[status] = posts.get(status, 0) + count
+        post_bodies.update(answered.bodies)
+        time.sleep(0.2)
+    out = finish_playbook(process, output, timeout=30)
+    took = time.monotonic() - started
+    load.stop()
+    canary.set_knobs(error_rate=0)
+    shadow = canary.counters()
+    lines = re.findall(r"50% step, .*", out)
+    print(
+        f"\n[mirror_methods failing shadow] {lines}; ended after {took:.1f} s; "
+        f"shadow copies {shadow['by_method_path']} "
+        f"({shadow['errors']} answered 5xx); users: GET {dict(load.statuses)} (failures {load.failures}), "
+        f"POST {posts}; main {world.backends['stable'].counters()['by_method_path']}"
+    )
+
+    assert process.returncode != 0, out[-6000:]
+    assert "anomalous" in out and "rolled back" in out, out[-6000:]
+    assert shadow["by_method_path"].get("GET /", 0) > 0 and shadow["errors"] > 0, shadow
+    assert "POST /" not in shadow["by_method_path"], "a POST was copied to the shadow"
+    assert load.errors() == 0 and load.sent > 0, dict(load.statuses)
+    assert set(load.answered_by) == {world.service("stable")}, dict(load.answered_by)
+    assert set(posts) == {200} and post_bodies == {world.service("stable")}, (posts, post_bodies)
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
