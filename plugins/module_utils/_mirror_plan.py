@@ -183,6 +183,10 @@ class Observed:
     routes_referencing_mirror: Sequence[Mapping[str, Any]] = ()
     traefik_services: Sequence[Mapping[str, Any]] = ()
     services: Sequence[Mapping[str, Any]] | None = None
+    # Attach with request matching: the IngressRoutes whose routes may compete with the route's on Traefik's
+    # muxer (cluster-wide, else the namespace's; see _route_rivals), and what the read could not see.
+    neighbours: Sequence[Mapping[str, Any]] = ()
+    neighbours_warnings: Sequence[str] = ()
 
 
 # --- outputs -------------------------------------------------------------------------------------------
@@ -1173,7 +1177,9 @@ def _plan_request_routes(
         index: _repointed_services(ctx, index, _raw_route_services(ingress_route, index), positions)
         for index, positions in matched.items()
     }
-    change = plan_request_routes(ingress_route.raw, request, sources, added, params.api_group)
+    observed = ctx.observed
+    change = plan_request_routes(ingress_route.raw, request, sources, added, params.api_group, observed.neighbours)
+    ctx.warnings.extend(observed.neighbours_warnings)
     ctx.warnings.extend(request.warnings(params.mirror_service))
     if not change.ops:
         return copy.deepcopy(dict(ingress_route.raw))

@@ -173,6 +173,69 @@ def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(
     teardown_restores(kube, world, written)
 
 
+def test_a_longer_rule_of_another_ingress_route_keeps_its_gets(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    audit: Any,
+    traffic: Callable[..., Any],
+    traefik_api_get: Callable[[str], Any],
+) -> None:
+    """Another IngressRoute on the same entry point sends `Host && PathPrefix(/api)` to staging: its longer rule
+    beats the seed's `Host(...)` today. The added route's rule is longer still, so unset it would take the GETs
+    of /api; its priority is set just above the seed route's instead, and staging keeps every /api request."""
+    world = seed_world(app="mm-rival", weights=USERS_ON_STABLE)
+    seed = ingress_route(kube, world)
+    rule = seed["spec"]["routes"][0]["match"]
+    other = {
+        "apiVersion": seed["apiVersion"],
+        "kind": "IngressRoute",
+        "metadata": {"name": f"{world.route}-api", "namespace": world.namespace},
+        "spec": {
+            **({"entryPoints": seed["spec"]["entryPoints"]} if seed["spec"].get("entryPoints") else {}),
+            "routes": [
+                {
+                    "match": f"{rule} && PathPrefix(`/api`)",
+                    "kind": "Rule",
+                    "services": [{"name": world.service("staging"), "port": world.port("staging")}],
+                }
+            ],
+        },
+    }
+    kube.apply(other, world.namespace)
+    try:
+        deadline = time.monotonic() + 20
+        while set(traffic(world.host, path="/api").bodies) != {world.service("staging")}:
+            assert time.monotonic() < deadline, "Traefik never routed the other IngressRoute"
+            time.sleep(0.2)
+        written = user_part(ingress_route(kube, world))
+        other_written = kube.get(API, "IngressRoute", other["metadata"]["name"], world.namespace)["spec"]
+
+        added = attach_and_rerun(audit, kube, world, ["GET", "HEAD"])
+        combined = f"({rule}) && (Method(`GET`) || Method(`HEAD`))"
+        assert len(combined) > len(other["spec"]["routes"][0]["match"]), "the case needs the longer added rule"
+        assert added["match"] == combined and added["priority"] == len(rule) + 1, added
+
+        wait_mirror_live(traefik_api_get, world, percent=100)
+        world.reset_backends()
+        api_gets = traffic(world.host, n=30, path="/api")
+        api_posts = traffic(world.host, n=10, path="/api", method="POST", body=b"x")
+        gets = traffic(world.host, n=20)
+        copies = copies_settled(world, {"GET /": 20})
+        staging = world.backends["staging"].counters()["by_method_path"]
+        print(f"\n[rival route] priority {added['priority']}; staging {staging}; shadow copies {copies}")
+
+        assert api_gets.by_status == {200: 30} and set(api_gets.bodies) == {world.service("staging")}
+        assert api_posts.by_status == {200: 10} and gets.by_status == {200: 20}
+        assert staging == {"GET /api": 30, "POST /api": 10}, "the other IngressRoute keeps every /api request"
+        assert copies == {"GET /": 20}, "no /api request is copied"
+        assert world.backends["stable"].counters()["by_method_path"] == {"GET /": 20}
+
+        teardown_restores(kube, world, written)
+        assert kube.get(API, "IngressRoute", other["metadata"]["name"], world.namespace)["spec"] == other_written
+    finally:
+        kube.delete(API, "IngressRoute", other["metadata"]["name"], world.namespace)
+
+
 def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
     seed_world: Callable[..., Any],
     kube: Any,

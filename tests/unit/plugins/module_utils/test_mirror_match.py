@@ -180,7 +180,7 @@ def test_a_route_between_the_two_lengths_makes_the_priority_explicit() -> None:
 
 
 def test_a_tie_with_another_route_is_refused() -> None:
-    routes = [route("Host(`a`)", 10), route("Host(`b`)", 11)]
+    routes = [route("Host(`a`)", 10), route("Host(`a`) && Path(`/x`)", 11)]
     with pytest.raises(DarklaunchError, match="cannot be combined safely") as caught:
         added_priority(routes, 0, "x" * 50, (), GET_HEAD)
     assert caught.value.field == "mirror_methods"
