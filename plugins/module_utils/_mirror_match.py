@@ -166,37 +166,32 @@ def combined_rule(match: str, request: RequestMatch) -> str:
 def added_priority(
     routes: Sequence[Mapping[str, Any]],
     source: int,
-    combined: str,
     ignored: Iterable[int],
     request: RequestMatch,
     neighbours: Sequence[tuple[str, Mapping[str, Any]]] = (),
     api_group: str = "traefik.io",
-) -> int | None:
-    """The priority of the route added for ``routes[source]``; None to leave it unset.
+) -> int:
+    """The priority of the route added for ``routes[source]``: the source's + 1 (see _route_rivals).
 
     It must beat the source and nothing that beats the source today: the IngressRoute's other routes (except
     ``ignored``, the routes added earlier) and ``neighbours``, the routes of other IngressRoutes on the same
     muxer (``_route_rivals.neighbour_routes``), where their rules can match the same requests. Refused when
-    no integer priority fits between the source and the lowest route above it.
+    one of them has exactly the source's priority + 1: no whole number fits between the two.
     """
     own = routes[source]
     skipped = {source, *ignored}
     inside = [(f"route {index}", route) for index, route in enumerate(routes) if index not in skipped]
-    competing = rivals(own, [*inside, *neighbours], api_group)
     try:
-        return place_above(own, len(combined.encode()), competing)
+        return place_above(own, rivals(own, [*inside, *neighbours], api_group))
     except NoRoom as no_room:
         source_priority = effective_priority(own)
         blocking = no_room.blocking
-        if blocking is None:
-            reason = f"priority {source_priority} is the highest Traefik accepts"
-        elif blocking.priority == no_room.wanted:
-            reason = (
-                f"{blocking.where} has priority {blocking.priority}, so the added route would tie with it and "
-                "Traefik would try the two in no defined order"
-            )
-        else:
-            reason = f"{blocking.where} has priority {blocking.priority} and may match the same requests"
+        reason = (
+            f"{blocking.where} has priority {blocking.priority}, beats route {source} for requests both match, and "
+            "no whole number lies between the two"
+            if blocking
+            else f"priority {source_priority} is the highest Traefik accepts"
+        )
         raise DarklaunchError(
             f"Route {source}'s rule cannot be combined safely with {request.field}: the route that copies "
             f"{request.describe()} needs a priority above route {source}'s ({source_priority}) and below every "
@@ -208,14 +203,13 @@ def added_priority(
 
 
 def added_route(
-    source: Mapping[str, Any], combined: str, priority: int | None, services: Sequence[Mapping[str, Any]]
+    source: Mapping[str, Any], combined: str, priority: int, services: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The source route's fields (middlewares, syntax, observability, kind, ...) with the combined rule, the
     added priority and the mirror's services."""
     route = {key: copy.deepcopy(value) for key, value in source.items() if key not in ("priority", "services")}
     route["match"] = combined
-    if priority is not None:
-        route["priority"] = priority
+    route["priority"] = priority
     route["services"] = [copy.deepcopy(dict(entry)) for entry in services]
     return route
 
@@ -369,7 +363,7 @@ def plan_request_routes(
                 field=request.field,
             ) from None
         combined = combined_rule(match, request)
-        priority = added_priority(routes, index, combined, existing, request, outside, api_group)
+        priority = added_priority(routes, index, existing, request, outside, api_group)
         desired[index] = added_route(route, combined, priority, sources[index])
     placed: dict[int, int] = {}  # source -> index of its added route
     stale: list[int] = []
@@ -399,7 +393,7 @@ def plan_request_routes(
             record[shifted(placed[source])] = {"source": shifted(source), "match": route["match"]}
             continue
         ops.append({"op": "add", "path": "/spec/routes/-", "value": route})
-        at = f" at priority {route['priority']}" if "priority" in route else ""
+        at = f" at priority {route['priority']}"
         changes.append(
             f"route {count} added{at}: it sends {request.describe()} of route {source} through the mirror, "
             f"and route {source} keeps serving every other request"

@@ -116,28 +116,24 @@ def neighbour_routes(
     return found
 
 
-def place_above(source: Mapping[str, Any], default: int, competing: Sequence[Rival]) -> int | None:
+def place_above(source: Mapping[str, Any], competing: Sequence[Rival]) -> int:
     """The priority for a route that must be tried right after everything that beats ``source`` and right
-    before ``source``; None to leave it unset (Traefik then gives it ``default``, its rule's length).
+    before ``source``: the source's priority + 1, which must stay below the lowest rival above the source;
+    raises :class:`NoRoom` when it does not.
 
-    Unset is enough when ``source`` has no priority of its own and no rival has a priority from the source's
-    (excluded) up to ``default`` (included). Otherwise the source's priority + 1, which must stay below the
-    lowest rival above the source: raises :class:`NoRoom` when it does not. A rival with the source's own
-    priority is tried in no defined order against the source already and does not count.
+    Always explicit, never the rule's length: a route written later with a priority above the source's + 1
+    still comes before the added route. A rival with the source's own priority is tried in no defined order
+    against the source already and does not count.
     """
     own = effective_priority(source)
     if own is None:
         raise ValueError("a route Traefik builds no router for has no priority")
-    above = [rival for rival in competing if rival.priority > own]
-    lowest = min(above, key=lambda rival: rival.priority) if above else None
-    explicit = source.get("priority") not in (None, 0)
-    if not explicit and (lowest is None or lowest.priority > default):
-        return None
     wanted = own + 1 or 1  # 0 would mean "the rule's length"
     if wanted > MAX_USER_PRIORITY:
         raise NoRoom(wanted, None)
-    if lowest is not None and wanted >= lowest.priority:
-        raise NoRoom(wanted, lowest)
+    blocking = [rival for rival in competing if own < rival.priority <= wanted]
+    if blocking:
+        raise NoRoom(wanted, blocking[0])
     return wanted
 
 

@@ -104,8 +104,9 @@ def test_only_gets_and_heads_reach_the_shadow(
         "match": f"(Host(`{world.host}`)) && (Method(`GET`) || Method(`HEAD`))",
         "kind": "Rule",
         "middlewares": original["spec"]["routes"][0]["middlewares"],
+        "priority": len(f"Host(`{world.host}`)") + 1,
         "services": [{"name": f"{world.route}-mirror", "kind": "TraefikService"}],
-    }, "no priority: the longer rule already wins"
+    }, "just above the original route's priority (its rule's length)"
     assert ingress_route(kube, world)["spec"]["routes"][0] == original["spec"]["routes"][0]
 
     wait_mirror_live(traefik_api_get, world, percent=100)

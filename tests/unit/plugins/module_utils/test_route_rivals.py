@@ -18,6 +18,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match i
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_plan import MirrorParams
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import _neighbours
 from ansible_collections.darklaunch.traefik.plugins.module_utils._route_rivals import (
+    NoRoom,
     Rival,
     neighbour_routes,
     place_above,
@@ -93,17 +94,12 @@ def test_a_longer_rule_of_another_ingress_route_keeps_its_requests() -> None:
     source `Host(a)` (9 bytes) today; the added route, unset, would get its rule's length (48) and take the
     GETs of /api from it. It gets 10: above the source, below the other route."""
     routes = [route("Host(`a`)")]
-    combined = combined_rule("Host(`a`)", GET_HEAD)
-    assert len(combined) == 48
+    assert len(combined_rule("Host(`a`)", GET_HEAD)) == 48
     neighbours = neighbour_routes(
         ingress("api", *routes), [ingress("api-v2", route("Host(`a`) && PathPrefix(`/api`)"))]
     )
-    assert added_priority(routes, 0, combined, (), GET_HEAD, neighbours) == 10
-    # Without it the longer rule already wins, as before.
-    assert added_priority(routes, 0, combined, (), GET_HEAD) is None
-    # A route of another IngressRoute above the added route's length, or for another host, changes nothing.
-    far = neighbour_routes(ingress("api", *routes), [ingress("b", route("Host(`b`) && PathPrefix(`/api`)"))])
-    assert added_priority(routes, 0, combined, (), GET_HEAD, far) is None
+    assert rivals(routes[0], neighbours, IO) == [Rival("route 0 of IngressRoute shop/api-v2", 31)]
+    assert added_priority(routes, 0, (), GET_HEAD, neighbours) == 10
 
 
 def test_no_integer_between_the_source_and_a_route_of_another_ingress_route_is_refused() -> None:
@@ -112,18 +108,25 @@ def test_no_integer_between_the_source_and_a_route_of_another_ingress_route_is_r
         ingress("api", *routes), [ingress("api-v2", route("Host(`a`) && PathPrefix(`/api`)", 11))]
     )
     with pytest.raises(DarklaunchError, match="cannot be combined safely") as caught:
-        added_priority(routes, 0, combined_rule("Host(`a`)", GET), (), GET, neighbours)
+        added_priority(routes, 0, (), GET, neighbours)
     assert caught.value.field == "mirror_methods"
     assert "route 0 of IngressRoute shop/api-v2 has priority 11" in caught.value.msg
     assert "Nothing was changed" in caught.value.msg
+    # The same route on another entry point, or for another host, is no rival.
+    elsewhere = ingress("api-v2", route("Host(`a`) && PathPrefix(`/api`)", 11), entryPoints=["internal"])
+    other_host = ingress("api-v2", route("Host(`b`) && PathPrefix(`/api`)", 11))
+    own = ingress("api", *routes, entryPoints=["web"])
+    assert added_priority(routes, 0, (), GET, neighbour_routes(own, [elsewhere, other_host])) == 11
 
 
 def test_the_priority_sits_just_above_the_source() -> None:
     source = route("Host(`a`)", 10)
-    assert place_above(source, 50, [Rival("r", 12)]) == 11
-    assert place_above(source, 50, [Rival("r", 10)]) == 11  # a tie with the source is no rival above it
-    assert place_above(route("Host(`a`)"), 27, [Rival("r", 27)]) == 10  # unset would tie at 27
-    assert place_above(route("Host(`a`)"), 27, [Rival("r", 28)]) is None
+    assert place_above(source, [Rival("r", 12)]) == 11
+    assert place_above(source, [Rival("r", 10), Rival("s", 3)]) == 11  # a tie with the source is no rival above
+    assert place_above(route("Host(`a`)"), [Rival("r", 27)]) == 10
+    with pytest.raises(NoRoom) as caught:
+        place_above(source, [Rival("r", 11)])
+    assert caught.value.blocking == Rival("r", 11) and caught.value.wanted == 11
 
 
 def test_plan_request_routes_reads_the_neighbours() -> None:
