@@ -237,6 +237,65 @@ def test_a_longer_rule_of_another_ingress_route_keeps_its_gets(
         kube.delete(API, "IngressRoute", other["metadata"]["name"], world.namespace)
 
 
+def test_under_the_operator_role_the_namespace_is_checked_and_no_room_is_refused(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    audit: Any,
+    make_namespace: Callable[[str], str],
+    bind_operator: Callable[[str], None],
+    operator_kubeconfig: Path,
+) -> None:
+    """With the shipped operator Role the cluster-wide list of IngressRoutes is refused (403): the route's
+    namespace is listed instead and a warning says so. A route there with exactly the priority the added route
+    needs is named in a refusal that writes nothing; with room, the attach goes through."""
+    namespace = make_namespace("mm-role")
+    bind_operator(namespace)
+    world = seed_world(app="mm-role", namespace=namespace, weights=USERS_ON_STABLE)
+    seed = ingress_route(kube, world)
+    rule = seed["spec"]["routes"][0]["match"]
+    written = user_part(seed)
+    other: dict[str, Any] = {
+        "apiVersion": seed["apiVersion"],
+        "kind": "IngressRoute",
+        "metadata": {"name": f"{world.route}-api", "namespace": namespace},
+        "spec": {
+            "routes": [
+                {
+                    "match": f"{rule} && PathPrefix(`/api`)",
+                    "kind": "Rule",
+                    "priority": len(rule) + 1,
+                    "services": [{"name": world.service("staging"), "port": world.port("staging")}],
+                }
+            ]
+        },
+    }
+    kube.apply(copy.deepcopy(other), namespace)
+    args = {**attach_args(world, ["GET"]), "kubeconfig": str(operator_kubeconfig)}
+
+    mark = audit.mark()
+    refused = run_module("traefik_mirror", args)
+    assert refused.get("failed") and refused.get("field") == "mirror_methods", refused
+    assert f"route 0 of IngressRoute {namespace}/{world.route}-api has priority {len(rule) + 1}" in refused["msg"]
+    assert audit.writes_since(mark, namespace=namespace) == [], "a refusal writes nothing"
+    assert user_part(ingress_route(kube, world)) == written and not mirror_exists(kube, world)
+
+    other["spec"]["routes"][0]["priority"] = len(rule) + 5
+    kube.apply(copy.deepcopy(other), namespace)
+    attached = run_module("traefik_mirror", args)
+    assert attached["changed"] and attached["status"] == "active", attached
+    assert ingress_route(kube, world)["spec"]["routes"][-1]["priority"] == len(rule) + 1
+    warnings = [w for w in attached.get("warnings", []) if "could not be listed in all namespaces" in w]
+    assert len(warnings) == 1 and f"namespace {namespace} only" in warnings[0], attached.get("warnings")
+    print(f"\n[operator role] refused: {refused['msg'][:160]}...; warning: {warnings[0][:120]}...")
+
+    removed = run_module(
+        "traefik_mirror",
+        {"route_name": world.route, "namespace": namespace, "state": "absent", "kubeconfig": str(operator_kubeconfig)},
+    )
+    assert removed["changed"] and removed["status"] == "absent", removed
+    assert user_part(ingress_route(kube, world)) == written
+
+
 def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
     seed_world: Callable[..., Any],
     kube: Any,
