@@ -81,6 +81,21 @@ def _check_weighted_split(ctx: PlanContext, repointed_refs: Sequence[ServiceRef]
         return
     main_name = params.main_service if params.main_kind == KIND_SERVICE else f"TraefikService {params.main_service}"
     losers = [ref.name for ref in live if ref.name != params.main_service]
+    request = ctx.request
+    if request is not None:
+        # Request matching leaves the route on its services for every request it does not copy: those would
+        # stay on the split, so the losers (the shadow among them, typically) would keep answering real users'
+        # writes, the very requests request matching keeps away from them.
+        raise DarklaunchError(
+            f"IngressRoute {params.namespace}/{params.route_name} splits real users through the weighted "
+            f"TraefikService {wrr.name} ({split_text(wrr)}). With {request.field}, the route keeps serving the "
+            f"requests that are not copied from that split, so {join_words(losers)} would keep answering real "
+            f"users' requests, writes included. Send every user to {main_name} in {wrr.name} first (weight 0 for "
+            f"{join_words(losers)}), keep the split and mirror on top of it (main_kind=TraefikService, "
+            f"main_service={wrr.name}), or attach without {request.field}.",
+            field=request.field,
+            details={"weighted_split": split_text(wrr)},
+        )
     if not params.confirm_end_weighted_split:
         raise DarklaunchError(
             f"IngressRoute {params.namespace}/{params.route_name} splits real users through the weighted "
@@ -267,7 +282,9 @@ def _plan_request_routes(
         index: _repointed_services(ctx, index, raw_route_services(ingress_route, index), positions)
         for index, positions in matched.items()
     }
-    change = plan_request_routes(ingress_route.raw, request, sources, added, params.api_group)
+    observed = ctx.observed
+    change = plan_request_routes(ingress_route.raw, request, sources, added, params.api_group, observed.neighbours)
+    ctx.warnings.extend(observed.neighbours_warnings)
     ctx.warnings.extend(request.warnings(params.mirror_service))
     if not change.ops:
         return copy.deepcopy(dict(ingress_route.raw))

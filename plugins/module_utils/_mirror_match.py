@@ -4,18 +4,15 @@
 
 Traefik's mirroring has no request filter of its own. An IngressRoute can filter, though: attach adds, to the
 same IngressRoute, one route per repointed route (the *source*) whose rule is the source's rule AND the
-methods / extra expression, with a priority that makes it win over its source and over nothing else, the
+methods / extra expression, with a priority that makes it win over its source and over nothing that does not
+already beat the source, in this IngressRoute or in another one on the same entry point (``_route_rivals``), the
 source's middlewares and other fields, and the mirror as its target. The source keeps serving every other
 request from its own services. The added routes are listed in the annotation ``ROUTES_ANNOTATION`` so that a
 rerun recognises them and a restore removes exactly them.
 
-Pure: priorities and JSON Patch ops over plain dicts (rule syntax: ``_traefik_rule``), checked against
-Traefik's own source (``pkg/server/router/router.go``, ``pkg/muxer/http/mux.go`` of v2.11 and v3.x):
-
-- A route without ``priority`` (or with 0) gets the length of its rule in bytes; routes are tried from the
-  highest priority down, and equal priorities (same provider) are in no defined order (``sort.Sort``).
-- The highest priority a user may set is ``math.MaxInt - 1000``.
-- The methods part written here, ``Method(`GET`) || Method(`HEAD`)``, means the same in v2 and v3 syntax.
+Pure: JSON Patch ops over plain dicts (rule syntax: ``_traefik_rule``; priorities: ``_route_rivals``, read
+from Traefik's own source). The methods part written here, ``Method(`GET`) || Method(`HEAD`)``, means the same
+in v2 and v3 syntax.
 """
 
 from __future__ import annotations
@@ -28,6 +25,13 @@ from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import MIRROR_ROUTES_ANNOTATION
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_rivals import (
+    NoRoom,
+    effective_priority,
+    neighbour_routes,
+    place_above,
+    rivals,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traefik_rule import (
     SYNTAX_V2,
     SYNTAX_V3,
@@ -41,8 +45,6 @@ ROUTES_ANNOTATION = MIRROR_ROUTES_ANNOTATION
 HTTP_METHODS = ("GET", "HEAD", "OPTIONS", "TRACE", "POST", "PUT", "PATCH", "DELETE", "CONNECT")
 # Methods that RFC 9110 defines as safe: repeating them has no intended side effect.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-# pkg/server/router/router.go: maxUserPriority = math.MaxInt - 1000 (the CRD's maximum as well).
-MAX_USER_PRIORITY = 2**63 - 1 - 1000
 
 # --- the options ---------------------------------------------------------------------------------------
 
@@ -161,73 +163,53 @@ def combined_rule(match: str, request: RequestMatch) -> str:
     return " && ".join(parts)
 
 
-def effective_priority(route: Mapping[str, Any]) -> int | None:
-    """The priority Traefik gives ``route`` (its own, else the rule's length in bytes); None when Traefik
-    builds no router for it (empty rule, a kind other than Rule)."""
-    match = route.get("match")
-    if not isinstance(match, str) or not match or (route.get("kind") or "Rule") != "Rule":
-        return None
-    priority = route.get("priority")
-    if isinstance(priority, int) and not isinstance(priority, bool) and priority != 0:
-        return priority
-    return len(match.encode())
-
-
 def added_priority(
-    routes: Sequence[Mapping[str, Any]], source: int, combined: str, ignored: Iterable[int], request: RequestMatch
-) -> int | None:
-    """The priority of the route added for ``routes[source]``; None to leave it unset.
+    routes: Sequence[Mapping[str, Any]],
+    source: int,
+    ignored: Iterable[int],
+    request: RequestMatch,
+    neighbours: Sequence[tuple[str, Mapping[str, Any]]] = (),
+    api_group: str = "traefik.io",
+) -> int:
+    """The priority of the route added for ``routes[source]``: the source's + 1 (see _route_rivals).
 
-    It must beat the source and nothing that the source does not beat. Unset, Traefik gives the added route
-    the length of its rule, longer than the source's: enough when the source has no priority of its own and
-    no other route of the IngressRoute has a priority from the source's (excluded) up to that length
-    (included). Otherwise the source's priority + 1, refused if another route has exactly that priority (two
-    routes of equal priority are tried in no defined order).
+    It must beat the source and nothing that beats the source today: the IngressRoute's other routes (except
+    ``ignored``, the routes added earlier) and ``neighbours``, the routes of other IngressRoutes on the same
+    muxer (``_route_rivals.neighbour_routes``), where their rules can match the same requests. Refused when
+    one of them has exactly the source's priority + 1: no whole number fits between the two.
     """
     own = routes[source]
-    source_priority = effective_priority(own)
-    if source_priority is None:
-        raise DarklaunchError("Internal error: a route Traefik ignores cannot be a source.")
     skipped = {source, *ignored}
-    others = [
-        (index, priority)
-        for index, route in enumerate(routes)
-        if index not in skipped
-        for priority in [effective_priority(route)]
-        if priority is not None
-    ]
-    explicit = own.get("priority") not in (None, 0)
-    default = len(combined.encode())
-    if not explicit and not any(source_priority < priority <= default for _index, priority in others):
-        return None
-    wanted = source_priority + 1 or 1  # 0 would mean "the rule's length"
-    blocking = [index for index, priority in others if source_priority < priority <= wanted]
-    if blocking or wanted > MAX_USER_PRIORITY:
+    inside = [(f"route {index}", route) for index, route in enumerate(routes) if index not in skipped]
+    try:
+        return place_above(own, rivals(own, [*inside, *neighbours], api_group))
+    except NoRoom as no_room:
+        source_priority = effective_priority(own)
+        blocking = no_room.blocking
         reason = (
-            f"route {blocking[0]} has priority {wanted}, so the added route would tie with it and Traefik would "
-            "try the two in no defined order"
+            f"{blocking.where} has priority {blocking.priority}, beats route {source} for requests both match, and "
+            "no whole number lies between the two"
             if blocking
             else f"priority {source_priority} is the highest Traefik accepts"
         )
         raise DarklaunchError(
             f"Route {source}'s rule cannot be combined safely with {request.field}: the route that copies "
-            f"{request.describe()} needs a priority just above route {source}'s ({source_priority}), but {reason}. "
-            f"Give route {source} a lower explicit priority (or the other route a higher one), or attach without "
-            f"{request.field}.",
+            f"{request.describe()} needs a priority above route {source}'s ({source_priority}) and below every "
+            f"route that beats route {source} today, but {reason}. Nothing was changed. Give route {source} a "
+            f"lower explicit priority (or {blocking.where if blocking else 'the other route'} a higher one), or "
+            f"attach without {request.field}.",
             field=request.field,
-        )
-    return wanted
+        ) from None
 
 
 def added_route(
-    source: Mapping[str, Any], combined: str, priority: int | None, services: Sequence[Mapping[str, Any]]
+    source: Mapping[str, Any], combined: str, priority: int, services: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any]:
     """The source route's fields (middlewares, syntax, observability, kind, ...) with the combined rule, the
     added priority and the mirror's services."""
     route = {key: copy.deepcopy(value) for key, value in source.items() if key not in ("priority", "services")}
     route["match"] = combined
-    if priority is not None:
-        route["priority"] = priority
+    route["priority"] = priority
     route["services"] = [copy.deepcopy(dict(entry)) for entry in services]
     return route
 
@@ -346,6 +328,7 @@ def plan_request_routes(
     sources: Mapping[int, Sequence[Mapping[str, Any]]],
     existing: Mapping[int, int | None],
     api_group: str,
+    neighbours: Sequence[Mapping[str, Any]] = (),
 ) -> RoutesChange:
     """Ops that make the IngressRoute carry exactly one added route per source: ``sources`` maps a route index
     to the services its added route targets (its entries repointed to the mirror); ``existing`` holds the
@@ -353,6 +336,8 @@ def plan_request_routes(
     differs is replaced in place, one whose source is gone is removed, a missing one is appended (the
     indexes of the IngressRoute's own routes, and so Traefik's names for them, never change)."""
     routes = list((ingress_route.get("spec") or {}).get("routes") or [])
+    # Other IngressRoutes' routes compete with these on Traefik's muxer (see _route_rivals).
+    outside = neighbour_routes(ingress_route, neighbours)
     desired: dict[int, dict[str, Any]] = {}
     for index in sorted(sources):
         route = routes[index]
@@ -378,7 +363,7 @@ def plan_request_routes(
                 field=request.field,
             ) from None
         combined = combined_rule(match, request)
-        priority = added_priority(routes, index, combined, existing, request)
+        priority = added_priority(routes, index, existing, request, outside, api_group)
         desired[index] = added_route(route, combined, priority, sources[index])
     placed: dict[int, int] = {}  # source -> index of its added route
     stale: list[int] = []
@@ -408,7 +393,7 @@ def plan_request_routes(
             record[shifted(placed[source])] = {"source": shifted(source), "match": route["match"]}
             continue
         ops.append({"op": "add", "path": "/spec/routes/-", "value": route})
-        at = f" at priority {route['priority']}" if "priority" in route else ""
+        at = f" at priority {route['priority']}"
         changes.append(
             f"route {count} added{at}: it sends {request.describe()} of route {source} through the mirror, "
             f"and route {source} keeps serving every other request"

@@ -109,6 +109,10 @@ class Observed:
     routes_referencing_mirror: Sequence[Mapping[str, Any]] = ()
     traefik_services: Sequence[Mapping[str, Any]] = ()
     services: Sequence[Mapping[str, Any]] | None = None
+    # Attach with request matching: the IngressRoutes whose routes may compete with the route's on Traefik's
+    # muxer (cluster-wide, else the namespace's; see _route_rivals), and what the read could not see.
+    neighbours: Sequence[Mapping[str, Any]] = ()
+    neighbours_warnings: Sequence[str] = ()
 
 
 @dataclass(frozen=True)

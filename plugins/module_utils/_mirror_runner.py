@@ -131,6 +131,7 @@ def _observe(client: KubeWriter, params: MirrorParams) -> tuple[Observed, _Named
     else:
         main = reads.get(params.main_kind, params.main_service)
         mirror_target = reads.get(KIND_SERVICE, params.mirror_service)
+    neighbours, neighbours_warnings = _neighbours(client, params) if _matches_requests(params) else ([], [])
     observed = reads.observed(
         mirror=mirror,
         ingress_route=ingress_route,
@@ -138,8 +139,34 @@ def _observe(client: KubeWriter, params: MirrorParams) -> tuple[Observed, _Named
         main=main,
         mirror_target=mirror_target,
         routes_referencing_mirror=routes,
+        neighbours=neighbours,
+        neighbours_warnings=neighbours_warnings,
     )
     return observed, reads
+
+
+def _matches_requests(params: MirrorParams) -> bool:
+    """An attach with mirror_methods / mirror_match adds a route, whose priority depends on every other route."""
+    wanted = params.mirror_methods is not None or params.mirror_match is not None
+    return wanted and params.attach_to_ingress and params.state != STATE_ABSENT
+
+
+def _neighbours(client: KubeWriter, params: MirrorParams) -> tuple[list[dict[str, Any]], list[str]]:
+    """The IngressRoutes whose routes may compete with the route's on Traefik's muxers: every namespace's, or,
+    for credentials that may list only the route's namespace (the shipped operator Role), that namespace's."""
+    try:
+        return client.list("IngressRoute", None), []
+    except DarklaunchError as error:
+        if error.details.get("api_status") != 403:
+            raise
+    warning = (
+        f"IngressRoutes could not be listed in all namespaces (403), so the priority of the route added for "
+        f"mirror_methods/mirror_match was checked against the IngressRoutes of namespace {params.namespace} only. "
+        "A route of another namespace on the same entry point and host that beats this route today could lose "
+        "the copied requests to the added route: allow list on ingressroutes cluster-wide (for example with the "
+        "viewer ClusterRole in docs/rbac) to have them checked too."
+    )
+    return client.list("IngressRoute", params.namespace), [warning]
 
 
 def _name(obj: Mapping[str, Any]) -> str:

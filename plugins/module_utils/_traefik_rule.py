@@ -105,6 +105,8 @@ class _Parser:
     syntax: str
     position: int = 0
     calls: list[tuple[str, list[str]]] = field(default_factory=list)
+    # Each level returns the hosts a request it matches must have (lower case), None for any host.
+    hosts: frozenset[str] | None = None
 
     def peek(self) -> _Token | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -124,30 +126,34 @@ class _Parser:
     def parse(self) -> list[tuple[str, list[str]]]:
         if not self.tokens:
             raise ValueError("the rule is empty")
-        self.or_expr()
+        self.hosts = self.or_expr()
         if self.peek() is not None:
             raise self.fail("'&&', '||' or the end of the rule")
         return self.calls
 
-    def or_expr(self) -> None:
-        self.and_expr()
+    def or_expr(self) -> frozenset[str] | None:
+        hosts = [self.and_expr()]
         while self.take("||"):
-            self.and_expr()
+            hosts.append(self.and_expr())
+        known = [part for part in hosts if part is not None]
+        return frozenset().union(*known) if len(known) == len(hosts) else None
 
-    def and_expr(self) -> None:
-        self.not_expr()
+    def and_expr(self) -> frozenset[str] | None:
+        hosts = [self.not_expr()]
         while self.take("&&"):
-            self.not_expr()
+            hosts.append(self.not_expr())
+        known = [part for part in hosts if part is not None]
+        return frozenset.intersection(*known) if known else None
 
-    def not_expr(self) -> None:
+    def not_expr(self) -> frozenset[str] | None:
         if self.take("!"):
             self.not_expr()
-            return
+            return None
         if self.take("("):
-            self.or_expr()
+            hosts = self.or_expr()
             if not self.take(")"):
                 raise self.fail("')'")
-            return
+            return hosts
         token = self.peek()
         if token is None or token.kind != "ident":
             raise self.fail("a matcher such as Host(`example.com`), '!' or '('")
@@ -158,7 +164,10 @@ class _Parser:
             raise ValueError(f"{token.text} is not a {self.syntax} matcher (those are {known})")
         if not self.take("("):
             raise self.fail(f"'(' after {token.text}")
-        self.calls.append((name, self.arguments(name)))
+        values = self.arguments(name)
+        self.calls.append((name, values))
+        # Host and (v2) HostHeader compare the request's host without regard to case, any value matching.
+        return frozenset(value.lower() for value in values) if name in ("Host", "HostHeader") else None
 
     def arguments(self, name: str) -> list[str]:
         values: list[str] = []
@@ -231,6 +240,18 @@ def rule_error(rule: str, syntax: str) -> str | None:
     except ValueError as error:
         return str(error)
     return None
+
+
+def required_hosts(rule: str, syntax: str) -> frozenset[str] | None:
+    """The hosts (lower case) one of which a request must have for ``rule`` to match it; None when the rule
+    matches any host as far as its Host matchers tell (none, under a ``!``, beside a matcher without one in an
+    ``||``, HostRegexp) or it does not parse. Two rules with disjoint hosts never match the same request."""
+    parser = _Parser(_tokens(rule), _MATCHERS[syntax], syntax)
+    try:
+        parser.parse()
+    except ValueError:
+        return None
+    return parser.hosts
 
 
 def route_syntax(route: Mapping[str, Any], extra: str, api_group: str) -> str:

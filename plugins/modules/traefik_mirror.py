@@ -128,11 +128,23 @@ options:
         O(mirror_match); it carries the route's middlewares and other fields and targets the mirror. The
         original route keeps serving every other request from its own services. Every user response still
         comes from the main service.
-      - The added route wins over its original by priority. A route without its own priority gets the length of
-        its rule from Traefik, so the longer added rule already wins and no priority is set; a route with an
-        explicit priority, or another route of the IngressRoute whose priority lies between the two rule lengths,
-        makes the added route take the original's priority + 1 instead. When another route has exactly that
-        priority, attaching is refused.
+      - The added route wins over its original by priority and over nothing that does not beat the original
+        today. Traefik tries the routes of all IngressRoutes on an entry point together, highest priority first
+        (a route's own priority, else its rule's length), so the other routes of the IngressRoute and the routes
+        of every other IngressRoute that can take the original's requests count. Those are the ones on an entry
+        point in common (no C(entryPoints) counts as every one), both with TLS or both without, and with a host
+        in common (rules whose C(Host) matchers name different hosts never compete). IngressRoutes are listed in all
+        namespaces, or only in O(namespace) when the credentials may not list more (a warning says so).
+      - The added route gets the original's priority + 1 (the original's own priority, else its rule's length),
+        always set explicitly, so a route written later that beats the original still beats the added route.
+        When a route that beats the original has exactly that priority (no whole number fits between them),
+        attaching is refused and nothing is changed. Routes with the original's own priority are tried in no
+        defined order against it already and do not count.
+      - The original route keeps serving the requests that are not copied from its own services, so a route on
+        a live weighted split (O(wrr_name) with real users on more than one backend) is refused, whatever
+        O(confirm_end_weighted_split) says, since those backends would keep answering real users' writes. Send every
+        user to O(main_service) in the split first, or mirror on top of it (O(main_kind=TraefikService),
+        O(main_service) set to O(wrr_name)).
       - The added routes are listed in the annotation C(darklaunch.traefik/mirror-request-routes);
         O(state=absent) removes exactly them. Changing the methods updates the added route in place.
       - Switching between copying every request and copying only some is refused on an attached route; run

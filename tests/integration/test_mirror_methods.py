@@ -104,8 +104,9 @@ def test_only_gets_and_heads_reach_the_shadow(
         "match": f"(Host(`{world.host}`)) && (Method(`GET`) || Method(`HEAD`))",
         "kind": "Rule",
         "middlewares": original["spec"]["routes"][0]["middlewares"],
+        "priority": len(f"Host(`{world.host}`)") + 1,
         "services": [{"name": f"{world.route}-mirror", "kind": "TraefikService"}],
-    }, "no priority: the longer rule already wins"
+    }, "just above the original route's priority (its rule's length)"
     assert ingress_route(kube, world)["spec"]["routes"][0] == original["spec"]["routes"][0]
 
     wait_mirror_live(traefik_api_get, world, percent=100)
@@ -173,6 +174,128 @@ def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(
     teardown_restores(kube, world, written)
 
 
+def test_a_longer_rule_of_another_ingress_route_keeps_its_gets(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    audit: Any,
+    traffic: Callable[..., Any],
+    traefik_api_get: Callable[[str], Any],
+) -> None:
+    """Another IngressRoute on the same entry point sends `Host && PathPrefix(/api)` to staging: its longer rule
+    beats the seed's `Host(...)` today. The added route's rule is longer still, so unset it would take the GETs
+    of /api; its priority is set just above the seed route's instead, and staging keeps every /api request."""
+    world = seed_world(app="mm-rival", weights=USERS_ON_STABLE)
+    seed = ingress_route(kube, world)
+    rule = seed["spec"]["routes"][0]["match"]
+    other = {
+        "apiVersion": seed["apiVersion"],
+        "kind": "IngressRoute",
+        "metadata": {"name": f"{world.route}-api", "namespace": world.namespace},
+        "spec": {
+            **({"entryPoints": seed["spec"]["entryPoints"]} if seed["spec"].get("entryPoints") else {}),
+            "routes": [
+                {
+                    "match": f"{rule} && PathPrefix(`/api`)",
+                    "kind": "Rule",
+                    "services": [{"name": world.service("staging"), "port": world.port("staging")}],
+                }
+            ],
+        },
+    }
+    kube.apply(other, world.namespace)
+    try:
+        deadline = time.monotonic() + 20
+        while set(traffic(world.host, path="/api").bodies) != {world.service("staging")}:
+            assert time.monotonic() < deadline, "Traefik never routed the other IngressRoute"
+            time.sleep(0.2)
+        written = user_part(ingress_route(kube, world))
+        other_written = kube.get(API, "IngressRoute", other["metadata"]["name"], world.namespace)["spec"]
+
+        added = attach_and_rerun(audit, kube, world, ["GET", "HEAD"])
+        combined = f"({rule}) && (Method(`GET`) || Method(`HEAD`))"
+        assert len(combined) > len(other["spec"]["routes"][0]["match"]), "the case needs the longer added rule"
+        assert added["match"] == combined and added["priority"] == len(rule) + 1, added
+
+        wait_mirror_live(traefik_api_get, world, percent=100)
+        world.reset_backends()
+        api_gets = traffic(world.host, n=30, path="/api")
+        api_posts = traffic(world.host, n=10, path="/api", method="POST", body=b"x")
+        gets = traffic(world.host, n=20)
+        copies = copies_settled(world, {"GET /": 20})
+        staging = world.backends["staging"].counters()["by_method_path"]
+        print(f"\n[rival route] priority {added['priority']}; staging {staging}; shadow copies {copies}")
+
+        assert api_gets.by_status == {200: 30} and set(api_gets.bodies) == {world.service("staging")}
+        assert api_posts.by_status == {200: 10} and gets.by_status == {200: 20}
+        assert staging == {"GET /api": 30, "POST /api": 10}, "the other IngressRoute keeps every /api request"
+        assert copies == {"GET /": 20}, "no /api request is copied"
+        assert world.backends["stable"].counters()["by_method_path"] == {"GET /": 20}
+
+        teardown_restores(kube, world, written)
+        assert kube.get(API, "IngressRoute", other["metadata"]["name"], world.namespace)["spec"] == other_written
+    finally:
+        kube.delete(API, "IngressRoute", other["metadata"]["name"], world.namespace)
+
+
+def test_under_the_operator_role_the_namespace_is_checked_and_no_room_is_refused(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    audit: Any,
+    make_namespace: Callable[[str], str],
+    bind_operator: Callable[[str], None],
+    operator_kubeconfig: Path,
+) -> None:
+    """With the shipped operator Role the cluster-wide list of IngressRoutes is refused (403): the route's
+    namespace is listed instead and a warning says so. A route there with exactly the priority the added route
+    needs is named in a refusal that writes nothing; with room, the attach goes through."""
+    namespace = make_namespace("mm-role")
+    bind_operator(namespace)
+    world = seed_world(app="mm-role", namespace=namespace, weights=USERS_ON_STABLE)
+    seed = ingress_route(kube, world)
+    rule = seed["spec"]["routes"][0]["match"]
+    written = user_part(seed)
+    other: dict[str, Any] = {
+        "apiVersion": seed["apiVersion"],
+        "kind": "IngressRoute",
+        "metadata": {"name": f"{world.route}-api", "namespace": namespace},
+        "spec": {
+            "routes": [
+                {
+                    "match": f"{rule} && PathPrefix(`/api`)",
+                    "kind": "Rule",
+                    "priority": len(rule) + 1,
+                    "services": [{"name": world.service("staging"), "port": world.port("staging")}],
+                }
+            ]
+        },
+    }
+    kube.apply(copy.deepcopy(other), namespace)
+    args = {**attach_args(world, ["GET"]), "kubeconfig": str(operator_kubeconfig)}
+
+    mark = audit.mark()
+    refused = run_module("traefik_mirror", args)
+    assert refused.get("failed") and refused.get("field") == "mirror_methods", refused
+    assert f"route 0 of IngressRoute {namespace}/{world.route}-api has priority {len(rule) + 1}" in refused["msg"]
+    assert audit.writes_since(mark, namespace=namespace) == [], "a refusal writes nothing"
+    assert user_part(ingress_route(kube, world)) == written and not mirror_exists(kube, world)
+
+    other["spec"]["routes"][0]["priority"] = len(rule) + 5
+    kube.apply(copy.deepcopy(other), namespace)
+    attached = run_module("traefik_mirror", args)
+    assert attached["changed"] and attached["status"] == "active", attached
+    assert ingress_route(kube, world)["spec"]["routes"][-1]["priority"] == len(rule) + 1
+    warnings = [w for w in attached.get("warnings", []) if "could not be listed in all namespaces" in w]
+    assert len(warnings) == 1 and f"namespace {namespace} only" in warnings[0], attached.get("warnings")
+    print(f"\n[operator role] refused: {refused['msg'][:160]}...; warning: {warnings[0][:120]}...")
+
+    removed = run_module(
+        "traefik_mirror",
+        {"route_name": world.route, "namespace": namespace, "state": "absent", "kubeconfig": str(operator_kubeconfig)},
+    )
+    assert removed["changed"] and removed["status"] == "absent", removed
+    assert user_part(ingress_route(kube, world)) == written
+
+
 def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
     seed_world: Callable[..., Any],
     kube: Any,
@@ -222,5 +345,68 @@ def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
     # 20 GET/s over the 10 s window, without their POSTs.
     main_requests = [int(n) for n in re.findall(r"\| main (\d+) req", out)]
     assert main_requests and max(main_requests) <= 240, main_requests
+    assert route_as_written(kube, world) == before
+    assert not mirror_exists(kube, world)
+
+
+def test_a_launch_that_mirrors_only_gets_rolls_a_failing_shadow_back(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic: Callable[..., Any],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> None:
+    """The same launch with a shadow that fails half its requests: the gate sees the GET copies fail, the
+    launch is rolled back, users (GETs and POSTs) never see an error, no POST is ever copied, and the
+    IngressRoute is back exactly as written. The canary's weight is 0, so it only ever gets copies and can
+    fail from the start."""
+    world = seed_world(app="mm-fail", weights=USERS_ON_STABLE)
+    before = route_as_written(kube, world)
+    canary = world.backends["canary"]
+    canary.set_knobs(error_rate=0.5)
+    load = traffic_for(world, 20.0)  # users' GETs
+    time.sleep(4)  # some history for the gate's baseline
+    output = tmp_path / "launch.out"
+    launch = launch_vars(
+        world,
+        bake_seconds=30,
+        interval=5,
+        window="10s",
+        history_windows=3,
+        min_requests=20,
+        mirror_methods=["GET"],
+        report=False,
+    )
+    started = time.monotonic()
+    process = start_playbook("shadow_launch", launch, output)
+    posts: dict[int, int] = {}
+    post_bodies: set[str] = set()
+    deadline = started + 90
+    while process.poll() is None and time.monotonic() < deadline:
+        answered = traffic(world.host, n=2, method="POST", body=b'{"order": 1}')
+        for status, count in answered.by_status.items():
+            posts[status] = posts.get(status, 0) + count
+        post_bodies.update(answered.bodies)
+        time.sleep(0.2)
+    out = finish_playbook(process, output, timeout=30)
+    took = time.monotonic() - started
+    load.stop()
+    canary.set_knobs(error_rate=0)
+    shadow = canary.counters()
+    lines = re.findall(r"50% step, .*", out)
+    print(
+        f"\n[mirror_methods failing shadow] {lines}; ended after {took:.1f} s; "
+        f"shadow copies {shadow['by_method_path']} "
+        f"({shadow['errors']} answered 5xx); users: GET {dict(load.statuses)} (failures {load.failures}), "
+        f"POST {posts}; main {world.backends['stable'].counters()['by_method_path']}"
+    )
+
+    assert process.returncode != 0, out[-6000:]
+    assert "anomalous" in out and "rolled back" in out, out[-6000:]
+    assert shadow["by_method_path"].get("GET /", 0) > 0 and shadow["errors"] > 0, shadow
+    assert "POST /" not in shadow["by_method_path"], "a POST was copied to the shadow"
+    assert load.errors() == 0 and load.sent > 0, dict(load.statuses)
+    assert set(load.answered_by) == {world.service("stable")}, dict(load.answered_by)
+    assert set(posts) == {200} and post_bodies == {world.service("stable")}, (posts, post_bodies)
     assert route_as_written(kube, world) == before
     assert not mirror_exists(kube, world)

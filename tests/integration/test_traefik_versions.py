@@ -12,7 +12,10 @@ run in order on that world:
 3. the anomaly check (10 s windows) says ``ok`` over identical backends;
 4. it says ``anomalous`` and names the canary's error rate once the canary fails 20% of its copies,
    while users still only get 200s;
-5. disabling restores the IngressRoute exactly as it was and the 50/50 split serves users again.
+5. disabling restores the IngressRoute exactly as it was and the 50/50 split serves users again;
+6. an attach with ``mirror_methods: [GET, HEAD]`` on top of the split copies GETs and HEADs only to staging
+   (no POST, counted there), users all get 200 from the split, and the teardown restores the IngressRoute
+   exactly.
 
 Marked ``traefik_matrix``: the main pytest run deselects it (pyproject.toml addopts); ``bash
 scripts/test matrix`` runs it once. docs/compatibility.md records what was run.
@@ -187,8 +190,8 @@ def user_part(obj: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def wait_mirror_live(stand: Stand, timeout: float = 30.0) -> None:
-    """Until this Traefik routes the world's route through its mirror at MIRROR_PERCENT."""
+def wait_mirror_live(stand: Stand, timeout: float = 30.0, percent: int = MIRROR_PERCENT) -> None:
+    """Until this Traefik routes the world's route through its mirror at ``percent``."""
     world, api_url = stand.world, stand.cluster.traefik_api_url or ""
     mirror = f"{world.namespace}-{world.route}-mirror@kubernetescrd"
 
@@ -202,7 +205,7 @@ def wait_mirror_live(stand: Stand, timeout: float = 30.0) -> None:
     service = traefik_api.wait_for_api_object(
         api_url, "services", lambda s: s["name"] == mirror and s.get("status") == "enabled", mirror, timeout
     )
-    assert [m.get("percent") for m in service["mirroring"]["mirrors"]] == [MIRROR_PERCENT], service
+    assert [m.get("percent") for m in service["mirroring"]["mirrors"]] == [percent], service
 
 
 # --- the lookup, as Ansible loads it ---------------------------------------------------------------
@@ -407,3 +410,56 @@ def test_disable_restores_the_route_exactly(stand: Stand) -> None:
     assert set(by_body) == {world.backends["stable"].name, world.backends["canary"].name}, by_body
     assert all(45 <= count <= 55 for count in by_body.values()), by_body
     assert world.counts()["staging"] == 0
+    stand.done.add("restored")
+
+
+def test_mirror_methods_copies_only_safe_requests(stand: Stand) -> None:
+    """mirror_methods [GET, HEAD] on this release: the added route (rule in syntax both v2 and v3 parse) sends
+    the GETs and HEADs through the mirror, the route keeps serving POSTs straight from its services; every user
+    is answered 200 by the split's backends, the shadow gets no POST; the teardown gives the IngressRoute back
+    exactly."""
+    stand.require("restored")
+    world, url = stand.world, stand.cluster.traefik_url or ""
+    before = user_part(ingress_route(stand))
+    # On top of the live 50/50 split (its main is the weighted service, so the split stays for every request)
+    # with staging, which no user reaches, as the shadow: what staging gets is copies only. No weight changes,
+    # so no extra reload to wait for.
+    args = {
+        **attach_args(world, 100, shadow_role="staging"),
+        "main_kind": "TraefikService",
+        "main_service": world.wrr,
+        "mirror_methods": ["GET", "HEAD"],
+        **stand.auth,
+    }
+    result = run_module("traefik_mirror", args, env=module_env(stand))
+    assert not result.get("failed") and result["status"] == "active", result
+    routes = ingress_route(stand)["spec"]["routes"]
+    assert routes[0] == before["spec"]["routes"][0] and len(routes) == len(before["spec"]["routes"]) + 1, routes
+    wait_mirror_live(stand, percent=100)
+
+    world.reset_backends()
+    gets = send(url, world.host, 20)
+    posts = send(url, world.host, 20, method="POST", body=b'{"order": 1}')
+    heads = send(url, world.host, 10, method="HEAD")
+    shadow = world.backends["staging"]
+    deadline = time.monotonic() + 10
+    while shadow.counters()["total"] < 30 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # a late unwanted copy is counted too
+    copies = shadow.counters()["by_method_path"]
+    users = {role: world.backends[role].counters()["by_method_path"] for role in ("stable", "canary")}
+    print(f"\n[traefik_matrix {stand.release.version}] mirror_methods: copies {copies}; users' answers {users}")
+    assert gets.by_status == {200: 20} and posts.by_status == {200: 20} and heads.by_status == {200: 10}
+    assert set(gets.by_body) | set(posts.by_body) <= {world.backends[r].name for r in ("stable", "canary")}
+    assert copies == {"GET /": 20, "HEAD /": 10}, "only GETs and HEADs are copied, no POST"
+    answered = {method: sum(users[role].get(f"{method} /", 0) for role in users) for method in ("GET", "POST", "HEAD")}
+    assert answered == {"GET": 20, "POST": 20, "HEAD": 10}, users
+
+    removed = run_module(
+        "traefik_mirror",
+        {"route_name": world.route, "namespace": world.namespace, "state": "absent", **stand.auth},
+        env=module_env(stand),
+    )
+    assert not removed.get("failed") and removed["status"] == "absent", removed
+    assert user_part(ingress_route(stand)) == before, "the teardown gives back exactly the route the user had"
+    assert stand.kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is None

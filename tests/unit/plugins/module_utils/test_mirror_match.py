@@ -158,35 +158,36 @@ def route(match: str, priority: int | None = None) -> dict[str, Any]:
     return {"match": match, "kind": "Rule", **({"priority": priority} if priority is not None else {})}
 
 
-def test_without_a_priority_the_longer_rule_already_wins() -> None:
+def test_the_added_route_sits_just_above_its_source() -> None:
+    # Explicit even where the longer rule's length would win: a route written later above the source stays above.
     routes = [route("Host(`a`)"), route("Host(`b.example.com`) && PathPrefix(`/very/long/prefix/here`)")]
-    combined = combined_rule("Host(`a`)", GET_HEAD)
-    assert added_priority(routes, 0, combined, (), GET_HEAD) is None
+    assert added_priority(routes, 0, (), GET_HEAD) == 10
 
 
 def test_an_explicit_priority_is_beaten_by_one() -> None:
-    assert added_priority([route("Host(`a`)", 10)], 0, "x" * 50, (), GET_HEAD) == 11
-    assert added_priority([route("Host(`a`)", -1)], 0, "x" * 50, (), GET_HEAD) == 1
+    assert added_priority([route("Host(`a`)", 10)], 0, (), GET_HEAD) == 11
+    assert added_priority([route("Host(`a`)", -1)], 0, (), GET_HEAD) == 1
 
 
-def test_a_route_between_the_two_lengths_makes_the_priority_explicit() -> None:
-    # Route 1 (length 24) beats route 0 (length 9); the added route (length 50) would beat route 1 too.
+def test_a_route_between_the_two_lengths_keeps_its_place() -> None:
+    # Route 1 (length 24) beats route 0 (length 9); the added route (length 50 unset) stays below it.
     routes = [route("Host(`a`)"), route("Host(`a`) && Path(`/x`)")]
-    combined = combined_rule("Host(`a`)", GET_HEAD)
-    assert added_priority(routes, 0, combined, (), GET_HEAD) == 10
+    assert added_priority(routes, 0, (), GET_HEAD) == 10
 
 
 def test_a_tie_with_another_route_is_refused() -> None:
-    routes = [route("Host(`a`)", 10), route("Host(`b`)", 11)]
+    routes = [route("Host(`a`)", 10), route("Host(`a`) && Path(`/x`)", 11)]
     with pytest.raises(DarklaunchError, match="cannot be combined safely") as caught:
-        added_priority(routes, 0, "x" * 50, (), GET_HEAD)
+        added_priority(routes, 0, (), GET_HEAD)
     assert caught.value.field == "mirror_methods"
     assert "route 1 has priority 11" in caught.value.msg
+    # A route for another host never takes route 0's requests: no tie.
+    assert added_priority([route("Host(`a`)", 10), route("Host(`b`)", 11)], 0, (), GET_HEAD) == 11
 
 
 def test_the_highest_priority_cannot_be_beaten() -> None:
     with pytest.raises(DarklaunchError, match="highest Traefik accepts"):
-        added_priority([route("Host(`a`)", 2**63 - 1 - 1000)], 0, "x", (), GET_HEAD)
+        added_priority([route("Host(`a`)", 2**63 - 1 - 1000)], 0, (), GET_HEAD)
 
 
 def test_annotation_ops_keep_other_annotations_and_drop_an_emptied_map() -> None:
@@ -264,8 +265,18 @@ def user_visible(obj: dict[str, Any] | None) -> dict[str, Any]:
     return {"spec": obj["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
 
 
-def wrr_cluster(ingress_route: str = "ir-to-wrr") -> Cluster:
-    return Cluster(ingress_route, "ts-wrr-50-50", "svc-api-service-stable", "svc-api-service-canary")
+def wrr_cluster(ingress_route: str = "ir-to-wrr", wrr: str = "ts-wrr-100-0") -> Cluster:
+    """Users all on stable through the weighted split (canary weight 0), as before a shadow launch."""
+    return Cluster(ingress_route, wrr, "svc-api-service-stable", "svc-api-service-canary")
+
+
+def test_a_live_split_is_refused_because_the_other_requests_would_stay_on_it() -> None:
+    cluster = wrr_cluster(wrr="ts-wrr-50-50")
+    with pytest.raises(DarklaunchError, match="writes included") as caught:
+        cluster.run(**attach(mirror_methods=["GET", "HEAD"]))
+    assert caught.value.field == "mirror_methods" and cluster.writes == 0
+    assert "api-service-canary would keep answering real users' requests" in caught.value.msg
+    assert "main_kind=TraefikService, main_service=api-service-route-wrr" in caught.value.msg
 
 
 def test_attach_adds_a_route_for_the_methods_and_restore_removes_exactly_it() -> None:
@@ -311,13 +322,13 @@ def test_attach_adds_a_route_for_the_methods_and_restore_removes_exactly_it() ->
     assert not cluster.run(state="absent").changed
 
 
-def test_a_route_without_priority_keeps_the_default_and_a_match_is_anded() -> None:
+def test_a_route_without_priority_is_beaten_by_its_length_plus_one_and_a_match_is_anded() -> None:
     cluster = Cluster("ir-direct", "svc-api-service-stable", "svc-api-service-canary")
     original = cluster.get("IngressRoute", "api-service-route")
     plan = cluster.run(**attach(mirror_methods=["get"], mirror_match="PathPrefix(`/api`)"))
     added = (cluster.get("IngressRoute", "api-service-route") or {})["spec"]["routes"][1]
     assert added["match"] == "(Host(`api.example.com`)) && Method(`GET`) && (PathPrefix(`/api`))"
-    assert "priority" not in added
+    assert added["priority"] == len("Host(`api.example.com`)") + 1
     assert added["services"] == [{"name": MIRROR, "kind": "TraefikService"}]
     assert plan.distribution is not None
     assert not cluster.run(**attach(mirror_methods=["GET"], mirror_match="PathPrefix(`/api`)")).changed
