@@ -729,6 +729,25 @@ def test_the_check_line_of_each_kind_of_answer() -> None:
     ]
 
 
+def test_the_check_line_shows_the_difference_check() -> None:
+    differs = {
+        **report("anomalous", summary="Difference check: ..."),
+        "compare": {
+            "verdict": "anomalous",
+            "value": 0.052,
+            "compared": 327,
+            "results": {"same": 310, "different": 17, "noise": 0, "skipped": 4, "error": 0},
+            "top_paths": [{"path": "/price", "requests": 17}],
+        },
+    }
+    unjudged = {**OK, "compare": {"verdict": "inconclusive", "reason": "no_data", "value": None, "compared": 0}}
+    w = world([unjudged, differs])
+    w.run(rules=rules(failure_limit=1))
+    lines = [line for _moment, line in w.lines_after(T0)]
+    assert lines[0].endswith("| main 240 req, 0.0% 5xx, p95 11 ms | answers not judged (no comparator metrics)")
+    assert lines[1].endswith("| answers 5.2% different of 327 compared (most at /price)")
+
+
 def test_the_false_alarm_budget_is_said_once_with_the_first_conclusive_check() -> None:
     budgeted = {**OK, "sigma": 2.0, "false_alarm_budget": 0.02275, "comparisons": 40, "sigma_applied": 3.254}
     w = world([INSUFFICIENT, budgeted], then=budgeted)
