@@ -60,6 +60,21 @@ _PROMETHEUS: Final = frozenset(
     }
 )
 _GATE: Final = frozenset({"sigma", "window", "history_windows", "min_requests", "metrics"})
+# Judge the answers: the comparator between the mirror and the shadow, and the gate's difference check.
+_COMPARE: Final = frozenset(
+    {
+        "compare",
+        "compare_service",
+        "compare_port",
+        "compare_max_diff_rate",
+        "compare_secondary_service",
+        "compare_image",
+        "compare_resources",
+        "compare_labels",
+        "compare_ignore_json_pointers",
+        "compare_ignore_headers",
+    }
+)
 _LAUNCH: Final = (
     _TARGET
     | _MIRROR_NAMES
@@ -68,6 +83,7 @@ _LAUNCH: Final = (
     | _SERVICES
     | _PROMETHEUS
     | _GATE
+    | _COMPARE
     | {
         "main_kind",
         "main_port",

@@ -1,0 +1,100 @@
+# Copyright: darklaunch.traefik contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Write and remove a route's comparator (``_comparator_manifests``) through the collection's API client.
+
+Only objects labelled as this route's comparator are ever replaced or deleted; an object of the same name
+that is not is refused on deploy (naming it) and left alone on removal (a warning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_manifests import (
+    HASH_ANNOTATION,
+    KINDS,
+    is_ours,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+
+
+class Client(Protocol):
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    def create(self, kind: str, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def delete(self, kind: str, namespace: str | None, name: str, resource_version: str | None = None) -> None: ...
+
+
+def service_port(client: Client, namespace: str, name: str, port: int | None, option: str) -> int:
+    """The port given, or the Service's only port (read by name); refuse a missing Service or an ambiguous one."""
+    found = client.get("Service", namespace, name)
+    if found is None:
+        raise DarklaunchError(f"{option}: Service {namespace}/{name} does not exist.", field=option)
+    if port:
+        return int(port)
+    ports = [p.get("port") for p in (found.get("spec") or {}).get("ports") or [] if p.get("port")]
+    if len(ports) != 1:
+        raise DarklaunchError(
+            f"{option}: Service {namespace}/{name} has {len(ports)} ports ({', '.join(map(str, ports)) or 'none'}); "
+            "give the port.",
+            field=option,
+        )
+    return int(ports[0])
+
+
+def deploy(client: Client, objects: Sequence[Mapping[str, Any]], route: str, check_mode: bool) -> list[dict[str, str]]:
+    """Create each object, replace the ones of ours that changed, keep the rest; one action per object.
+
+    Every object is read first: one of the name that is not ours refuses the whole deploy before any write."""
+    found = []
+    for obj in objects:
+        kind, meta = str(obj["kind"]), obj["metadata"]
+        current = client.get(kind, str(meta["namespace"]), str(meta["name"]))
+        if current is not None and not is_ours(current, route):
+            raise DarklaunchError(
+                f"{kind} {meta['namespace']}/{meta['name']} exists and is not the comparator this collection deploys "
+                f"for route {route}, so it is left as it is and nothing was deployed: run your own comparator there "
+                "and set shadow_launch_compare_service to its Service, or free the name.",
+                field="name",
+            )
+        found.append(current)
+    actions = []
+    for obj, current in zip(objects, found, strict=True):
+        kind, meta = str(obj["kind"]), obj["metadata"]
+        namespace, name = str(meta["namespace"]), str(meta["name"])
+        wanted = meta["annotations"][HASH_ANNOTATION]
+        had = ((current or {}).get("metadata") or {}).get("annotations", {}).get(HASH_ANNOTATION)
+        if current is not None and had == wanted:
+            actions.append({"kind": kind, "name": name, "action": "unchanged"})
+            continue
+        if not check_mode:
+            if current is not None:
+                # Replaced whole: a Service's clusterIP and a Deployment's selector cannot be patched freely.
+                client.delete(kind, namespace, name, (current.get("metadata") or {}).get("resourceVersion"))
+            client.create(kind, namespace, obj)
+        actions.append({"kind": kind, "name": name, "action": "created" if current is None else "replaced"})
+    return actions
+
+
+def remove(
+    client: Client, namespace: str, name: str, route: str, check_mode: bool
+) -> tuple[list[dict[str, str]], list[str]]:
+    """Delete this route's comparator objects named ``name`` (Service first); leave anything else, saying so."""
+    actions: list[dict[str, str]] = []
+    warnings: list[str] = []
+    for kind in reversed(KINDS):
+        current = client.get(kind, namespace, name)
+        if current is None:
+            continue
+        if not is_ours(current, route):
+            warnings.append(
+                f"{kind} {namespace}/{name} is not a comparator this collection deployed for route {route}: left as "
+                "it is."
+            )
+            continue
+        if not check_mode:
+            client.delete(kind, namespace, name, (current.get("metadata") or {}).get("resourceVersion"))
+        actions.append({"kind": kind, "name": name, "action": "deleted"})
+    return actions, warnings
