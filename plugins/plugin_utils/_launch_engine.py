@@ -514,8 +514,11 @@ class LaunchEngine:
             else "gate off"
         )
         paused = f"; {self._control.describe()}" if self._control is not None else ""
+        # The difference check (shadow_launch_compare) of the last check, for shadow_status.yml.
+        last = self.result.checks[-1] if self.judge is not None and self.result.checks else {}
+        compare = f"; {_compare_side(last['compare'])}" if isinstance(last.get("compare"), Mapping) else ""
         return (
-            f"check {number} of the {percent}% step ({counts}; last {tally.last or '-'}); steps passed: "
+            f"check {number} of the {percent}% step ({counts}; last {tally.last or '-'}{compare}); steps passed: "
             f"{passed}{paused}"
         )
 

@@ -682,6 +682,18 @@ def test_every_renewal_records_the_checks_so_far() -> None:
     assert str(checks[1]).startswith("check 2 of the 50% step (1 ok, 0 anomalous, 1 inconclusive, 0 errors; last ")
 
 
+def test_the_recorded_progress_carries_the_difference_check() -> None:
+    compared = {
+        **OK,
+        "compare": {"verdict": "ok", "value": 0.0, "compared": 120, "results": {"different": 0}, "top_paths": []},
+    }
+    w = world([compared], then=compared)
+    w.run()
+    assert "(1 ok, 0 anomalous, 0 inconclusive, 0 errors; last ok; answers 0.0% different of 120 compared)" in str(
+        w.cluster.progress[-5]
+    )
+
+
 def test_the_plan_is_said_before_anything_changes() -> None:
     w = world()
     w.run()
