@@ -86,7 +86,13 @@ def queries(settings: CompareSettings, window: str, extra_matchers: str = "") ->
     """The results by kind, and the paths that differed most, over the window (two instant queries)."""
     selector = settings.selector()
     results = f"sum by (result) (increase({REQUESTS_METRIC}{{{selector}}}[{window}]))"
-    paths = f"topk({TOP_PATHS}, sum by (path) (increase({DIFFERENCES_METRIC}{{{selector}}}[{window}])) > 0)"
+    differences = f"{DIFFERENCES_METRIC}{{{selector}}}"
+    # A path's series appears with its first difference, and increase() never counts a series' first sample:
+    # a path first seen within the window counts with its whole value (it did not exist a window ago).
+    paths = (
+        f"topk({TOP_PATHS}, (sum by (path) (increase({differences}[{window}])) > 0) "
+        f"or sum by (path) ({differences} unless {differences} offset {window}))"
+    )
     return add_matchers(results, extra_matchers), add_matchers(paths, extra_matchers)
 
 

@@ -22,17 +22,14 @@ import json
 import os
 import re
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
-from collections import Counter
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from dlcluster.compare import PROGRAM, JsonApp, compare_world_manifests, start_comparator
 from dlcluster.prometheus import COMPARATOR_OFFSET
 from dlcluster.world import SeedWorld, manifests
 from modrun import run_module
@@ -42,59 +39,9 @@ from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
 
-PROGRAM = REPO_ROOT / "roles" / "shadow_launch" / "files" / "darklaunch_compare.py"
 RATE = 20.0  # user requests per second
 INTERVAL = 5
 COMPARE_LABELS = ("app.kubernetes.io/managed-by", "darklaunch.traefik")
-
-
-class JsonApp:
-    """A JSON service on loopback: ``{"item", "price", "timestamp"}``; ``wrong_every`` > 0 changes the price of
-    every n-th GET (5% at 20). Counts requests by method."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.wrong_every = 0
-        self.by_method: Counter[str] = Counter()
-        self.gets = 0
-        self.lock = threading.Lock()
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _answer(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
-                    self.rfile.read(length)
-                with app.lock:
-                    app.by_method[self.command] += 1
-                    if self.command == "GET":
-                        app.gets += 1
-                    wrong = app.wrong_every and self.command == "GET" and app.gets % app.wrong_every == 0
-                body = json.dumps(
-                    {"item": "book", "price": 11 if wrong else 10, "timestamp": time.time_ns(), "by": "app"}
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            do_GET = do_POST = do_HEAD = _answer
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, name=f"json-{name}", daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def comparator_port() -> int:
@@ -110,20 +57,9 @@ def json_world(kube: Any, make_namespace: Callable[[str], str], wait_for_router:
     port = comparator_port()
     app, route = "shop", "shop-route"
     ports = {"stable": stable.port, "canary": canary.port, "compare": port}
-    objects = manifests(namespace, app, route, f"{route}.{namespace}.test", ports, {"stable": 100})
-    for obj in objects:
-        if obj["kind"] == "Service" and obj["metadata"]["name"] == f"{app}-compare":
-            obj["metadata"]["name"] = f"{route}-compare"
-    kube.apply_all(objects)
+    kube.apply_all(compare_world_manifests(namespace, app, route, f"{route}.{namespace}.test", ports))
     world = SeedWorld(namespace, app, route, f"{route}.{namespace}.test", "traefik.io", {}, {"stable": 100})
-    comparator = subprocess.Popen(
-        [
-            sys.executable, str(PROGRAM), "--listen", f"127.0.0.1:{port}",
-            "--primary", f"http://127.0.0.1:{stable.port}", "--secondary", f"http://127.0.0.1:{stable.port}",
-            "--candidate", f"http://127.0.0.1:{canary.port}", "--route", f"{namespace}/{route}", "--timeout", "2",
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    comparator = start_comparator(port, stable.port, canary.port, f"{namespace}/{route}")
     try:
         wait_for_router(namespace, route)
         yield {"world": world, "stable": stable, "canary": canary, "port": port, "comparator": comparator}
