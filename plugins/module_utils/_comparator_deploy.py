@@ -8,7 +8,8 @@ that is not is refused on deploy (naming it) and left alone on removal (a warnin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_manifests import (
@@ -76,6 +77,39 @@ def deploy(client: Client, objects: Sequence[Mapping[str, Any]], route: str, che
             client.create(kind, namespace, obj)
         actions.append({"kind": kind, "name": name, "action": "created" if current is None else "replaced"})
     return actions
+
+
+def wait_ready(
+    client: Client,
+    namespace: str,
+    name: str,
+    timeout: float,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
+    """Wait until the Deployment has an available pod; the seconds it took. A mirror whose Service has no ready
+    endpoint is refused by Traefik, and the route with it (users get 404), so nothing may point at the
+    comparator before then: past ``timeout`` this raises, naming what to check."""
+    started = clock()
+    while True:
+        found = client.get("Deployment", namespace, name) or {}
+        status = found.get("status") or {}
+        if int(status.get("availableReplicas") or 0) >= 1:
+            return clock() - started
+        if clock() - started >= timeout:
+            conditions = "; ".join(
+                f"{c.get('type')}={c.get('status')} ({c.get('reason') or ''}: {c.get('message') or ''})"
+                for c in status.get("conditions") or []
+                if isinstance(c, Mapping)
+            )
+            raise DarklaunchError(
+                f"the comparator Deployment {namespace}/{name} has no available pod after {timeout:g} s "
+                f"({conditions or 'no status: is a kubelet running the pods, can they pull the image?'}); a mirror "
+                "pointing at it would take the route down in Traefik, so nothing points at it. Check its pods "
+                "(image, resources, scheduling) or raise wait_seconds.",
+                field="wait_seconds",
+            )
+        sleep(2.0)
 
 
 def remove(

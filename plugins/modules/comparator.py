@@ -111,6 +111,14 @@ options:
     description: Seconds per upstream call.
     type: float
     default: 5
+  wait_seconds:
+    description:
+      - With O(state=present), how long to wait for the Deployment's first available pod; past it the module
+        fails (the objects stay; remove them with O(state=absent)). Traefik refuses a mirror whose Service
+        has no ready endpoint, and with it the route (users get 404), so nothing may point at the comparator
+        before it is ready. V(0) does not wait.
+    type: float
+    default: 120
 requirements:
   - kubernetes >= 24.2.0
 seealso:
@@ -154,6 +162,10 @@ left_as_is:
   returned: always
   type: list
   elements: str
+ready_after_seconds:
+  description: How long the Deployment took to have an available pod (O(state=present); 0 without waiting).
+  returned: when state is present
+  type: float
 args:
   description: The program's command line in the Deployment (O(state=present)).
   returned: when state is present
@@ -170,6 +182,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_dep
     deploy,
     remove,
     service_port,
+    wait_ready,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_manifests import (
     DEFAULT_IMAGE,
@@ -210,6 +223,7 @@ def argument_spec() -> dict[str, Any]:
             "ignore_headers": {"type": "list", "elements": "str", "default": []},
             "safe_methods": {"type": "list", "elements": "str", "default": []},
             "timeout": {"type": "float", "default": 5.0},
+            "wait_seconds": {"type": "float", "default": 120.0},
         }
     )
 
@@ -253,7 +267,17 @@ def run(module: AnsibleModule, client: Any) -> dict[str, Any]:
     )
     actions = deploy(client, manifests(spec), route, module.check_mode)
     changed = any(action["action"] != "unchanged" for action in actions)
-    return {"changed": changed, "name": name, "actions": actions, "left_as_is": [], "args": args(spec)}
+    waited = 0.0
+    if not module.check_mode and params["wait_seconds"] > 0:
+        waited = wait_ready(client, namespace, name, params["wait_seconds"])
+    return {
+        "changed": changed,
+        "name": name,
+        "actions": actions,
+        "left_as_is": [],
+        "args": args(spec),
+        "ready_after_seconds": round(waited, 1),
+    }
 
 
 def main() -> None:

@@ -73,6 +73,7 @@ _COMPARE: Final = frozenset(
         "compare_labels",
         "compare_ignore_json_pointers",
         "compare_ignore_headers",
+        "compare_wait_seconds",
     }
 )
 _LAUNCH: Final = (

@@ -177,6 +177,7 @@ def test_the_deployed_comparator_is_written_checked_and_removed_exactly(
         "program": PROGRAM.read_text(encoding="utf-8"),
         "ignore_json_pointers": ["/timestamp"],
         "labels": {"team": "cart"},
+        "wait_seconds": 0,  # no kubelet here: no pod ever becomes available
     }
     deployed = run_module("comparator", args)
     assert deployed["changed"] and [a["action"] for a in deployed["actions"]] == ["created"] * 3, deployed
@@ -206,6 +207,8 @@ def test_the_deployed_comparator_is_written_checked_and_removed_exactly(
     mark = audit.mark()
     again = run_module("comparator", args)
     assert not again["changed"] and audit.writes_since(mark, namespace=namespace) == []
+    waited = run_module("comparator", {**args, "wait_seconds": 2})
+    assert waited.get("failed") and f"Deployment {namespace}/{route}-compare has no available pod" in waited["msg"]
 
     removed = run_rollback_entry_point(namespace, route, tmp_path)
     assert removed.returncode == 0, removed.stdout[-4000:]
@@ -249,3 +252,37 @@ def run_rollback_entry_point(namespace: str, route: str, tmp_path: Path) -> subp
         ["ansible-playbook", str(play)], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, check=False,
         env=playbook_env(),
     )  # fmt: skip
+
+
+def test_the_role_refuses_the_launch_while_its_comparator_has_no_ready_pod(
+    seed_world: Callable[..., Any], kube: Any, audit: Any, traffic_for: Callable[..., Any], tmp_path: Path
+) -> None:
+    """compare=true without compare_service: the role deploys {route}-compare and waits for a ready pod before
+    the mirror points at it (Traefik takes a route whose mirror has no ready endpoint down: users got 404 in
+    a first version). With no kubelet here none comes: the launch is refused, the route never changed, the
+    comparator removed exactly, users unharmed."""
+    world = seed_world(app="cmp-deploy", weights={"stable": 100})
+    before = route_as_written(kube, world)
+    users = traffic_for(world, 10.0)
+    name = f"{world.route}-compare"
+    launch = launch_vars(world, steps=[10], bake_seconds=6, interval=3, compare=True, compare_wait_seconds=3)
+    mark = audit.mark()
+    output = tmp_path / "deploy.out"
+    out = finish_playbook(start_playbook("shadow_launch", launch, output), output, timeout=120)
+    time.sleep(1)
+    users.stop()
+    assert "REFUSED, the route was not changed and the comparator was removed" in out, out[-6000:]
+    assert f"Deployment {world.namespace}/{name} has no available pod after 3 s" in out
+    events = audit.writes_since(mark, namespace=world.namespace)
+    written = sorted((e["verb"], e["objectRef"]["resource"]) for e in events)
+    print(f"\n[deploy] writes {written}; users {dict(users.statuses)}")
+    resources = ("configmaps", "deployments", "services")
+    # The route and its TraefikServices were never written; what was created was deleted (the local audit
+    # policy records the core group's writes, not the apps group's: the Deployment is checked by reading it).
+    assert {resource for _verb, resource in written} <= set(resources), written
+    assert sorted(r for v, r in written if v == "create") == sorted(r for v, r in written if v == "delete"), written
+    assert ("create", "services") in written and ("create", "configmaps") in written
+    for kind, api in (("ConfigMap", "v1"), ("Deployment", "apps/v1"), ("Service", "v1")):
+        assert kube.get(api, kind, name, world.namespace) is None, kind
+    assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
+    assert users.errors() == 0

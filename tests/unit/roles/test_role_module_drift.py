@@ -47,6 +47,7 @@ TO_THE_COMPARATOR = {
     "compare_port": "port", "compare_secondary_service": "secondary_service", "compare_image": "image",
     "compare_resources": "resources", "compare_labels": "labels",
     "compare_ignore_json_pointers": "ignore_json_pointers", "compare_ignore_headers": "ignore_headers",
+    "compare_wait_seconds": "wait_seconds",
 }  # fmt: skip
 # traefik_mirror options being added by a change in progress: that change wires them through the engine, the
 # role, the playbooks and the survey, and then removes them from here.

@@ -14,6 +14,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_dep
     deploy,
     remove,
     service_port,
+    wait_ready,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_manifests import (
     ComparatorSpec,
@@ -154,3 +155,26 @@ def test_service_port_reads_the_only_port_or_asks_for_one() -> None:
     with pytest.raises(DarklaunchError, match="does not exist") as raised:
         service_port(kube, "prod", "gone", 80, "candidate_service")
     assert raised.value.field == "candidate_service"
+
+
+def test_wait_ready_returns_once_a_pod_is_available_and_refuses_past_the_timeout() -> None:
+    kube = FakeKube()
+    deploy(kube, manifests(spec()), "shop", False)
+    moments = iter(float(second) for second in range(100))
+    slept: list[float] = []
+
+    def become_ready(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            kube.objects[("Deployment", "prod", "shop-compare")]["status"] = {"availableReplicas": 1}
+
+    assert wait_ready(kube, "prod", "shop-compare", 30, become_ready, lambda: next(moments)) == 3.0
+    assert slept == [2.0, 2.0]
+    kube.objects[("Deployment", "prod", "shop-compare")]["status"] = {
+        "conditions": [{"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable"}]
+    }
+    moments = iter(float(second) for second in range(0, 100, 5))
+    with pytest.raises(DarklaunchError) as raised:
+        wait_ready(kube, "prod", "shop-compare", 10, slept.append, lambda: next(moments))
+    assert raised.value.field == "wait_seconds"
+    assert "no available pod after 10 s (Available=False (MinimumReplicasUnavailable: ))" in raised.value.msg
