@@ -115,11 +115,22 @@ def wait_ready(
 def remove(
     client: Client, namespace: str, name: str, route: str, check_mode: bool
 ) -> tuple[list[dict[str, str]], list[str]]:
-    """Delete this route's comparator objects named ``name`` (Service first); leave anything else, saying so."""
+    """Delete this route's comparator objects named ``name`` (Service first); leave anything else, saying so.
+
+    The rollback entry point and the reaper call this for every route, also with only the least-privilege Role,
+    which may read Services but not Deployments: a kind the account may not read is skipped, and said only when
+    a comparator of the route was found (the role always deploys all three objects)."""
     actions: list[dict[str, str]] = []
     warnings: list[str] = []
+    forbidden: list[str] = []
     for kind in reversed(KINDS):
-        current = client.get(kind, namespace, name)
+        try:
+            current = client.get(kind, namespace, name)
+        except DarklaunchError as error:
+            if error.details.get("api_status") != 403:
+                raise
+            forbidden.append(kind)
+            continue
         if current is None:
             continue
         if not is_ours(current, route):
@@ -131,4 +142,10 @@ def remove(
         if not check_mode:
             client.delete(kind, namespace, name, (current.get("metadata") or {}).get("resourceVersion"))
         actions.append({"kind": kind, "name": name, "action": "deleted"})
+    if actions:
+        warnings += [
+            f"{kind} {namespace}/{name} could not be read (forbidden), so it may be left: remove it with an account "
+            "that may read and delete it."
+            for kind in forbidden
+        ]
     return actions, warnings

@@ -178,3 +178,31 @@ def test_wait_ready_returns_once_a_pod_is_available_and_refuses_past_the_timeout
         wait_ready(kube, "prod", "shop-compare", 10, slept.append, lambda: next(moments))
     assert raised.value.field == "wait_seconds"
     assert "no available pod after 10 s (Available=False (MinimumReplicasUnavailable: ))" in raised.value.msg
+
+
+def test_remove_under_the_least_privilege_role_warns_instead_of_failing() -> None:
+    class Forbidden(FakeKube):
+        def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+            if kind == "Deployment":
+                raise DarklaunchError("forbidden", details={"api_status": 403})
+            return super().get(kind, namespace, name)
+
+    # No comparator of the route: nothing to say, however many kinds could not be read.
+    assert remove(Forbidden(), "prod", "shop-compare", "shop", False) == ([], [])
+    deployed = FakeKube()
+    deploy(deployed, manifests(spec()), "shop", False)
+    kube = Forbidden()
+    kube.objects = deployed.objects
+    actions, warnings = remove(kube, "prod", "shop-compare", "shop", False)
+    assert [a["kind"] for a in actions] == ["Service", "ConfigMap"]
+    assert warnings == [
+        "Deployment prod/shop-compare could not be read (forbidden), so it may be left: remove it with an account "
+        "that may read and delete it."
+    ]
+
+    class Down(FakeKube):
+        def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+            raise DarklaunchError("unreachable", details={"api_status": 503})
+
+    with pytest.raises(DarklaunchError, match="unreachable"):
+        remove(Down(), "prod", "shop-compare", "shop", False)
