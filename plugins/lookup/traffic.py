@@ -156,6 +156,15 @@ options:
       max_increase:
         description: Anomalous when shadow value - main value is above this.
         type: float
+  compare_max_diff_rate:
+    description:
+      - For the V(anomalies) term of a route, the difference check on the route's comparator (docs/comparator.md),
+        judged beside the built-in checks, as a share (C(0.01) is 1%). Omit to leave it off.
+      - It reads C(darklaunch_compare_requests_total) with C(darklaunch_route="NAMESPACE/ROUTE") (the comparator's
+        C(--route)) over O(window); the share of compared answers (C(same), C(different), C(noise)) that are
+        C(different) above this is V(anomalous). Fewer compared answers than O(min_requests), or no series
+        at all, is V(inconclusive) and the answer is not V(ok).
+    type: float
   start:
     description:
       - For V(series), the start of the time range, in seconds since the epoch (UTC). Default 15 minutes
@@ -252,7 +261,9 @@ _raw:
       the same lists as that module returns; V(ingressroutes) is
       C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, informational, insufficient_data,
       services, window, sigma, sigma_applied, comparisons, checks_per_step, false_alarm_budget,
-      client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics), C(selector) with
+      client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics), C(compare) with
+      O(compare_max_diff_rate) (C({name, verdict, value, rule, compared, min_requests, results, top_paths, route,
+      window, message, query, queries}), C(reason) when V(inconclusive)), C(selector) with
       O(prometheus_selector), and C(methods) when the route's mirror copies only some HTTP methods
       (traefik_mirror's mirror_methods), in which case the built-in checks count the requests of those methods
       only, the main's as the shadow's (Traefik's C(method) label; custom checks are left as written).
@@ -477,6 +488,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             client_error_codes=self.get_option("client_error_codes"),
             mirror_since=self.get_option("mirror_since"),
             methods=methods,
+            compare_max_diff_rate=self.get_option("compare_max_diff_rate"),
         )
         display.vvv(
             f"darklaunch.traefik.traffic: anomalies answered with {client.query_count} Prometheus queries "

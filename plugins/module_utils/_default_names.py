@@ -8,6 +8,7 @@ MIRROR_SUFFIX = "-mirror"
 WRR_SUFFIX = "-wrr"
 MAIN_SUFFIX = "-stable"
 SHADOW_SUFFIX = "-staging"
+COMPARE_SUFFIX = "-compare"
 
 
 def mirror_name(route: str) -> str:
@@ -28,6 +29,11 @@ def main_service_name(route: str) -> str:
 def shadow_service_name(route: str) -> str:
     """The Service that receives the copies."""
     return route + SHADOW_SUFFIX
+
+
+def compare_service_name(route: str) -> str:
+    """The comparator the role deploys between the mirror and the shadow (its ConfigMap, Deployment, Service)."""
+    return route + COMPARE_SUFFIX
 
 
 def route_of_mirror(mirror: str) -> str:

@@ -19,7 +19,9 @@ description:
     owner, the launch id, the start and end, and the gate's settings (O(gate)).
   - "The page shows: the outcome; per step, the shadow's and the main's request rate, 5xx share and p95
     latency over time (charts drawn as inline SVG from Prometheus range queries, O(series)), with step
-    boundaries and every gate check marked; a table of every check with the numbers the gate judged; what
+    boundaries and every gate check marked; with the difference check (C(shadow_launch_compare)), its share
+    of differing answers at every check and the JSON paths that differed; a table of every check with the
+    numbers the gate judged; what
     was changed in the cluster and when; and who serves users at the end."
   - The page needs no network, no CDN and no JavaScript; it is readable in any browser and prints.
   - The P(darklaunch.traefik.shadow_launch#role) role calls it at the end of every launch, passed or rolled back,

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import ROLE_MAIN, ROLE_SHADOW
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _compare_check
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import evaluate
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_metrics import (
     CheckContext,
@@ -58,6 +59,7 @@ def check_anomalies(
     client_error_codes: Any = None,
     mirror_since: Any = None,
     methods: Sequence[str] = (),
+    compare_max_diff_rate: Any = None,
 ) -> dict[str, Any]:
     """Check the given services (or, with ``targets=None``, every service Traefik reports).
 
@@ -73,12 +75,14 @@ def check_anomalies(
     start): the copies a shadow completed are judged only once that percentage has held a whole window.
     ``methods``: the HTTP methods the mirror copies (mirror_methods): the built-in checks count only requests of
     those methods, the main's as the shadow's (custom checks in ``metrics`` are left as written).
+    ``compare_max_diff_rate``: the difference check (``_compare_check``) on the route's comparator, 2 queries more.
     """
     settings = AnomalySettings.from_options(
         sigma, window, history_windows, min_requests, checks_per_step, client_error_codes
     )
     extra_matchers = parse_selector(selector)
     checks = parse_metric_checks(metrics)
+    compare = _compare_check.parse_compare(compare_max_diff_rate, settings.min_requests, route)
     if checks and targets is None:
         raise DarklaunchError(
             "metrics (custom checks) judge a route's shadow: give route_name and namespace.", field="metrics"
@@ -110,6 +114,11 @@ def check_anomalies(
         report["metrics"] = rows
         queries_sent += sum(row["queries"] for row in rows)
         report["verdict"], report["summary"] = combine_verdict(report["verdict"], report["summary"], rows)
+    if compare is not None:
+        row = run_compare_check(client, compare, settings.window, extra_matchers, round(evaluated_at, 3))
+        report["compare"] = row
+        queries_sent += row["queries"]
+        report["verdict"], report["summary"] = _compare_check.combine(report["verdict"], report["summary"], row)
     report["queries"] = queries_sent
     return report
 
@@ -127,6 +136,16 @@ def run_metric_checks(
         )
         for check in checks
     ]
+
+
+def run_compare_check(
+    client: PrometheusQuerier, compare: _compare_check.CompareSettings, window: str, extra_matchers: str, at: float
+) -> dict[str, Any]:
+    """The difference check's two instant queries; a query Prometheus refuses propagates (the check's error)."""
+    results_query, paths_query = _compare_check.queries(compare, window, extra_matchers)
+    results = _compare_check.by_label(client.query(results_query, time=at), "result")
+    paths = _compare_check.by_label(client.query(paths_query, time=at), "path")
+    return {**_compare_check.judge(compare, window, results, paths), "query": results_query, "queries": 2}
 
 
 def _check_context(

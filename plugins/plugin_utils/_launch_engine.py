@@ -61,6 +61,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_wording
     budget_line,
     capitalised,
     check_line,
+    compare_side,
     failed_result,
     limit_word,
     users_line,
@@ -432,8 +433,11 @@ class LaunchEngine:
             else "gate off"
         )
         paused = f"; {self._control.describe()}" if self._control is not None else ""
+        # The difference check (shadow_launch_compare) of the last check, for shadow_status.yml.
+        last = self.result.checks[-1] if self.judge is not None and self.result.checks else {}
+        compare = f"; {compare_side(last['compare'])}" if isinstance(last.get("compare"), Mapping) else ""
         return (
-            f"check {number} of the {percent}% step ({counts}; last {tally.last or '-'}); steps passed: "
+            f"check {number} of the {percent}% step ({counts}; last {tally.last or '-'}{compare}); steps passed: "
             f"{passed}{paused}"
         )
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import (
     MirrorParams,
@@ -93,14 +94,18 @@ def anomaly_settings(options: Mapping[str, Any], prefix: str = "") -> dict[str, 
 
 def mirror_names(options: Mapping[str, Any]) -> dict[str, str]:
     """The object names traefik_mirror uses for these options (its ``{route_name}-mirror``, ``-wrr``,
-    ``-stable`` and ``-staging`` defaults), for callers that have no traefik_mirror result to read."""
+    ``-stable`` and ``-staging`` defaults), and the comparator the role deploys (``compare_name``), for callers
+    that have no traefik_mirror result to read."""
     names = ("route_name", "namespace", "main_service", "mirror_service", "mirror_name", "wrr_name")
     given: dict[str, Any] = {key: str(options[key]) for key in names if options.get(key)}
     params = MirrorParams(**{"route_name": "", **given}).with_defaults()
     # The names traefik_mirror would refuse are refused here too, with its words.
     check_name(params.route_name, "route_name", "subdomain")
     check_name(params.namespace, "namespace", "label")
-    return {key: getattr(params, key) for key in names}
+    return {
+        **{key: getattr(params, key) for key in names},
+        "compare_name": default_names.compare_service_name(params.route_name),
+    }
 
 
 def _renamed(error: DarklaunchError, prefix: str) -> DarklaunchError:

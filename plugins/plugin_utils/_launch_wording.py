@@ -64,7 +64,21 @@ def check_line(check: Mapping[str, Any], bake: int) -> str:
         return head + f"error | {check.get('summary')}"
     services = check.get("services") or []
     shadow, main = (side_text(role, side_summary(services, role)) for role in ("shadow", "main"))
-    return head + f"{check.get('verdict')} | {shadow} | {main}"
+    line = head + f"{check.get('verdict')} | {shadow} | {main}"
+    compare = check.get("compare")
+    return line + f" | {compare_side(compare)}" if isinstance(compare, Mapping) else line
+
+
+def compare_side(compare: Mapping[str, Any]) -> str:
+    """The difference check in a few words: its share of differing answers, or why it has none."""
+    compared = compare.get("compared") or 0
+    value = compare.get("value")
+    if not isinstance(value, (int, float)):
+        reason = "no comparator metrics" if compare.get("reason") == "no_data" else f"{compared:.0f} compared"
+        return f"answers not judged ({reason})"
+    top = compare.get("top_paths") or []
+    where = f" (most at {top[0]['path']})" if top and (compare.get("results") or {}).get("different") else ""
+    return f"answers {value:.1%} different of {compared:.0f} compared{where}"
 
 
 def users_line(before: Mapping[str, Any] | None, attached: Mapping[str, Any]) -> str:

@@ -61,6 +61,22 @@ _PROMETHEUS: Final = frozenset(
     }
 )
 _GATE: Final = frozenset({"sigma", "window", "history_windows", "min_requests", "metrics"})
+# Judge the answers: the comparator between the mirror and the shadow, and the gate's difference check.
+_COMPARE: Final = frozenset(
+    {
+        "compare",
+        "compare_service",
+        "compare_port",
+        "compare_max_diff_rate",
+        "compare_secondary_service",
+        "compare_image",
+        "compare_resources",
+        "compare_labels",
+        "compare_ignore_json_pointers",
+        "compare_ignore_headers",
+        "compare_wait_seconds",
+    }
+)
 _LAUNCH: Final = (
     _TARGET
     | _MIRROR_NAMES
@@ -69,6 +85,7 @@ _LAUNCH: Final = (
     | _SERVICES
     | _PROMETHEUS
     | _GATE
+    | _COMPARE
     | {
         "main_kind",
         "main_port",
@@ -234,17 +251,39 @@ def launch_role_vars(
             values[ROLE_PREFIX + name] = given[name]
     if ROLE_PREFIX + "steps" not in values and _given(given.get("mirror_percent")):
         values[ROLE_PREFIX + "steps"] = given["mirror_percent"]
-    metrics = values.get(ROLE_PREFIX + "metrics")
-    if isinstance(metrics, str):
-        try:
-            values[ROLE_PREFIX + "metrics"] = yaml.safe_load(metrics)
-        except yaml.YAMLError as error:
-            raise DarklaunchError(
-                f"metrics is not a YAML or JSON list of checks ({error.__class__.__name__}); give a list such as "
-                '[{"name": "p99", "query": "...", "max": 0.5}].',
-                field="metrics",
-            ) from None
+    for name, example in _TEXT_AS_YAML.items():
+        text = values.get(ROLE_PREFIX + name)
+        if isinstance(text, str):
+            values[ROLE_PREFIX + name] = _yaml_answer(name, text, example)
+    for name in _TEXT_AS_LIST:
+        text = values.get(ROLE_PREFIX + name)
+        if isinstance(text, str):
+            listed = text.strip().startswith("[")
+            values[ROLE_PREFIX + name] = (
+                _yaml_answer(name, text, "[a, b]")
+                if listed
+                else [item.strip() for item in text.split(",") if item.strip()]
+            )
     return values
+
+
+# Survey answers that arrive as text: a YAML or JSON value in a text box, or a comma-separated list.
+_TEXT_AS_YAML: Final = {
+    "metrics": '[{"name": "p99", "query": "...", "max": 0.5}]',
+    "compare_resources": '{"limits": {"cpu": "500m", "memory": "128Mi"}}',
+    "compare_labels": '{"team": "shop"}',
+}
+_TEXT_AS_LIST: Final = ("compare_ignore_json_pointers", "compare_ignore_headers")
+
+
+def _yaml_answer(name: str, text: str, example: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise DarklaunchError(
+            f"{name} is not valid YAML or JSON ({error.__class__.__name__}); give a value such as {example}.",
+            field=name,
+        ) from None
 
 
 def _given(value: Any) -> bool:

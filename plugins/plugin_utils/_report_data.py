@@ -71,6 +71,7 @@ def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str
         "started": min(starts) if starts else None,
         "ended": max(ends) if ends else generated,
         "gate": dict(params.get("gate") or {}),
+        "differing_paths": differing_paths(checks),
     }
 
 
@@ -96,7 +97,43 @@ def check_row(check: Mapping[str, Any]) -> dict[str, Any]:
     }
     for role in ROLES:
         row[role] = side_summary(rows, role)
+
+    compare = check.get("compare")
+    if isinstance(compare, Mapping):
+        row["compare"] = compare_row(compare)
     return row
+
+
+def compare_row(compare: Mapping[str, Any]) -> dict[str, Any]:
+    """The difference check of one gate check, as the gate judged it (``_compare_check``)."""
+    raw_results, raw_rule = compare.get("results"), compare.get("rule")
+    results: Mapping[str, Any] = raw_results if isinstance(raw_results, Mapping) else {}
+    rule: Mapping[str, Any] = raw_rule if isinstance(raw_rule, Mapping) else {}
+    return {
+        "verdict": compare.get("verdict"),
+        "value": float(compare["value"]) if is_number(compare.get("value")) else None,
+        "limit": float(rule["max_diff_rate"]) if is_number(rule.get("max_diff_rate")) else None,
+        "compared": compare.get("compared"),
+        "results": {key: results.get(key) for key in ("same", "different", "noise", "skipped", "error")},
+        "top_paths": [
+            {"path": str(item.get("path")), "requests": item.get("requests")}
+            for item in compare.get("top_paths") or []
+            if isinstance(item, Mapping)
+        ],
+        "message": compare.get("message"),
+    }
+
+
+def differing_paths(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every JSON path the difference check found, most differing first: the most requests it counted in one
+    check's window, and the first check that saw it."""
+    paths: dict[str, dict[str, Any]] = {}
+    for check in checks:
+        for item in (check.get("compare") or {}).get("top_paths") or []:
+            count = float(item["requests"]) if is_number(item.get("requests")) else 0.0
+            seen = paths.setdefault(item["path"], {"path": item["path"], "requests": 0.0, "first_seen": check["at"]})
+            seen["requests"] = max(seen["requests"], count)
+    return sorted(paths.values(), key=lambda item: (-item["requests"], item["path"]))
 
 
 def step_row(step: Mapping[str, Any]) -> dict[str, Any]:

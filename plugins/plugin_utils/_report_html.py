@@ -64,6 +64,7 @@ def render(report: Mapping[str, Any]) -> str:
         _outcome(report),
         _launch(report),
         _charts(report),
+        _compare(report),
         _steps(report),
         _checks(report),
         _changes(report),
@@ -246,6 +247,79 @@ def _chart(
         )
     svg.append("</svg></figure>")
     return "".join(svg)
+
+
+def _compare(report: Mapping[str, Any]) -> str:
+    """The difference check (shadow_launch_compare): its share at every check, and the paths that differed."""
+    checks = [check for check in report.get("checks") or [] if isinstance(check.get("compare"), Mapping)]
+    if not checks:
+        return ""
+    start, end = _time_span(report)
+    limit = next((c["compare"]["limit"] for c in checks if c["compare"].get("limit") is not None), None)
+    values = [float(c["compare"]["value"]) for c in checks if _finite(c["compare"].get("value"))]
+    top = max(_nice_top(max([*values, limit or 0.0])), 0.01)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(t: float) -> float:
+        return LEFT + (t - start) / max(end - start, 1e-9) * plot_w
+
+    def y(v: float) -> float:
+        return TOP + plot_h - (v / top) * plot_h
+
+    svg = [
+        '<figure class="chart" data-metric="difference_rate"><figcaption>Differing answers, share of the compared '
+        "ones, as each check judged its window (%)</figcaption>",
+        f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="Share of differing answers at each check">',
+        f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}"/>',
+    ]
+    for fraction in (0.0, 0.5, 1.0):
+        value = top * fraction
+        svg.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}"/>')
+        svg.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end">{100 * value:.3g}%</text>'
+        )
+    if limit is not None:
+        svg.append(
+            f'<g class="limit"><line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" '
+            f'style="stroke:#e03131;stroke-dasharray:6 4"/><text class="tick" x="{WIDTH - RIGHT - 4}" '
+            f'y="{y(limit) - 4:.1f}" text-anchor="end">max_diff_rate {100 * limit:.3g}%</text></g>'
+        )
+    judged = [(float(c["at"]), float(c["compare"]["value"])) for c in checks if c.get("at") is not None
+              and _finite(c["compare"].get("value"))]  # fmt: skip
+    if judged:
+        path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in judged)
+        svg.append(
+            f'<polyline class="series" data-role="shadow" points="{path}" style="stroke:{ROLE_COLOURS["shadow"]}"/>'
+        )
+    for check in checks:
+        if check.get("at") is None:
+            continue
+        compare = check["compare"]
+        value = compare.get("value")
+        cy = y(float(value)) if _finite(value) else TOP + plot_h
+        verdict = str(compare.get("verdict"))
+        colour = VERDICT_COLOURS.get(VERDICT_INSUFFICIENT if verdict == INCONCLUSIVE else verdict, "#495057")
+        svg.append(
+            f'<circle class="check-marker" data-verdict="{escape(verdict)}" cx="{x(float(check["at"])):.1f}" '
+            f'cy="{cy:.1f}" r="4" style="fill:{colour}"><title>{escape(compare.get("message"))}</title></circle>'
+        )
+    svg.append("</svg></figure>")
+    rows = "".join(
+        f'<tr><td><code>{escape(item["path"])}</code></td><td class="num">{item["requests"]:.0f}</td>'
+        f"<td>{escape(_clock(item.get('first_seen')))}</td></tr>"
+        for item in report.get("differing_paths") or []
+    )
+    table = (
+        "<table><thead><tr><th>JSON path (array indexes as *)</th><th>differing answers, most in one window</th>"
+        f"<th>first seen</th></tr></thead><tbody>{rows}</tbody></table>"
+        if rows
+        else "<p>No answer differed from the main's beyond the noise.</p>"
+    )
+    return (
+        '<section id="compare"><h2>Compared answers</h2>' + "".join(svg) + table + "<p>The comparator keeps redacted "
+        "samples of differing pairs (request line, both statuses, the differing values) at "
+        "<code>GET /__darklaunch/samples</code> on its own address; this report does not fetch them.</p></section>"
+    )
 
 
 def _steps(report: Mapping[str, Any]) -> str:

@@ -190,6 +190,12 @@ class Config:
         self.max_value_chars = max(0, int(args.max_value_chars))
         self.control_prefix_only = bool(args.control_prefix_only)
         self.access_log = bool(args.access_log)
+        route = (args.route or "").strip()
+        if route and (route.count("/") != 1 or not all(route.split("/"))):
+            raise ValueError(f"--route: expected NAMESPACE/NAME, got {args.route!r}")
+        # Every series carries the route, so the launch's gate selects this comparator's metrics whatever
+        # labels Prometheus' scrape configuration adds (or does not add).
+        self.route_label = f'darklaunch_route="{_label(route)}"' if route else ""
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -419,27 +425,32 @@ class Comparator:
             "# HELP darklaunch_compare_requests_total Mirrored requests received, by comparison result.",
             "# TYPE darklaunch_compare_requests_total counter",
         ]
-        lines += [f'darklaunch_compare_requests_total{{result="{r}"}} {results[r]}' for r in RESULTS]
+        route = "," + self.config.route_label if self.config.route_label else ""
+        lines += [f'darklaunch_compare_requests_total{{result="{r}"{route}}} {results[r]}' for r in RESULTS]
         lines += [
             "# HELP darklaunch_compare_differences_total Requests whose candidate answer differed from the primary's"
             " (noise excluded), by JSON pointer (array indexes as *), 'status', 'header:NAME' or 'body'.",
             "# TYPE darklaunch_compare_differences_total counter",
         ]
-        lines += [f'darklaunch_compare_differences_total{{path="{_label(p)}"}} {n}' for p, n in sorted(diffs.items())]
+        lines += [
+            f'darklaunch_compare_differences_total{{path="{_label(p)}"{route}}} {n}' for p, n in sorted(diffs.items())
+        ]
         lines += [
             "# HELP darklaunch_compare_upstream_calls_total Calls to each upstream.",
             "# TYPE darklaunch_compare_upstream_calls_total counter",
         ]
-        lines += [f'darklaunch_compare_upstream_calls_total{{upstream="{u}"}} {calls[u]}' for u in UPSTREAMS]
+        lines += [f'darklaunch_compare_upstream_calls_total{{upstream="{u}"{route}}} {calls[u]}' for u in UPSTREAMS]
         lines += [
             "# HELP darklaunch_compare_upstream_errors_total Failed or timed-out calls to each upstream.",
             "# TYPE darklaunch_compare_upstream_errors_total counter",
         ]
-        lines += [f'darklaunch_compare_upstream_errors_total{{upstream="{u}"}} {errors[u]}' for u in UPSTREAMS]
+        lines += [f'darklaunch_compare_upstream_errors_total{{upstream="{u}"{route}}} {errors[u]}' for u in UPSTREAMS]
         lines += [
             "# HELP darklaunch_compare_inflight Mirrored requests being handled now.",
             "# TYPE darklaunch_compare_inflight gauge",
-            f"darklaunch_compare_inflight {inflight}",
+            f"darklaunch_compare_inflight{{{self.config.route_label}}} {inflight}"
+            if self.config.route_label
+            else f"darklaunch_compare_inflight {inflight}",
         ]
         return "\n".join(lines) + "\n"
 
@@ -510,6 +521,12 @@ class Handler(BaseHTTPRequestHandler):
         if name.startswith("do_"):
             return self._handle
         raise AttributeError(name)
+
+    def setup(self) -> None:
+        super().setup()
+        # The headers and the body of an answer are two writes: with Nagle's algorithm on, the body waits for
+        # the client's delayed ACK of the headers, about 40 ms per answer (bench/comparator.py measured it).
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.comparator.config.access_log:
@@ -712,6 +729,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--control-prefix-only", action="store_true",
         help="serve control endpoints under /__darklaunch/ only; /metrics and /samples are then mirrored copies",
+    )  # fmt: skip
+    parser.add_argument(
+        "--route", default="", metavar="NAMESPACE/NAME",
+        help="the mirrored route, added to every metric as the label darklaunch_route (the gate selects on it)",
     )  # fmt: skip
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)

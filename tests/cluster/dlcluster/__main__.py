@@ -1,4 +1,5 @@
-"""Command line: python -m dlcluster {up,down,status,world,bind-operator,load,fault} (see tests/cluster/up)."""
+"""Command line: python -m dlcluster {up,down,status,world,bind-operator,load,fault,compare-world}
+(see tests/cluster/up)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from . import cluster
 from .backends import BackendHandle, BackendsClient
+from .compare import run_compare_world
 from .config import CRD_MODES, STATE_ROOT, TRAEFIK_VERSION, InstanceConfig, default_state_dir
 from .controlplane import admin_client
 from .fault import inject_shadow_failure
@@ -120,6 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     fault.add_argument("--timeout", type=float, default=600.0)
     fault.add_argument("--report", default=None, help="write the JSON summary to this file too")
 
+    compare = sub.add_parser(
+        "compare-world",
+        help="JSON stable and shadow apps and the comparator on loopback behind a route (runs until SIGTERM)",
+    )
+    _instance_args(compare)
+    compare.add_argument("--namespace", required=True)
+    compare.add_argument("--app", default="shop")
+    compare.add_argument("--route", default="shop-route")
+    compare.add_argument("--host", default=None, help="default: <route>.<namespace>.test")
+    compare.add_argument("--wrong-every", type=int, default=0, help="the shadow changes the price of every n-th GET")
+    compare.add_argument("--seconds", type=float, default=600.0, help="stop after this long (or on SIGTERM)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -170,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
                 report_path=args.report,
             )
             print(json.dumps(summary, indent=2))
+        elif args.command == "compare-world":
+            cfg = _config(args, for_up=False)
+            host = args.host or f"{args.route}.{args.namespace}.test"
+            kube = admin_client(cfg)
+            run_compare_world(cfg, kube, args.namespace, args.app, args.route, host, args.wrong_every, args.seconds)
         elif args.command == "bind-operator":
             bind_operator(admin_client(_config(args, for_up=False)), args.namespace)
     except (RuntimeError, TimeoutError, ValueError) as err:

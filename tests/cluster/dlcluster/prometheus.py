@@ -18,6 +18,7 @@ NAME = "prometheus"
 # port uses, so instances with other port offsets never collide.
 REMOTE_CLUSTER_EXPORTER_OFFSET = 5
 APP_EXPORTER_OFFSET = 6
+COMPARATOR_OFFSET = 7
 
 
 def remote_cluster_exporter_port(cfg: InstanceConfig) -> int:
@@ -26,6 +27,11 @@ def remote_cluster_exporter_port(cfg: InstanceConfig) -> int:
 
 def app_exporter_port(cfg: InstanceConfig) -> int:
     return cfg.ports["prometheus"] + APP_EXPORTER_OFFSET
+
+
+def comparator_port(cfg: InstanceConfig) -> int:
+    """Where a test runs the response comparator (docs/comparator.md) as a loopback process."""
+    return cfg.ports["prometheus"] + COMPARATOR_OFFSET
 
 
 def config(cfg: InstanceConfig) -> dict[str, object]:
@@ -43,6 +49,12 @@ def config(cfg: InstanceConfig) -> dict[str, object]:
             },
             # An application's own counters (a business metric for custom checks).
             {"job_name": "app", "static_configs": [{"targets": [f"127.0.0.1:{app_exporter_port(cfg)}"]}]},
+            # The response comparator a test runs on loopback behind a {route}-compare Service.
+            {
+                "job_name": "darklaunch-compare",
+                "metrics_path": "/__darklaunch/metrics",
+                "static_configs": [{"targets": [f"127.0.0.1:{comparator_port(cfg)}"]}],
+            },
         ],
     }
 

@@ -298,6 +298,16 @@ def test_metrics_text_format(env: Env) -> None:
     assert len(env.candidate.requests) == 1
 
 
+def test_route_labels_every_series(env: Env) -> None:
+    # The launch's gate selects a route's comparator by this label, whatever Prometheus' scrape config adds.
+    env.start("--route", "prod/shop")
+    env.request("GET", "/m")
+    lines = [line for line in env.request("GET", "/metrics")[2].decode().splitlines() if not line.startswith("#")]
+    assert lines and all('darklaunch_route="prod/shop"' in line for line in lines)
+    assert 'darklaunch_compare_requests_total{result="same",darklaunch_route="prod/shop"} 1' in lines
+    assert 'darklaunch_compare_inflight{darklaunch_route="prod/shop"} 0' in lines
+
+
 def test_control_prefix_only_mirrors_plain_metrics(env: Env) -> None:
     env.start("--control-prefix-only")
     status, _headers, body = env.request("GET", "/metrics")
@@ -387,6 +397,7 @@ def test_command_line(capsys: pytest.CaptureFixture[str]) -> None:
         (["--listen", ":0", "--primary", "ftp://h"], "--primary"),
         (["--listen", ":0", "--timeout", "0"], "--timeout"),
         (["--listen", ":0", "--ignore-json-pointer", "timestamp"], "JSON pointer"),
+        (["--listen", ":0", "--route", "shop"], "--route"),
     ):
         base = {"--primary": "http://a", "--secondary": "http://b", "--candidate": "http://c"}
         for i in range(0, len(argv), 2):

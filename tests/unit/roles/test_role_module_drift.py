@@ -21,6 +21,9 @@ import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.action import shadow_launch as launch_action
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec
+from ansible_collections.darklaunch.traefik.plugins.modules.comparator import (
+    argument_spec as comparator_argument_spec,
+)
 from ansible_collections.darklaunch.traefik.plugins.modules.traefik_mirror import (
     argument_spec as mirror_argument_spec,
 )
@@ -37,7 +40,14 @@ RENAMED = {"gate": "anomaly_gate"}
 ROLE_ONLY = {
     "route_name", "namespace", "report", "report_dir", "report_keep", "k8s_auth", "sigma", "window", "history_windows",
     "min_requests", "client_error_codes", "prometheus_url", "prometheus_auth", "prometheus_selector", "metrics",
-    "anomaly_gate", "steps",
+    "anomaly_gate", "steps", "compare", "compare_service", "compare_max_diff_rate",
+}  # fmt: skip
+# Role variables the role passes to darklaunch.traefik.comparator (the comparator it deploys), by option name.
+TO_THE_COMPARATOR = {
+    "compare_port": "port", "compare_secondary_service": "secondary_service", "compare_image": "image",
+    "compare_resources": "resources", "compare_labels": "labels",
+    "compare_ignore_json_pointers": "ignore_json_pointers", "compare_ignore_headers": "ignore_headers",
+    "compare_wait_seconds": "wait_seconds",
 }  # fmt: skip
 # traefik_mirror options being added by a change in progress: that change wires them through the engine, the
 # role, the playbooks and the survey, and then removes them from here.
@@ -113,9 +123,22 @@ def test_every_engine_option_is_a_role_variable_of_the_same_type() -> None:
 def test_every_role_variable_reaches_the_engine_or_the_role_tasks() -> None:
     engine = {RENAMED.get(name, name) for name in _engine_spec()}
     unreached = sorted(
-        name for name in (v.removeprefix(PREFIX) for v in _main_options()) if name not in engine | ROLE_ONLY
+        name
+        for name in (v.removeprefix(PREFIX) for v in _main_options())
+        if name not in engine | ROLE_ONLY | set(TO_THE_COMPARATOR)
     )
     assert not unreached, f"role variables that reach nothing: {unreached}"
+
+
+def test_the_comparator_variables_reach_the_comparator_module_with_its_types() -> None:
+    module = comparator_argument_spec()
+    options = _main_options()
+    tasks = (ROLE / "tasks" / "comparator.yml").read_text(encoding="utf-8")
+    for variable, option in TO_THE_COMPARATOR.items():
+        assert option in module, f"{option} is not a comparator option"
+        assert options[PREFIX + variable].get("type", "str") == module[option].get("type", "str"), variable
+        assert f"{option}: " in tasks and PREFIX + variable in tasks, f"tasks/comparator.yml does not pass {variable}"
+        assert options[PREFIX + variable].get("default") == module[option].get("default", ""), variable
 
 
 def test_every_role_variable_is_passed_to_the_engine_by_the_main_tasks() -> None:

@@ -159,7 +159,9 @@ def test_mirror_names_are_the_names_traefik_mirror_resolves(options: dict[str, s
     names = FILTERS["mirror_names"](options)
     given = {key: value for key, value in options.items() if value}
     resolved = plan_mirror(MirrorParams(**given, state="absent"), Observed()).resolved
+    compare_name = names.pop("compare_name")
     assert names == {key: resolved[key] for key in names}
+    assert compare_name == f"{given['route_name']}-compare"  # the comparator module's default name
 
 
 def test_mirror_names_refuse_what_traefik_mirror_refuses() -> None:
@@ -180,7 +182,7 @@ def _yaml_sources() -> list[Path]:
         r"regex_findall\(['\"]-?\[0-9",  # parsing steps out of text
         r"is match\(['\"]\^\(\[0-9\]\+\(ms",  # a Prometheus duration pattern
         r"mirror_percent \| int >= 1",  # a percent range check
-        r"~ ['\"]-(mirror|wrr|stable|staging)['\"]",  # a derived name
+        r"~ ['\"]-(mirror|wrr|stable|staging|compare)['\"]",  # a derived name
         r"namespace is string",  # the Jinja namespace() workaround
     ],
 )

@@ -688,6 +688,18 @@ def test_every_renewal_records_the_checks_so_far() -> None:
     assert str(checks[1]).startswith("check 2 of the 50% step (1 ok, 0 anomalous, 1 inconclusive, 0 errors; last ")
 
 
+def test_the_recorded_progress_carries_the_difference_check() -> None:
+    compared = {
+        **OK,
+        "compare": {"verdict": "ok", "value": 0.0, "compared": 120, "results": {"different": 0}, "top_paths": []},
+    }
+    w = world([compared], then=compared)
+    w.run()
+    assert "(1 ok, 0 anomalous, 0 inconclusive, 0 errors; last ok; answers 0.0% different of 120 compared)" in str(
+        w.cluster.progress[-5]
+    )
+
+
 def test_the_plan_is_said_before_anything_changes() -> None:
     w = world()
     w.run()
@@ -733,6 +745,25 @@ def test_the_check_line_of_each_kind_of_answer() -> None:
         "IngressRoute web/shop restored delete TraefikService web/shop-mirror",
         "IngressRoute shop targets exactly what it targeted before the launch.",
     ]
+
+
+def test_the_check_line_shows_the_difference_check() -> None:
+    differs = {
+        **report("anomalous", summary="Difference check: ..."),
+        "compare": {
+            "verdict": "anomalous",
+            "value": 0.052,
+            "compared": 327,
+            "results": {"same": 310, "different": 17, "noise": 0, "skipped": 4, "error": 0},
+            "top_paths": [{"path": "/price", "requests": 17}],
+        },
+    }
+    unjudged = {**OK, "compare": {"verdict": "inconclusive", "reason": "no_data", "value": None, "compared": 0}}
+    w = world([unjudged, differs])
+    w.run(rules=rules(failure_limit=1))
+    lines = [line for _moment, line in w.lines_after(T0)]
+    assert lines[0].endswith("| main 240 req, 0.0% 5xx, p95 11 ms | answers not judged (no comparator metrics)")
+    assert lines[1].endswith("| answers 5.2% different of 327 compared (most at /price)")
 
 
 def test_the_false_alarm_budget_is_said_once_with_the_first_conclusive_check() -> None:

@@ -192,3 +192,19 @@ def test_metrics_that_are_not_yaml_are_refused_by_name() -> None:
     with pytest.raises(DarklaunchError) as caught:
         inputs.launch_role_vars({"metrics": "[{name: p99"}, "web", {}, {})
     assert caught.value.field == "metrics"
+
+
+def test_survey_text_for_the_comparator_is_read_as_yaml_or_a_list() -> None:
+    role_vars = inputs.launch_role_vars(
+        {
+            "compare_resources": "{limits: {cpu: 500m}}",
+            "compare_ignore_json_pointers": "/ts, /id",
+            "compare_ignore_headers": '["Date"]',
+        },
+        "web",
+        {},
+        {},
+    )
+    assert role_vars["shadow_launch_compare_resources"] == {"limits": {"cpu": "500m"}}
+    assert role_vars["shadow_launch_compare_ignore_json_pointers"] == ["/ts", "/id"]
+    assert role_vars["shadow_launch_compare_ignore_headers"] == ["Date"]

@@ -188,3 +188,40 @@ def test_missing_and_nan_values_are_not_drawn() -> None:
     page = parse(render(report_data(data, now=T0)))
     roles = [a["data-role"] for a in page.by_class["series"]]
     assert roles == ["main", "shadow", "main", "main", "shadow"]
+
+
+def compared(verdict: str, value: float | None, paths: list[tuple[str, float]]) -> dict[str, Any]:
+    """A gate check's difference check row (shadow_launch_compare), as _compare_check returns it."""
+    return {
+        "verdict": verdict,
+        "value": value,
+        "rule": {"max_diff_rate": 0.01},
+        "compared": 200.0,
+        "results": {"same": 190.0, "different": 10.0, "noise": 0.0, "skipped": 0.0, "error": 0.0},
+        "top_paths": [{"path": path, "requests": count} for path, count in paths],
+        "message": f"difference_rate <{verdict}>",
+    }
+
+
+def test_the_difference_check_gets_a_fourth_chart_and_the_table_of_differing_paths() -> None:
+    data = params()
+    data["checks"][0]["compare"] = compared("ok", 0.005, [("/items/*/price", 1.0)])
+    data["checks"][1]["compare"] = compared("anomalous", 0.05, [("/price<b>", 10.0), ("/items/*/price", 2.0)])
+    report = report_data(data, now=T0)
+    assert report["differing_paths"] == [
+        {"path": "/price<b>", "requests": 10.0, "first_seen": T0 + 31},
+        {"path": "/items/*/price", "requests": 2.0, "first_seen": T0 + 10},
+    ]
+    html = render(report)
+    page = parse(html)
+    assert [a["data-metric"] for a in page.by_class["chart"]] == [
+        "request_rate", "error_rate", "latency_p95", "difference_rate",
+    ]  # fmt: skip
+    assert [a["data-verdict"] for a in page.by_class["check-marker"]][-2:] == ["ok", "anomalous"]
+    assert "max_diff_rate 1%" in html and "<code>/price&lt;b&gt;</code>" in html
+    assert "difference_rate &lt;anomalous&gt;" in html
+
+
+def test_without_the_difference_check_there_is_no_fourth_chart() -> None:
+    page = parse(render(report_data(params(), now=T0)))
+    assert len(page.by_class["chart"]) == 3 and 'id="compare"' not in render(report_data(params(), now=T0))
