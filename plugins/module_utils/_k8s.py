@@ -54,6 +54,8 @@ class _Kind:
     plural: str
     traefik: bool
     namespaced: bool = True
+    # The API group/version of a kind that is neither Traefik's nor core (the Gateway API's).
+    api: str = ""
 
 
 _KINDS: Final = {
@@ -65,6 +67,9 @@ _KINDS: Final = {
         _Kind("Service", "services", traefik=False),
         _Kind("ConfigMap", "configmaps", traefik=False),
         _Kind("Namespace", "namespaces", traefik=False, namespaced=False),
+        _Kind("HTTPRoute", "httproutes", traefik=False, api="gateway.networking.k8s.io/v1"),
+        _Kind("Gateway", "gateways", traefik=False, api="gateway.networking.k8s.io/v1"),
+        _Kind("GatewayClass", "gatewayclasses", traefik=False, namespaced=False, api="gateway.networking.k8s.io/v1"),
     )
 }
 
@@ -279,12 +284,18 @@ class KubeClient:
         json_patch_test: bool = False,
         group: str | None = None,
     ) -> ApiCall:
-        resource = f"{spec.plural}.{group or self.traefik_group()}" if spec.traefik else spec.plural
+        if spec.traefik:
+            resource = f"{spec.plural}.{group or self.traefik_group()}"
+        else:
+            resource = f"{spec.plural}.{spec.api.split('/')[0]}" if spec.api else spec.plural
         scoped_namespace = namespace if spec.namespaced else None
         return ApiCall(verb, spec.name, resource, scoped_namespace, name, spec.traefik, json_patch_test)
 
     def _path(self, spec: _Kind, namespace: str | None, name: str | None = None, *, group: str | None = None) -> str:
-        parts = [f"/apis/{group or self.traefik_group()}/{CRD_VERSION}" if spec.traefik else "/api/v1"]
+        if spec.traefik:
+            parts = [f"/apis/{group or self.traefik_group()}/{CRD_VERSION}"]
+        else:
+            parts = [f"/apis/{spec.api}" if spec.api else "/api/v1"]
         if spec.namespaced and namespace is not None:
             parts += ["namespaces", quote(namespace, safe="")]
         elif spec.namespaced and name is not None:

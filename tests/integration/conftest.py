@@ -309,11 +309,11 @@ def httproute_world(
     Waits until Traefik routes it; the backends' counters start at zero."""
     from dlcluster import gateway
 
-    if not cluster.env.get("DARKLAUNCH_GATEWAY_NAME"):
-        pytest.skip("this cluster runs no Gateway API provider (Traefik 2.x)")
     worlds: list[SeedWorld] = []
 
     def make(app: str = "api-service", weights: dict[str, int] | None = None, route: str | None = None) -> SeedWorld:
+        if not cluster.env.get("DARKLAUNCH_GATEWAY_NAME"):
+            pytest.skip("this cluster runs no Gateway API provider (Traefik 2.x)")
         world = gateway.create_httproute_world(kube, backends, namespace, app, route, weights=weights)
         worlds.append(world)
         deadline = time.monotonic() + 30
