@@ -312,7 +312,7 @@ def httproute_world(
     worlds: list[SeedWorld] = []
 
     def make(app: str = "api-service", weights: dict[str, int] | None = None, route: str | None = None) -> SeedWorld:
-        if not cluster.env.get("DARKLAUNCH_GATEWAY_NAME"):
+        if not gateway.serves(cluster.config, cluster.env):
             pytest.skip("this cluster runs no Gateway API provider (Traefik 2.x)")
         world = gateway.create_httproute_world(kube, backends, namespace, app, route, weights=weights)
         worlds.append(world)

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,13 @@ RBAC = "rbac.authorization.k8s.io"
 def enabled(cfg: InstanceConfig) -> bool:
     """Traefik 3.x only: 2.11's Gateway provider is an experimental one of an older API."""
     return cfg.traefik and cfg.traefik_major == 3
+
+
+def serves(config: InstanceConfig | None, env: Mapping[str, str]) -> bool:
+    """Whether a running instance has the Gateway: from its saved settings, else from its exports."""
+    if config is not None:
+        return enabled(config)
+    return bool(env.get("DARKLAUNCH_GATEWAY_NAME"))
 
 
 def gateway_api_version(go_mod: str) -> str:
