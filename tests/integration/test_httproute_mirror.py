@@ -66,7 +66,7 @@ def _measure(traffic: Any, world: SeedWorld, n: int) -> tuple[dict[str, int], fl
     assert result.by_status == {200: n}, result.by_status
     time.sleep(1.0)  # copies are sent after the user's answer, in the background
     delta = {role: world.backends[role].total - before[role] for role in roles}
-    answered = {body: count for body, count in result.by_body.items()}
+    answered = dict(result.by_body)
     return answered, delta["staging"] / (delta["stable"] + delta["canary"])
 
 
