@@ -238,15 +238,17 @@ def split_object(params: HTTPRouteParams, refs: Sequence[Mapping[str, Any]]) -> 
 
 
 def _mirror_port(params: HTTPRouteParams, observed: HTTPRouteObserved) -> int | str:
-    if params.mirror_port is not None:
-        return params.mirror_port
     service = observed.mirror_service
+    # Checked even with mirror_port: a mirror whose shadow Service is missing fails in Traefik as a whole, and
+    # the rule's users would get errors.
     if service is None:
         raise DarklaunchError(
             f"mirror_service {params.mirror_service} does not exist in namespace {params.namespace}; traefik_mirror "
             "never routes copies to a missing service. Create it first.",
             field="mirror_service",
         )
+    if params.mirror_port is not None:
+        return params.mirror_port
     ports = (service.get("spec") or {}).get("ports") or []
     if len(ports) != 1:
         raise DarklaunchError(

@@ -95,7 +95,7 @@ def observe(client: Client, params: HTTPRouteParams) -> HTTPRouteObserved:
     class_names = {(gw.get("spec") or {}).get("gatewayClassName", "") for gw in gateways.values() if gw}
     classes = {name: client.get("GatewayClass", None, name) for name in class_names if name}
     mirror_service = None
-    if params.state == "present" and params.mirror_port is None:
+    if params.state == "present":
         mirror_service = client.get("Service", params.namespace, params.mirror_service)
     return HTTPRouteObserved(
         route=route,

@@ -185,6 +185,15 @@ def test_refuses_a_gateway_of_another_controller_and_foreign_objects() -> None:
         plan_present(params(rule_index=0), observed(route(rules)))
 
 
+@pytest.mark.parametrize("mirror_port", [None, 8080])
+def test_a_missing_shadow_service_is_refused_even_with_its_port(mirror_port: int | None) -> None:
+    obs = observed(route(SPLIT_RULES))
+    obs.mirror_service = None
+    with pytest.raises(DarklaunchError, match="mirror_service shadow does not exist") as err:
+        plan_present(params(mirror_port=mirror_port), obs)
+    assert err.value.field == "mirror_service"
+
+
 def test_native_mirror_support_is_reported() -> None:
     status = {"supportedFeatures": [{"name": "HTTPRouteRequestMirror"}]}
     plan = plan_present(params(), observed(route(SPLIT_RULES), class_status=status))
