@@ -9,6 +9,7 @@ WRR_SUFFIX = "-wrr"
 MAIN_SUFFIX = "-stable"
 SHADOW_SUFFIX = "-staging"
 COMPARE_SUFFIX = "-compare"
+SPLIT_SUFFIX = "-split"
 
 
 def mirror_name(route: str) -> str:
@@ -29,6 +30,11 @@ def main_service_name(route: str) -> str:
 def shadow_service_name(route: str) -> str:
     """The Service that receives the copies."""
     return route + SHADOW_SUFFIX
+
+
+def split_name(route: str) -> str:
+    """The weighted TraefikService that keeps an HTTPRoute rule's backendRefs split while the mirror is on it."""
+    return route + SPLIT_SUFFIX
 
 
 def compare_service_name(route: str) -> str:

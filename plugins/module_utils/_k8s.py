@@ -59,8 +59,8 @@ class _Kind:
     plural: str
     traefik: bool
     namespaced: bool = True
-    # The API group and version of a built-in kind outside the core group (apps/v1); None: core (/api/v1).
-    api: str | None = None
+    # The API group/version of a kind that is neither Traefik's nor core (apps/v1, the Gateway API's); "": core.
+    api: str = ""
 
 
 _KINDS: Final = {
@@ -73,6 +73,9 @@ _KINDS: Final = {
         _Kind("ConfigMap", "configmaps", traefik=False),
         _Kind("Deployment", "deployments", traefik=False, api="apps/v1"),
         _Kind("Namespace", "namespaces", traefik=False, namespaced=False),
+        _Kind("HTTPRoute", "httproutes", traefik=False, api="gateway.networking.k8s.io/v1"),
+        _Kind("Gateway", "gateways", traefik=False, api="gateway.networking.k8s.io/v1"),
+        _Kind("GatewayClass", "gatewayclasses", traefik=False, namespaced=False, api="gateway.networking.k8s.io/v1"),
     )
 }
 

@@ -166,6 +166,29 @@ options:
         that split (all user responses then come from the main service). This is refused unless V(true).
     type: bool
     default: false
+  route_kind:
+    description:
+      - The kind of route O(route_name) names. Unset, it is V(HTTPRoute) when only a Gateway API HTTPRoute of that
+        name exists, else V(IngressRoute).
+      - On an V(HTTPRoute) (served by Traefik's Gateway provider, with its CRD provider on too), O(state=present)
+        creates the C({route_name}-mirror) TraefikService and, with O(attach_to_ingress=true), points one rule's
+        backendRefs at it. Its main is what the rule
+        served (one Service, or a weighted C({route_name}-split) TraefikService with the backendRefs' weights, so
+        users keep the same backends); the original backendRefs are saved in the
+        C(darklaunch.traefik/pre-mirror-backendrefs) annotation. O(state=absent) puts them back exactly and
+        deletes both TraefikServices (with O(restore_ingress_to_wrr=false), a rule still on the mirror is
+        refused). A route whose Gateway's class is not Traefik's is refused. O(mirror_percent), O(mirror_service),
+        O(mirror_port), O(main_service) (which rule), O(rule_index), O(attach_to_ingress) and
+        O(restore_ingress_to_wrr) apply; O(launch), O(mirror_methods), O(mirror_match), O(mirror_body),
+        O(max_body_size), O(main_kind), O(main_port), O(mirror_name) and O(wrr_name) are refused (not supported
+        on HTTPRoutes yet), and so the role's launch does not run on HTTPRoutes yet.
+    type: str
+    choices: [IngressRoute, HTTPRoute]
+  rule_index:
+    description:
+      - On an HTTPRoute, the index (from 0) of the rule to mirror. Default the rule already on the mirror, else the
+        one rule whose backendRefs hold O(main_service).
+    type: int
   restore_ingress_to_wrr:
     description:
       - With O(state=absent), first repoint the IngressRoute back to exactly what it targeted before attach
@@ -386,7 +409,7 @@ actions:
       description: V(create), V(patch) or V(delete).
       type: str
     kind:
-      description: V(TraefikService) or V(IngressRoute).
+      description: V(TraefikService), V(IngressRoute) or V(HTTPRoute).
       type: str
     name:
       description: Object name.
@@ -412,9 +435,36 @@ mirror:
   description: The mirroring TraefikService after the run (null when absent).
   returned: always
   type: dict
+route_kind:
+  description: The kind of route the run acted on, V(IngressRoute) or V(HTTPRoute) (O(route_kind), or found).
+  returned: always
+  type: str
+  sample: IngressRoute
+httproute:
+  description: On an HTTPRoute, the backendRefs of the chosen rule (of every rule on teardown) before and after.
+  returned: on an HTTPRoute
+  type: dict
+  contains:
+    name:
+      description: HTTPRoute name (O(route_name)).
+      type: str
+    namespace:
+      description: HTTPRoute namespace.
+      type: str
+    rule_index:
+      description: The rule mirrored (null on teardown).
+      type: int
+    before:
+      description: C(rule) index and C(backendRefs) before.
+      type: list
+      elements: dict
+    after:
+      description: C(rule) index and C(backendRefs) after.
+      type: list
+      elements: dict
 ingress_route:
   description: Targets of each route of the IngressRoute before and after the run.
-  returned: always
+  returned: on an IngressRoute
   type: dict
   contains:
     name:
@@ -481,7 +531,7 @@ resolved:
     - What the options resolved to, so callers (the shadow_launch role, the playbooks) use the module's
       defaults and findings instead of deriving them again. In check mode it answers "may I proceed?" without
       writing; a refusal fails the task instead, and the failed result's C(field) names the option to change.
-  returned: always
+  returned: on an IngressRoute
   type: dict
   contains:
     route_name:
@@ -570,6 +620,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import
     with_auth,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_runner import (
+    route_kind,
+    run_httproute_mirror,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
     HAS_KUBERNETES,
     KUBERNETES_IMPORT_ERROR,
@@ -595,6 +649,8 @@ def argument_spec() -> dict[str, Any]:
             **mirror_match_spec(),
             "confirm_end_weighted_split": {"type": "bool", "default": False},
             "restore_ingress_to_wrr": {"type": "bool", "default": True},
+            "route_kind": {"type": "str", "choices": ["IngressRoute", "HTTPRoute"]},
+            "rule_index": {"type": "int"},
             "propagation_seconds": {"type": "float", "default": DEFAULT_PROPAGATION_SECONDS},
             "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
             "launch": {
@@ -612,6 +668,15 @@ def argument_spec() -> dict[str, Any]:
     )
 
 
+def exit_httproute(module: AnsibleModule, result: dict[str, Any]) -> None:
+    diff = result.pop("diff")
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    if module._diff:
+        result["diff"] = diff
+    module.exit_json(**result)
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec=argument_spec(),
@@ -625,6 +690,9 @@ def main() -> None:
         # The argument spec above checked types, choices and required options; run_mirror checks the rest
         # (names, ranges) once, before its first request.
         client = KubeClient.from_params(module.params)
+        if route_kind(client, module.params) == "HTTPRoute":
+            exit_httproute(module, run_httproute_mirror(client, module.params, check_mode=module.check_mode))
+            return
         run = run_mirror(client, module.params, check_mode=module.check_mode)
     except DarklaunchError as error:
         module.fail_json(**error.fail_kwargs())
@@ -635,6 +703,7 @@ def main() -> None:
         action.pop("body", None)
         action.pop("resource_version", None)
     result["api_group"] = run.api_group
+    result["route_kind"] = "IngressRoute"
     # Ansible collects warnings itself: module.warn() shows them and puts them in the registered
     # result's ``warnings`` (passing ``warnings`` to exit_json is deprecated).
     for warning in result.pop("warnings"):

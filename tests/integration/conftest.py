@@ -300,6 +300,35 @@ def seed_world(
         remove_world_backends(backends, world)
 
 
+@pytest.fixture(scope="module")
+def httproute_world(
+    cluster: Cluster, kube: Kube, backends: BackendsClient, namespace: str
+) -> Iterator[Callable[..., SeedWorld]]:
+    """Factory: the seed world on an HTTPRoute of the cluster's Gateway (Traefik 3.x; see
+    dlcluster/gateway.py): ``/`` split by ``weights`` (50/50), ``/static`` to ``<app>-stable``.
+    Waits until Traefik routes it; the backends' counters start at zero."""
+    from dlcluster import gateway
+
+    worlds: list[SeedWorld] = []
+
+    def make(app: str = "api-service", weights: dict[str, int] | None = None, route: str | None = None) -> SeedWorld:
+        if not gateway.serves(cluster.config, cluster.env):
+            pytest.skip("this cluster runs no Gateway API provider (Traefik 2.x)")
+        world = gateway.create_httproute_world(kube, backends, namespace, app, route, weights=weights)
+        worlds.append(world)
+        deadline = time.monotonic() + 30
+        while send(cluster.traefik_url or "", world.host, 1, path="/__darklaunch_probe").statuses != [200]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"HTTPRoute {world.host} not routed after 30s")
+            time.sleep(0.1)
+        world.reset_backends()
+        return world
+
+    yield make
+    for world in worlds:
+        remove_world_backends(backends, world)
+
+
 # --- Prometheus and the audit log ---------------------------------------------------------------
 
 

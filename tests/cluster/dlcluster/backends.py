@@ -81,8 +81,10 @@ class _Server(ThreadingHTTPServer):
 
 
 class Backend:
-    def __init__(self, name: str, port: int) -> None:
+    def __init__(self, name: str, port: int, also_on: str = "") -> None:
         self.name = name
+        # A second address the same port listens on (an HTTPRoute's backend: see gateway.py).
+        self.also_on = also_on
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
         self.total = 0
@@ -101,15 +103,25 @@ class Backend:
         self.stopping = False
         self.server = _Server(("127.0.0.1", port), self._handler_class())
         self.port = self.server.server_address[1]
+        self.servers = [self.server]
         self.thread = threading.Thread(target=self.server.serve_forever, name=f"backend-{name}", daemon=True)
         self.thread.start()
+        if also_on:
+            try:
+                extra = _Server((also_on, self.port), self._handler_class())
+            except OSError:
+                self.stop()
+                raise
+            self.servers.append(extra)
+            threading.Thread(target=extra.serve_forever, name=f"backend-{name}-{also_on}", daemon=True).start()
 
     def stop(self) -> None:
         with self.lock:
             self.stopping = True
             self.hang_changed.notify_all()
-        self.server.shutdown()
-        self.server.server_close()
+        for server in self.servers:
+            server.shutdown()
+            server.server_close()
 
     def counters(self) -> dict[str, Any]:
         with self.lock:
@@ -287,11 +299,11 @@ class Manager:
         for backend_id, spec in json.loads(self.registry.read_text()).items():
             # A port taken meanwhile loses that backend: its Service must be recreated anyway.
             with contextlib.suppress(OSError):
-                self.backends[backend_id] = Backend(spec["name"], spec["port"])
+                self.backends[backend_id] = Backend(spec["name"], spec["port"], spec.get("also_on", ""))
         self._save()
 
     def _save(self) -> None:
-        data = {bid: {"name": b.name, "port": b.port} for bid, b in self.backends.items()}
+        data = {bid: {"name": b.name, "port": b.port, "also_on": b.also_on} for bid, b in self.backends.items()}
         tmp = self.registry.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1))
         tmp.replace(self.registry)
@@ -300,11 +312,11 @@ class Manager:
         with self.lock:
             return {bid: {"name": b.name, "port": b.port} for bid, b in self.backends.items()}
 
-    def add(self, backend_id: str, name: str, port: int) -> dict[str, Any]:
+    def add(self, backend_id: str, name: str, port: int, also_on: str = "") -> dict[str, Any]:
         with self.lock:
             existing = self.backends.get(backend_id)
             if existing is None:
-                existing = self.backends[backend_id] = Backend(name, port)
+                existing = self.backends[backend_id] = Backend(name, port, also_on)
                 self._save()
             return {"id": backend_id, "name": existing.name, "port": existing.port}
 
@@ -352,7 +364,10 @@ class Manager:
                 try:
                     spec = json.loads(self.rfile.read(length) or b"{}")
                     result = manager.add(
-                        str(spec["id"]), str(spec.get("name") or spec["id"]), int(spec.get("port") or 0)
+                        str(spec["id"]),
+                        str(spec.get("name") or spec["id"]),
+                        int(spec.get("port") or 0),
+                        str(spec.get("also_on") or ""),
                     )
                 except (KeyError, ValueError, OSError) as err:
                     self._json(400, {"error": str(err)})
@@ -452,8 +467,10 @@ class BackendsClient:
         except Exception:
             return False
 
-    def add(self, backend_id: str, name: str | None = None, port: int = 0) -> BackendHandle:
-        data = _call(self.url + "/backends", "POST", {"id": backend_id, "name": name or backend_id, "port": port})
+    def add(self, backend_id: str, name: str | None = None, port: int = 0, also_on: str = "") -> BackendHandle:
+        """``also_on``: a second address the backend listens on, same port (an HTTPRoute's backend)."""
+        spec = {"id": backend_id, "name": name or backend_id, "port": port, "also_on": also_on}
+        data = _call(self.url + "/backends", "POST", spec)
         return BackendHandle(data["id"], data["name"], int(data["port"]))
 
     def remove(self, backend_id: str) -> None:

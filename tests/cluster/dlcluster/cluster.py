@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 
-from . import backends, controlplane, prometheus, traefik
+from . import backends, controlplane, gateway, prometheus, traefik
 from .config import CLUSTER_DIR, InstanceConfig
 from .crds import instance_crd_documents
 from .pki import ensure_pki, ensure_tokens, write_kubeconfigs
@@ -78,6 +78,9 @@ def exports(cfg: InstanceConfig) -> list[str]:
         values["DARKLAUNCH_TRAEFIK_VERSION"] = cfg.traefik_version
         values["TRAEFIK_URL"] = cfg.traefik_url
         values["TRAEFIK_API_URL"] = cfg.traefik_api_url
+    if gateway.enabled(cfg):
+        values["DARKLAUNCH_GATEWAY_NAME"] = gateway.GATEWAY_NAME
+        values["DARKLAUNCH_GATEWAY_NAMESPACE"] = gateway.GATEWAY_NAMESPACE
     if cfg.prometheus:
         values["PROMETHEUS_URL"] = cfg.prometheus_url
     if cfg.backends:
@@ -137,6 +140,8 @@ def _wait(cfg: InstanceConfig, procs: ProcessTable, name: str) -> None:
         wait_until("backends manager", ready, 20, on_timeout=lambda: procs.log_tail(BACKENDS))
     elif name == "traefik":
         traefik.wait_ready(cfg, procs)
+        if gateway.enabled(cfg):
+            gateway.wait_ready(controlplane.admin_client(cfg))
     else:
         prometheus.wait_ready(cfg, procs)
 
@@ -153,6 +158,8 @@ def _configure_api(cfg: InstanceConfig) -> None:
     bind_operator(kube, cfg.operator_namespace)
     if cfg.traefik:
         traefik.install_sentinel(kube)
+    if gateway.enabled(cfg):
+        gateway.install(cfg, kube)
 
 
 def up(cfg: InstanceConfig) -> list[str]:

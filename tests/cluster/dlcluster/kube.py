@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "GatewayClass"}
 FIELD_MANAGER = "darklaunch-test-harness"
 
 
@@ -38,6 +38,8 @@ class KubeError(Exception):
 
 def plural(kind: str) -> str:
     lower = kind.lower()
+    if lower == "endpoints":  # already plural
+        return lower
     return lower + ("es" if lower.endswith("s") else "s")
 
 

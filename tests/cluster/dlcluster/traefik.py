@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from . import gateway
 from .build import build_traefik_v2
 from .config import TRAEFIK_BIN_ROOT, TRAEFIK_VERSION, InstanceConfig
 from .kube import Kube
@@ -135,7 +136,25 @@ def argv(cfg: InstanceConfig, binary: str) -> list[str]:
         f"{crd}.allowEmptyServices=false",
         f"{crd}.throttleDuration=0s",
         *(flag for flag in optional if flag.split("=", 1)[0].lower() in known),
+        *(gateway_flags(cfg, token) if gateway.enabled(cfg) else []),
     ]
+
+
+def gateway_flags(cfg: InstanceConfig, token: str) -> list[str]:
+    """The Gateway API provider beside the CRD provider (an HTTPRoute backendRef may then name a
+    TraefikService). Standard channel only; 3.0 still gates the provider behind an experimental flag."""
+    gw = "--providers.kubernetesgateway"
+    flags = [
+        f"{gw}=true",
+        f"{gw}.endpoint={cfg.apiserver_url}",
+        f"{gw}.token={token}",
+        f"{gw}.certAuthFilePath={cfg.pki_dir / 'ca.crt'}",
+        f"{gw}.experimentalChannel=false",
+        f"{gw}.throttleDuration=0s",
+    ]
+    if cfg.traefik_version.startswith("3.0."):
+        flags.insert(0, "--experimental.kubernetesGateway=true")
+    return flags
 
 
 def sentinel_documents() -> list[dict[str, Any]]:
