@@ -175,7 +175,7 @@ args:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
@@ -195,11 +195,9 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_man
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 
 
 def argument_spec() -> dict[str, Any]:
@@ -282,10 +280,7 @@ def run(module: AnsibleModule, client: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    module.no_log_values.update(auth_secrets(module.params))
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    module = kube_module(argument_spec())
     try:
         result = run(module, KubeClient.from_params(module.params))
     except DarklaunchError as error:

@@ -214,18 +214,14 @@ diff:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control_runner import run_control
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
-from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
 
 
 def argument_spec() -> dict[str, Any]:
@@ -242,10 +238,7 @@ def argument_spec() -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    module.no_log_values.update(auth_secrets(module.params))  # kubeconfig dict credentials, URL passwords
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    module = kube_module(argument_spec())
     try:
         client = KubeClient.from_params(module.params)
         run = run_control(client, module.params, check_mode=module.check_mode)

@@ -114,16 +114,12 @@ page:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._report_store import list_reports, read_report
 
 
@@ -139,10 +135,7 @@ def argument_spec() -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    module.no_log_values.update(auth_secrets(module.params))  # kubeconfig dict credentials, URL passwords
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    module = kube_module(argument_spec())
     params = module.params
     if params["fetch"] and not params["namespace"]:
         module.fail_json(msg="fetch needs namespace", field="namespace")

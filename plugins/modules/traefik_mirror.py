@@ -612,7 +612,7 @@ diff:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import (
     mirror_match_spec,
@@ -625,14 +625,12 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_runn
     run_httproute_mirror,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import DEFAULT_PROPAGATION_SECONDS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
-from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
 
 
 def argument_spec() -> dict[str, Any]:
@@ -678,14 +676,7 @@ def exit_httproute(module: AnsibleModule, result: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_if=[("state", "present", ("mirror_percent",))],
-        supports_check_mode=True,
-    )
-    module.no_log_values.update(auth_secrets(module.params))  # kubeconfig dict credentials, URL passwords
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    module = kube_module(argument_spec(), required_if=[("state", "present", ("mirror_percent",))])
     try:
         # The argument spec above checked types, choices and required options; run_mirror checks the rest
         # (names, ranges) once, before its first request.

@@ -296,17 +296,13 @@ distribution:
 
 from typing import Any
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    HAS_KUBERNETES,
-    KUBERNETES_IMPORT_ERROR,
     KubeClient,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
-from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic, validate_scope
 
 
@@ -321,10 +317,7 @@ def argument_spec() -> dict[str, Any]:
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    module.no_log_values.update(auth_secrets(module.params))  # kubeconfig dict credentials, URL passwords
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
+    module = kube_module(argument_spec())
     try:
         validate_scope(module.params["namespace"], module.params["route_name"])
         client = KubeClient.from_params(module.params)

@@ -155,14 +155,19 @@ def _module_kwargs(name: str) -> dict[str, Any]:
     def capture(**kwargs: Any) -> None:
         raise _Captured(kwargs)
 
-    original = getattr(module, "AnsibleModule")  # noqa: B009 - the module's own name, patched below
-    setattr(module, "AnsibleModule", capture)  # noqa: B010
+    # The module creates its AnsibleModule itself or through _kube_module.kube_module: both names are patched.
+    kube_module = importlib.import_module("ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module")
+    holders = [holder for holder in (module, kube_module) if hasattr(holder, "AnsibleModule")]
+    originals = [getattr(holder, "AnsibleModule") for holder in holders]  # noqa: B009
+    for holder in holders:
+        setattr(holder, "AnsibleModule", capture)  # noqa: B010
     try:
         module.main()
     except _Captured as captured:
         return captured.kwargs
     finally:
-        setattr(module, "AnsibleModule", original)  # noqa: B010
+        for holder, original in zip(holders, originals, strict=True):
+            setattr(holder, "AnsibleModule", original)  # noqa: B010
     raise AssertionError(f"{name}.main() did not create an AnsibleModule")
 
 
