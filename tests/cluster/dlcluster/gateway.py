@@ -146,9 +146,14 @@ def host_address() -> str:
     override = os.environ.get("DARKLAUNCH_HOST_IP")
     if override:
         return override
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("192.0.2.123", 9))  # UDP: no packet is sent, the kernel only picks a route
-        address = str(probe.getsockname()[0])
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.123", 9))  # UDP: no packet is sent, the kernel only picks a route
+            address = str(probe.getsockname()[0])
+    except OSError as error:  # no route at all: say what to set rather than fail somewhere deeper
+        raise RuntimeError(
+            f"no IPv4 route to pick an address for HTTPRoute backends ({error}): set DARKLAUNCH_HOST_IP"
+        ) from None
     if address.startswith("127.") or address == "0.0.0.0":
         raise RuntimeError("no non-loopback IPv4 address for HTTPRoute backends: set DARKLAUNCH_HOST_IP")
     return address
