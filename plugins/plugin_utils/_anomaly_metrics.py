@@ -26,6 +26,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model 
     VERDICT_INSUFFICIENT,
     VERDICT_OK,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._numbers import finite_number
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import (
     PLACEHOLDERS,
     add_matchers,
@@ -129,7 +130,7 @@ def _parse_check(index: int, item: Any) -> MetricCheck:
             field="metrics",
         )
     rule = rules[0]
-    limit = _number(item[rule])
+    limit = finite_number(item[rule])
     if limit is None:
         raise DarklaunchError(f"metrics check {label}: {rule} must be a number, got {item[rule]!r}.", field="metrics")
     if rule == "max_ratio" and limit <= 0:
@@ -151,16 +152,6 @@ def _parse_check(index: int, item: Any) -> MetricCheck:
         )
     description = item.get("description")
     return MetricCheck(name, query.strip(), rule, limit, str(description) if description else None)
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 # --------------------------------------------------------------------------------------------------

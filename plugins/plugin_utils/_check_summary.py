@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
+
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._numbers import is_number
 
 
 class SideSummary(TypedDict):
@@ -46,13 +47,3 @@ def side_text(role: str, side: SideSummary) -> str:
     rate = f"{100 * side['error_rate']:.1f}% 5xx" if side["error_rate"] is not None else "no 5xx rate"
     latency = f"{1000 * side['latency_p95']:.0f} ms" if side["latency_p95"] is not None else "n/a"
     return f"{role} {requests} req, {rate}, p95 {latency}"
-
-
-def is_number(value: Any) -> bool:
-    """A finite number, or text that is one (answers pass through Ansible's templating as text)."""
-    if value is None or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

@@ -30,6 +30,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model 
     VERDICT_INSUFFICIENT,
     VERDICT_OK,
 )
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._numbers import finite_number
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._promql import add_matchers
 
 CHECK_NAME = "difference_rate"
@@ -69,7 +70,7 @@ def parse_compare(raw: Any, min_requests: int, route: Mapping[str, Any] | None) 
     """The ``compare_max_diff_rate`` option (None or "": the check is off) for a route, checked."""
     if raw in (None, ""):
         return None
-    rate = _number(raw)
+    rate = finite_number(raw)
     if rate is None or not 0 <= rate < 1:
         raise DarklaunchError(
             f"compare_max_diff_rate must be a share from 0 to below 1 (0.01 is 1%), got {raw!r}.",
@@ -81,16 +82,6 @@ def parse_compare(raw: Any, min_requests: int, route: Mapping[str, Any] | None) 
             field="compare_max_diff_rate",
         )
     return CompareSettings(rate, int(min_requests), str(route.get("namespace") or ""), str(route["route"]))
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def queries(settings: CompareSettings, window: str, extra_matchers: str = "") -> tuple[str, str]:

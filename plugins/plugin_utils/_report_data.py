@@ -18,8 +18,9 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model 
     VERDICT_ANOMALOUS,
     VERDICT_INSUFFICIENT,
 )
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import is_number, side_summary
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._check_summary import side_summary
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import ANOMALOUS, INCONCLUSIVE, OK
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._numbers import is_number
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_series import ROLES
 
 

@@ -22,6 +22,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model 
     VERDICT_OK,
 )
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import ANOMALOUS, INCONCLUSIVE, OK
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._numbers import is_number
 
 # Legend and drawing order: main first, so the shadow's line is drawn on top of it.
 ROLES = (ROLE_MAIN, ROLE_SHADOW)
@@ -182,12 +183,12 @@ def _chart(
     start: float,
     end: float,
 ) -> str:
-    values = [float(v) for role in ROLES for _t, v in _points(by_role.get(role)) if _finite(v)]
+    values = [float(v) for role in ROLES for _t, v in _points(by_role.get(role)) if is_number(v)]
     # The checks' own values too: a check marker must never fall outside the plot.
     values += [
         float(v)
         for check in report.get("checks") or []
-        if (v := (check.get("shadow") or {}).get(key)) is not None and _finite(v)
+        if (v := (check.get("shadow") or {}).get(key)) is not None and is_number(v)
     ]
     top = max(_nice_top(max(values) if values else 0.0), AXIS_FLOOR.get(key, 0.0))
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -225,7 +226,7 @@ def _chart(
             f'y1="{TOP}" y2="{TOP + plot_h}"/><text x="{sx + 3:.1f}" y="{TOP + 12}">{percent}%</text></g>'
         )
     for role in ROLES:
-        points = [(float(t), float(v)) for t, v in _points(by_role.get(role)) if _finite(v)]
+        points = [(float(t), float(v)) for t, v in _points(by_role.get(role)) if is_number(v)]
         if not points:
             continue
         path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in points)
@@ -238,7 +239,7 @@ def _chart(
             continue
         # A check's marker sits on the shadow's value: the shadow is what the gate judges.
         shadow_value = (check.get("shadow") or {}).get(key)
-        cy = y(float(shadow_value)) if shadow_value is not None and _finite(shadow_value) else TOP + plot_h
+        cy = y(float(shadow_value)) if shadow_value is not None and is_number(shadow_value) else TOP + plot_h
         colour = VERDICT_COLOURS.get(str(check.get("verdict")), "#495057")
         svg.append(
             f'<circle class="check-marker" data-verdict="{escape(check.get("verdict"))}" '
@@ -256,7 +257,7 @@ def _compare(report: Mapping[str, Any]) -> str:
         return ""
     start, end = _time_span(report)
     limit = next((c["compare"]["limit"] for c in checks if c["compare"].get("limit") is not None), None)
-    values = [float(c["compare"]["value"]) for c in checks if _finite(c["compare"].get("value"))]
+    values = [float(c["compare"]["value"]) for c in checks if is_number(c["compare"].get("value"))]
     top = max(_nice_top(max([*values, limit or 0.0])), 0.01)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
@@ -285,7 +286,7 @@ def _compare(report: Mapping[str, Any]) -> str:
             f'y="{y(limit) - 4:.1f}" text-anchor="end">max_diff_rate {100 * limit:.3g}%</text></g>'
         )
     judged = [(float(c["at"]), float(c["compare"]["value"])) for c in checks if c.get("at") is not None
-              and _finite(c["compare"].get("value"))]  # fmt: skip
+              and is_number(c["compare"].get("value"))]  # fmt: skip
     if judged:
         path = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in judged)
         svg.append(
@@ -296,7 +297,7 @@ def _compare(report: Mapping[str, Any]) -> str:
             continue
         compare = check["compare"]
         value = compare.get("value")
-        cy = y(float(value)) if _finite(value) else TOP + plot_h
+        cy = y(float(value)) if is_number(value) else TOP + plot_h
         verdict = str(compare.get("verdict"))
         colour = VERDICT_COLOURS.get(VERDICT_INSUFFICIENT if verdict == INCONCLUSIVE else verdict, "#495057")
         svg.append(
@@ -402,13 +403,6 @@ def _points(raw: Any) -> list[tuple[float, Any]]:
     return [(float(p[0]), p[1]) for p in raw if isinstance(p, Sequence) and len(p) == 2]
 
 
-def _finite(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _time_span(report: Mapping[str, Any]) -> tuple[float, float]:
     series = report.get("series") or {}
     by_metric = [series[key] for key, *_rest in CHARTS if isinstance(series.get(key), Mapping)]
@@ -436,13 +430,13 @@ def _time_ticks(start: float, end: float, count: int = 5) -> list[float]:
 
 
 def _clock(value: Any) -> str:
-    if value is None or not _finite(value):
+    if value is None or not is_number(value):
         return "-"
     return datetime.fromtimestamp(float(value), tz=timezone.utc).strftime("%H:%M:%S")
 
 
 def _time_text(value: Any) -> str:
-    if not _finite(value):
+    if not is_number(value):
         return "at an unknown time"
     return datetime.fromtimestamp(float(value), tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -452,7 +446,7 @@ def _fmt(fmt: str, value: float) -> str:
 
 
 def _number(value: Any, field: str) -> str:
-    if not _finite(value):
+    if not is_number(value):
         return "n/a"
     number = float(value)
     if field == "error_rate":
