@@ -112,6 +112,10 @@ class Target:
     def display_name(self) -> str:
         return self.name or self.service
 
+    def fields(self) -> dict[str, Any]:
+        """Who a finding is about, as every answer row names it."""
+        return {"service": self.service, "name": self.name, "namespace": self.namespace, "role": self.role}
+
 
 def severity_for(worse_z: float, sigma: float) -> str | None:
     """``warning`` from ``sigma``, ``critical`` from ``2 * sigma``; ``None`` below (or when better)."""
@@ -173,10 +177,7 @@ class Anomaly:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "service": self.target.service,
-            "name": self.target.name,
-            "namespace": self.target.namespace,
-            "role": self.target.role,
+            **self.target.fields(),
             "check": self.check,
             "metric": self.metric,
             "unit": self.unit,
@@ -196,10 +197,7 @@ class Insufficient:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "service": self.target.service,
-            "name": self.target.name,
-            "namespace": self.target.namespace,
-            "role": self.target.role,
+            **self.target.fields(),
             "check": self.check,
             "reason": self.reason,
         }
