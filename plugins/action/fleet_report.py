@@ -12,8 +12,10 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible.plugins.action import ActionBase
-
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+    module_kwargs_of,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._fleet_report_html import fleet_summary, render_fleet
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_files import slug, write_page
 
@@ -28,17 +30,14 @@ def argument_spec() -> dict[str, Any]:
 
 
 def module_kwargs() -> dict[str, Any]:
-    """What an AnsibleModule of this action would be given (tests compare it with the documentation)."""
-    return {"argument_spec": argument_spec(), "supports_check_mode": True}
+    return module_kwargs_of(argument_spec())
 
 
-class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
-    TRANSFERS_FILES = False
-    _requires_connection = False  # the report is written on the controller
+class ActionModule(ControllerAction):
+    spec = staticmethod(argument_spec)
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        result, params = self.start(tmp, task_vars)
         generated = time.time()
         stamp = datetime.fromtimestamp(generated, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         name = f"shadow-launch-fleet-{slug(params['namespace'])}-{slug(params['route_name'])}-{stamp}.html"

@@ -12,8 +12,6 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
     HAS_KUBERNETES,
     build_configuration,
@@ -22,6 +20,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import (
     default_kubeconfig,
     kubeconfig_context,
+)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+    module_kwargs_of,
 )
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_data import report_data
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_files import slug, write_page
@@ -49,17 +51,14 @@ def argument_spec() -> dict[str, Any]:
 
 
 def module_kwargs() -> dict[str, Any]:
-    """What an AnsibleModule of this action would be given (tests compare it with the documentation)."""
-    return {"argument_spec": argument_spec(), "supports_check_mode": True}
+    return module_kwargs_of(argument_spec())
 
 
-class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
-    TRANSFERS_FILES = False
-    _requires_connection = False  # the report is written on the controller
+class ActionModule(ControllerAction):
+    spec = staticmethod(argument_spec)
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        result, params = self.start(tmp, task_vars)
         params["cluster"] = cluster_of(params["cluster"], params["k8s_auth"])
         data = report_data(params)
         page = render(data)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
@@ -24,6 +23,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, scrub
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+    module_kwargs_of,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_control import (
     absolute_paths,
     arm_for_route,
@@ -56,17 +59,14 @@ def argument_spec() -> dict[str, Any]:
 
 
 def module_kwargs() -> dict[str, Any]:
-    """What an AnsibleModule of this action would be given (tests compare it with the documentation)."""
-    return {"argument_spec": argument_spec(), "supports_check_mode": True}
+    return module_kwargs_of(argument_spec())
 
 
-class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
-    TRANSFERS_FILES = False
-    _requires_connection = False  # everything happens on the controller
+class ActionModule(ControllerAction):
+    spec = staticmethod(argument_spec)
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        result, params = self.start(tmp, task_vars)
         secrets = auth_secrets(params)
         try:
             result.update(self._run(params))

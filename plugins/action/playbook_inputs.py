@@ -15,7 +15,6 @@ from typing import Any
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.parsing.dataloader import DataLoader
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import load_extra_vars
 
@@ -33,6 +32,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_con
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, prometheus_secrets, scrub
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _playbook_inputs as inputs
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+    module_kwargs_of,
+)
 
 display = Display()
 
@@ -47,17 +50,14 @@ def argument_spec() -> dict[str, Any]:
 
 
 def module_kwargs() -> dict[str, Any]:
-    """What an AnsibleModule of this action would be given (tests compare it with the documentation)."""
-    return {"argument_spec": argument_spec(), "supports_check_mode": True}
+    return module_kwargs_of(argument_spec())
 
 
-class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
-    TRANSFERS_FILES = False
-    _requires_connection = False  # everything happens on the controller
+class ActionModule(ControllerAction):
+    spec = staticmethod(argument_spec)
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, params = self.validate_argument_spec(argument_spec=argument_spec())
+        result, params = self.start(tmp, task_vars)
         task_vars = task_vars or {}
         # Only what was given with -e (ansible-playbook's or ansible-runner's): inventory and play variables
         # of the same names (a group's "proxy", say) are not this collection's to read.

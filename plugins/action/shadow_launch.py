@@ -48,6 +48,10 @@ from ansible_collections.darklaunch.traefik.plugins.modules.traefik_mirror impor
     argument_spec as mirror_argument_spec,
 )
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import parse_prometheus_duration
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
+    ControllerAction,
+    module_kwargs_of,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import LaunchEngine
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_ports import JudgeUnavailable, LaunchPlan
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
@@ -103,17 +107,14 @@ def argument_spec() -> dict[str, Any]:
 
 
 def module_kwargs() -> dict[str, Any]:
-    """What an AnsibleModule of this action would be given (tests compare it with the documentation)."""
-    return {"argument_spec": argument_spec(), "supports_check_mode": True}
+    return module_kwargs_of(argument_spec())
 
 
-class ActionModule(ActionBase):  # type: ignore[misc]  # ansible-core ships no type information
-    TRANSFERS_FILES = False
-    _requires_connection = False  # everything happens on the controller
+class ActionModule(ControllerAction):
+    spec = staticmethod(argument_spec)
 
     def run(self, tmp: str | None = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
-        result: dict[str, Any] = super().run(tmp, task_vars)
-        _validation, validated = self.validate_argument_spec(argument_spec=argument_spec())
+        result, validated = self.start(tmp, task_vars)
         # Plain Python values, as a module would receive them: templated strings arrive as Ansible's own str
         # subclasses, and the planner treats a value of another type as a change (a rerun would write).
         params: dict[str, Any] = json.loads(json.dumps(validated))
