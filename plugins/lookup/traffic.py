@@ -380,6 +380,9 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
     def _run(self, terms: list[Any], variables: Mapping[str, Any] | None, kwargs: dict[str, Any]) -> list[Any]:
         self._refuse_unknown_options(kwargs)
         self.set_options(var_options=variables, direct=kwargs)
+        # Given in the call (a kubeconfig from the environment is not named in printed commands; ansible-core
+        # before 2.18 reports an environment origin for a direct option that overrides one).
+        self._given_kubeconfig = kwargs.get("kubeconfig")
         self._validate(terms)
         try:
             results = [self._answer(str(term)) for term in terms]
@@ -429,10 +432,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             auth = {name: self.get_option(name) for name in auth_argument_spec()}
             # A command printed for later names the kubeconfig given here, not one from the environment (see
             # _kubeconfig_context), as the modules do.
-            given = self.get_option_and_origin("kubeconfig")
-            self._client = KubeClient.from_params(
-                auth, given_kubeconfig=None if str(given[1]).startswith("env:") else given[0]
-            )
+            self._client = KubeClient.from_params(auth, given_kubeconfig=getattr(self, "_given_kubeconfig", None))
         return self._client
 
     def _answer(self, term: str) -> Any:
