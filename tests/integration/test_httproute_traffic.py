@@ -1,9 +1,13 @@
 """traefik_traffic_info and the traffic lookup on a Gateway API HTTPRoute served by Traefik: a mirrored rule is
 described in the same sentences as an IngressRoute's (who answers users, what is copied, at what percent), and
-the description matches the traffic counted at the backends."""
+the description matches the traffic counted at the backends; the anomaly check finds the rule's shadow and main
+services in Traefik's metrics (the CRD provider's label form, said in the answer) and judges them with live
+users: a healthy shadow is ok, one failing half its requests is anomalous."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -11,8 +15,12 @@ from typing import Any
 import pytest
 from dlcluster.world import SeedWorld
 from modrun import run_module
+from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
+
+WINDOW_SECONDS = 10.0
+RATE = 40.0  # user requests per second: ~200 per window at each main backend and, at 50%, ~200 copies
 
 
 def _attach(world: SeedWorld, percent: int) -> dict[str, Any]:
@@ -109,3 +117,78 @@ def test_a_mirrored_httproute_is_described_as_it_serves(
         _detach(world)
     after = run_module("traefik_traffic_info", {"namespace": world.namespace, "route_name": world.route})
     assert after["distribution"]["routes"][1]["explanation"] == split["explanation"]
+
+
+def _label(world: SeedWorld, role: str) -> str:
+    return f"{world.namespace}-{world.service(role)}-{world.backends[role].port}@kubernetescrd"
+
+
+def _anomalies(new_lookup: Callable[[], Any], world: SeedWorld) -> dict[str, Any]:
+    report: dict[str, Any] = _lookup(
+        new_lookup,
+        "anomalies",
+        world,
+        window=f"{WINDOW_SECONDS:.0f}s",
+        history_windows=3,
+        min_requests=100,
+        sigma=2,
+        prometheus_url=os.environ.get("PROMETHEUS_URL"),
+    )
+    return report
+
+
+def _brief(report: dict[str, Any]) -> str:
+    rows = [
+        {k: row.get(k) for k in ("service", "role", "requests", "error_rate", "checks")} for row in report["services"]
+    ]
+    return json.dumps({"verdict": report["verdict"], "summary": report["summary"], "services": rows}, indent=1)
+
+
+def _wait_for(
+    new_lookup: Callable[[], Any], world: SeedWorld, verdict: str, timeout: float = 6 * WINDOW_SECONDS
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        report = _anomalies(new_lookup, world)
+        if report["verdict"] == verdict:
+            return report
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {verdict} within {timeout:.0f}s; last report:\n{_brief(report)}")
+        time.sleep(1.0)
+
+
+def test_the_anomaly_gate_judges_an_httproute_shadow(
+    httproute_world: Callable[..., SeedWorld], cluster: Any, new_lookup: Callable[[], Any]
+) -> None:
+    world = httproute_world(app="hranom")
+    if not cluster.prometheus_url:
+        pytest.skip("this cluster runs no Prometheus")
+    _attach(world, 50)
+    world.reset_backends()
+    users = SteadyTraffic(cluster.traefik_url, world.host, RATE, 300.0).start()
+    staging = world.backends["staging"]
+    try:
+        time.sleep(WINDOW_SECONDS + 3)  # a whole window of mirrored traffic, scraped
+        healthy = _wait_for(new_lookup, world, "ok")
+        assert healthy["route"]["route_kind"] == "HTTPRoute"
+        assert "@kubernetescrd" in healthy["route"]["label_form"], healthy["route"]
+        rows = {row["service"]: row for row in healthy["services"]}
+        shadow = rows[_label(world, "staging")]
+        assert shadow["role"] == "shadow" and shadow["checks"]["shadow_vs_main"] == "ok", _brief(healthy)
+        assert {rows[_label(world, role)]["role"] for role in ("stable", "canary")} == {"main"}, _brief(healthy)
+        # Each main gets half the users, the shadow a copy of half of all requests: about as many as each main.
+        assert 100 <= shadow["requests"] <= 2 * RATE * WINDOW_SECONDS, _brief(healthy)
+
+        staging.set_knobs(error_rate=0.5)
+        failing = _wait_for(new_lookup, world, "anomalous")
+        findings = [a for a in failing["anomalies"] if a["service"] == _label(world, "staging")]
+        assert any(a["metric"] == "error_rate" and a["check"] == "shadow_vs_main" for a in findings), _brief(failing)
+        assert world.service("staging") in failing["summary"], failing["summary"]
+        assert not [a for a in failing["anomalies"] if a["role"] == "main"], _brief(failing)
+    finally:
+        staging.set_knobs(error_rate=0)
+        users.stop()
+        _detach(world)
+    # The users never saw the shadow's errors: every answer came from a main backend.
+    assert users.sent > 100 and users.errors() == 0, (users.sent, users.statuses, users.failures)
+    assert set(users.answered_by) == {world.service("stable"), world.service("canary")}, users.answered_by
