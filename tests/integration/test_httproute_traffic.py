@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from dlcluster.world import SeedWorld
 from modrun import run_module
+from shadow import run_playbook
 from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
@@ -103,6 +104,12 @@ def test_a_mirrored_httproute_is_described_as_it_serves(
         routes = _lookup(new_lookup, "routes", world)
         assert [m["name"] for m in routes["mirrors"]] == [mirror["name"]]
         assert _lookup(new_lookup, "ingressroutes", world)["http_routes"] == info["http_routes"]
+
+        # shadow_status.yml finds the HTTPRoute by its name and explains it in the same words.
+        status = run_playbook("shadow_status", {"route_name": world.route, "route_namespace": world.namespace})
+        assert status.returncode == 0, status.stdout[-3000:] + status.stderr[-2000:]
+        assert f"20% of requests are copied to {staging}" in status.stdout, status.stdout[-3000:]
+        assert f"{mirror['name']}: main service {world.route}-split (TraefikService)" in status.stdout
 
         # What the sentence says is what the backends count.
         roles = ("stable", "canary", "staging")
