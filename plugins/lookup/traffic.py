@@ -271,7 +271,7 @@ _raw:
     - One dict per term. V(distribution) is the same dict as the C(distribution) return of
       M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted, abandoned_launches}),
       the same lists as that module returns; V(ingressroutes) is
-      C({ingress_routes}) (C({ingress_routes, http_routes}) when O(route_name) is an HTTPRoute); V(anomalies)
+      C({ingress_routes}) (C({ingress_routes, http_routes}) when HTTPRoutes were found); V(anomalies)
       is C({verdict, summary, anomalies, informational, insufficient_data,
       services, window, sigma, sigma_applied, comparisons, checks_per_step, false_alarm_budget,
       client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics), C(compare) with
@@ -484,9 +484,10 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
                 "weighted": view["weighted"],
                 "abandoned_launches": view["abandoned_launches"],
             }
-        if "http_routes" in view:
-            return {"api_group": view["api_group"], "ingress_routes": [], "http_routes": view["http_routes"]}
-        return {"api_group": view["api_group"], "ingress_routes": view["ingress_routes"]}
+        answer = {"api_group": view["api_group"], "ingress_routes": view["ingress_routes"]}
+        if view.get("http_routes"):
+            answer["http_routes"] = view["http_routes"]
+        return answer
 
     def _anomalies(self, namespace: str | None, route_name: str | None, api_group: str | None) -> dict[str, Any]:
         targets = None

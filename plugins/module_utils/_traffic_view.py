@@ -107,26 +107,40 @@ def read_traffic(
     group = client.traefik_group(api_group)
     traefik_services = [parse_traefik_service(raw) for raw in client.list("TraefikService", namespace)]
     ingress_routes = [parse_ingress_route(raw) for raw in client.list("IngressRoute", namespace)]
-    if namespace is not None and not traefik_services and not ingress_routes and not client.namespace_exists(namespace):
+    http_routes = _list_http_routes(client, namespace)
+    routes = ingress_routes + http_routes
+    if namespace is not None and not traefik_services and not routes and not client.namespace_exists(namespace):
         # An empty answer would read as "no mirror here" when the namespace is a typo.
         raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
-    return _listing(
-        group, namespace, traefik_services, ingress_routes, now or datetime.now(timezone.utc), client.connection
-    )
+    result = _listing(group, namespace, traefik_services, routes, now or datetime.now(timezone.utc), client.connection)
+    result.setdefault("http_routes", [])
+    return result
+
+
+def _list_http_routes(client: KubeReader, namespace: str | None) -> list[IngressRouteObj]:
+    """The HTTPRoutes, whose rules may route through a mirror too (traefik_mirror on an HTTPRoute); none where
+    the Gateway API is not installed or they may not be listed (the shipped viewer Role predates them)."""
+    try:
+        return [parse_http_route(raw) for raw in client.list(KIND_HTTP_ROUTE, namespace)]
+    except DarklaunchError:
+        return []
 
 
 def _listing(
     group: str,
     namespace: str | None,
     traefik_services: list[TraefikServiceObj],
-    ingress_routes: list[IngressRouteObj],
+    routes: list[IngressRouteObj],
     now: datetime,
     connection: CommandConnection,
 ) -> dict[str, Any]:
     """The answer's lists from what was read: every mirror (with its launch record) and weighted split with
-    the IngressRoutes among ``ingress_routes`` that go through it, and each IngressRoute's targets."""
+    the routes among ``routes`` (IngressRoutes, HTTPRoutes) that go through it, and each route's targets
+    (``http_routes`` only when an HTTPRoute is among them)."""
     ts_index = index_by_key(traefik_services)
-    references = build_reference_index(ingress_routes, ts_index)
+    references = build_reference_index(routes, ts_index)
+    ingress_routes = [route for route in routes if route.kind != KIND_HTTP_ROUTE]
+    http_routes = [route for route in routes if route.kind == KIND_HTTP_ROUTE]
     mirrors = [
         _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now, connection)
         for ts in traefik_services
@@ -143,6 +157,7 @@ def _listing(
             if ts.spec_type == SPEC_WEIGHTED
         ],
         "ingress_routes": [ingress_route_targets(ir, ts_index) for ir in ingress_routes],
+        **({"http_routes": [http_route_targets(route, ts_index) for route in http_routes]} if http_routes else {}),
     }
 
 
@@ -202,9 +217,6 @@ def _read_one_route(
     # As in the namespace listing: that namespace's TraefikServices, in the API's order (by name).
     own = [listed[key] for key in sorted(listed) if key[0] == namespace]
     result = _listing(group, namespace, own, [ingress_route], now, client.connection)
-    if ingress_route.kind == KIND_HTTP_ROUTE:
-        result["ingress_routes"] = []
-        result["http_routes"] = [http_route_targets(ingress_route, index_by_key(reached.values()))]
     if with_distribution:
         services = reads.services(
             namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())]

@@ -99,6 +99,12 @@ def test_a_mirrored_httproute_is_described_as_it_serves(
         assert mirror["percent"] == 20 and mirror["active"] is True
         assert [(r["route_kind"], r["route_index"]) for r in mirror["referenced_by"]] == [("HTTPRoute", 1)]
 
+        # The namespace listing counts the HTTPRoute's rule among the routes through the mirror.
+        listing = run_module("traefik_traffic_info", {"namespace": world.namespace})
+        (listed,) = [m for m in listing["mirrors"] if m["name"] == mirror["name"]]
+        assert listed["active"] is True and listed["referenced_by"] == mirror["referenced_by"], listed
+        assert [r["name"] for r in listing["http_routes"]] == [world.route]
+
         # The lookup answers the same (route_kind detected: only an HTTPRoute has that name).
         assert _lookup(new_lookup, "distribution", world) == distribution
         routes = _lookup(new_lookup, "routes", world)

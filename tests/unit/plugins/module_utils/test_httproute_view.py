@@ -53,6 +53,8 @@ class FakeKube:
 
     def list(self, kind: str, namespace: str | None, page_size: int = 500) -> list[dict[str, Any]]:
         self.reads.append(f"list {kind} {namespace}")
+        if kind in self.unreadable:
+            raise DarklaunchError("forbidden", details={"api_status": 403})
         return [copy.deepcopy(o) for (k, ns, _n), o in sorted(self.objects.items()) if k == kind and ns == namespace]
 
     def namespace_exists(self, name: str) -> bool:
@@ -271,3 +273,16 @@ def test_broken_backend_refs_are_reported() -> None:
 )
 def test_rule_matches_in_words(rule: dict[str, Any], expected: str) -> None:
     assert describe_matches(rule) == expected
+
+
+def test_the_namespace_listing_counts_httproute_rules_that_route_through_a_mirror() -> None:
+    answer = read_traffic(FakeKube(mirrored_world(20)), namespace=NS)
+    (mirror,) = answer["mirrors"]
+    assert mirror["active"] is True
+    assert [(r["ingress_route"], r["route_kind"], r["route_index"]) for r in mirror["referenced_by"]] == [
+        (ROUTE, "HTTPRoute", 1)
+    ]
+    assert [route["name"] for route in answer["http_routes"]] == [ROUTE] and answer["ingress_routes"] == []
+    # Where HTTPRoutes cannot be listed (no Gateway API, or a Role without them), the rest is answered.
+    blind = read_traffic(FakeKube(mirrored_world(20), unreadable=("HTTPRoute",)), namespace=NS)
+    assert blind["http_routes"] == [] and blind["mirrors"][0]["active"] is False
