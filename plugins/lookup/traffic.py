@@ -53,7 +53,8 @@ options:
     choices: [distribution, routes, ingressroutes, anomalies, series]
   route_name:
     description:
-      - IngressRoute name. Required for V(distribution); optional for V(anomalies) (omit for cluster-wide).
+      - IngressRoute (or HTTPRoute, see O(route_kind)) name. Required for V(distribution); optional for
+        V(anomalies) (omit for cluster-wide).
       - With V(routes) or V(ingressroutes), narrows the answer to that route (the TraefikServices it reaches
         and its default mirror C(<route_name>-mirror)), read by name instead of listing the namespace.
         C(referenced_by) and C(active) then count that route only.
@@ -62,6 +63,17 @@ options:
     description:
       - Namespace. Omit to read all namespaces for V(routes), V(ingressroutes) and V(anomalies).
     type: str
+  route_kind:
+    description:
+      - What O(route_name) names. Unset, the IngressRoute of that name, else the HTTPRoute when only an HTTPRoute
+        has that name.
+      - An HTTPRoute is described rule by rule in the same sentences as an IngressRoute (V(distribution),
+        V(routes)). With V(anomalies), the targets are the backends of the rule(s) on its mirror, reached through
+        TraefikServices, so their series carry the CRD provider's C(<ns>-<svc>-<port>@kubernetescrd) label; the
+        answer's C(route.label_form) says so. A rule's own backendRefs are named by Traefik's Gateway provider in
+        a form that changed across releases and are not judged.
+    type: str
+    choices: [IngressRoute, HTTPRoute]
   query:
     description:
       - A JMESPath expression applied to each result, for example C(mirrors[?percent > `10`].name).
@@ -259,7 +271,8 @@ _raw:
     - One dict per term. V(distribution) is the same dict as the C(distribution) return of
       M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted, abandoned_launches}),
       the same lists as that module returns; V(ingressroutes) is
-      C({ingress_routes}); V(anomalies) is C({verdict, summary, anomalies, informational, insufficient_data,
+      C({ingress_routes}) (C({ingress_routes, http_routes}) when HTTPRoutes were found); V(anomalies)
+      is C({verdict, summary, anomalies, informational, insufficient_data,
       services, window, sigma, sigma_applied, comparisons, checks_per_step, false_alarm_budget,
       client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics), C(compare) with
       O(compare_max_diff_rate) (C({name, verdict, value, rule, compared, min_requests, results, top_paths, route,
@@ -272,6 +285,8 @@ _raw:
       C(client_error_rate), C(latency_mean), C(latency_p95), C(latency_p99) and C(checks). Each anomaly has a
       C(metric) (V(delivery), V(error_rate), V(client_error_rate), V(latency_mean), V(latency_p95),
       V(latency_p99) or V(request_rate)).
+    - With O(route_name), V(anomalies) also has C(route) (C({route, namespace, explanation, route_kind}), plus
+      C(label_form) for an HTTPRoute - which metric label form its targets carry, in words).
     - C(queries) counts every Prometheus query of the answer, C(builtin_queries) those of the built-in
       checks (4, whatever the number of services).
     - Each C(metrics) row has C(name), C(rule) (a dict of the rule and its number), C(value) (for comparisons
@@ -441,7 +456,11 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
         api_group = self.get_option("api_group")
         if term == "distribution":
             return read_distribution(
-                self._kube(), namespace=namespace, route_name=route_name, api_group=api_group
+                self._kube(),
+                namespace=namespace,
+                route_name=route_name,
+                api_group=api_group,
+                route_kind=self.get_option("route_kind"),
             ).to_dict()
         if term == "anomalies":
             return self._anomalies(namespace, route_name, api_group)
@@ -449,7 +468,13 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             return self._series(namespace, route_name, api_group)
         if route_name and namespace:
             # One route: read by name, at a cost that does not grow with the namespace.
-            view = read_route_listing(self._kube(), namespace=namespace, route_name=route_name, api_group=api_group)
+            view = read_route_listing(
+                self._kube(),
+                namespace=namespace,
+                route_name=route_name,
+                api_group=api_group,
+                route_kind=self.get_option("route_kind"),
+            )
         else:
             view = read_traffic(self._kube(), namespace=namespace, api_group=api_group)
         if term == "routes":
@@ -459,7 +484,10 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
                 "weighted": view["weighted"],
                 "abandoned_launches": view["abandoned_launches"],
             }
-        return {"api_group": view["api_group"], "ingress_routes": view["ingress_routes"]}
+        answer = {"api_group": view["api_group"], "ingress_routes": view["ingress_routes"]}
+        if view.get("http_routes"):
+            answer["http_routes"] = view["http_routes"]
+        return answer
 
     def _anomalies(self, namespace: str | None, route_name: str | None, api_group: str | None) -> dict[str, Any]:
         targets = None
@@ -467,12 +495,24 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
         methods: tuple[str, ...] = ()
         if route_name:
             distribution = read_distribution(
-                self._kube(), namespace=namespace or "", route_name=route_name, api_group=api_group
+                self._kube(),
+                namespace=namespace or "",
+                route_name=route_name,
+                api_group=api_group,
+                route_kind=self.get_option("route_kind"),
             )
             targets = anomaly_targets(distribution)
             # A mirror that copies only some methods: the main's requests of the same methods are compared.
             methods = distribution.mirrored_methods
-            route = {"route": route_name, "namespace": namespace, "explanation": distribution.explanation}
+            route = {
+                "route": route_name,
+                "namespace": namespace,
+                "explanation": distribution.explanation,
+                "route_kind": distribution.route_kind,
+            }
+            if distribution.label_form:
+                # An HTTPRoute's backends: which metric label form the targets carry (see _httproute_view).
+                route["label_form"] = distribution.label_form
         client = self._prometheus("anomalies")
         report = check_anomalies(
             client,
@@ -511,7 +551,11 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             labels = {role: [str(label) for label in labels.get(role) or []] for role in ("shadow", "main")}
         else:
             distribution = read_distribution(
-                self._kube(), namespace=namespace or "", route_name=route_name, api_group=api_group
+                self._kube(),
+                namespace=namespace or "",
+                route_name=route_name,
+                api_group=api_group,
+                route_kind=self.get_option("route_kind"),
             )
             labels = labels_by_role(anomaly_targets(distribution))
         end = self.get_option("end") or time.time()

@@ -64,7 +64,9 @@ def _collect_references(
     route_key = (ingress_route.namespace, ingress_route.name, route.index)
     known = per_service.get(route_key)
     if known is None or (direct and not known.direct):
-        per_service[route_key] = RouteReference(ingress_route.name, ingress_route.namespace, route.index, direct)
+        per_service[route_key] = RouteReference(
+            ingress_route.name, ingress_route.namespace, route.index, direct, ingress_route.kind
+        )
     service = traefik_services.get(ref.key)
     if service is None:
         return

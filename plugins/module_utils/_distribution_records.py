@@ -55,12 +55,15 @@ class BrokenRef:
 
 @dataclass(frozen=True)
 class RouteReference:
-    """An IngressRoute route that sends traffic through a TraefikService, directly or via other ones."""
+    """An IngressRoute route (or HTTPRoute rule) that sends traffic through a TraefikService, directly or via
+    other ones."""
 
     ingress_route: str
     namespace: str
     route_index: int
     direct: bool
+    # HTTPRoute for a Gateway API route: ingress_route is then its name, route_index its rule's index.
+    route_kind: str = "IngressRoute"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class RouteReference:
             "namespace": self.namespace,
             "route_index": self.route_index,
             "direct": self.direct,
+            "route_kind": self.route_kind,
         }
 
 
@@ -133,6 +137,10 @@ class RouteDistribution:
     routes: tuple[RouteResolution, ...]
     explanation: str
     broken: tuple[BrokenRef, ...] = field(default=())
+    route_kind: str = "IngressRoute"
+    # How the metrics' service labels of the backends were derived, in words (see _httproute_view); "" for the
+    # IngressRoute forms.
+    label_form: str = ""
 
     @property
     def primary(self) -> RouteResolution | None:
@@ -174,6 +182,8 @@ class RouteDistribution:
         return {
             "route": self.route,
             "namespace": self.namespace,
+            "route_kind": self.route_kind,
+            "label_form": self.label_form,
             "traffic_split": primary.traffic_split()
             if primary
             else {"type": SPLIT_DIRECT, "wraps_weighted": False, "layers": []},

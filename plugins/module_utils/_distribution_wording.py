@@ -93,7 +93,8 @@ def explain(
     return f"{_describe_users(main, route_namespace)}; {copied}."
 
 
-def explain_ingress_route(resolutions: Sequence[RouteResolution]) -> str:
+def explain_ingress_route(resolutions: Sequence[RouteResolution], word: str = "route") -> str:
+    """The route's sentence: that of its mirrored route (an HTTPRoute's rule: ``word``), noting the others."""
     primary = next((r for r in resolutions if r.carries_mirror), resolutions[0])
     # The route an added route copies from serves the requests it does not take: part of the same split.
     sources = {r.source_index for r in resolutions if r.source_index is not None and r.carries_mirror}
@@ -104,5 +105,6 @@ def explain_ingress_route(resolutions: Sequence[RouteResolution]) -> str:
     )
     if not differing:
         return primary.explanation
-    others = "1 other route splits" if differing == 1 else f"{differing} other routes split"
-    return f"{primary.explanation[:-1]} (for route {primary.index}, {primary.match}; {others} differently, see routes)."
+    others = f"1 other {word} splits" if differing == 1 else f"{differing} other {word}s split"
+    where = f"{word} {primary.index}, {primary.match}"
+    return f"{primary.explanation[:-1]} (for {where}; {others} differently, see routes)."

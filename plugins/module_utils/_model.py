@@ -268,6 +268,8 @@ class IngressRouteObj:
     annotations: Mapping[str, str] = field(default_factory=dict, compare=False)
     resource_version: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # IngressRoute, or HTTPRoute for a Gateway API route read as one (its rules as routes; _httproute_view).
+    kind: str = KIND_INGRESS_ROUTE
 
     @property
     def key(self) -> ObjectKey:

@@ -44,6 +44,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_w
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import RequestMatch, read_record
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    KIND_INGRESS_ROUTE,
     KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
     SPEC_MIRRORING,
@@ -58,6 +59,11 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
 )
 
 _NOT_FOUND_EFFECT = "Traefik drops the router, so that route serves 404s"
+
+
+def route_word(ingress_route: IngressRouteObj) -> str:
+    """What one entry of the route is called: an IngressRoute's route, an HTTPRoute's rule."""
+    return "route" if ingress_route.kind == KIND_INGRESS_ROUTE else "rule"
 
 
 def _describe_object(kind: str, namespace: str, name: str) -> str:
@@ -91,16 +97,23 @@ class _RouteWalker:
 
     def walk(self) -> None:
         refs = self.route.services
-        here = f"route {self.route.index} of IngressRoute {self.ingress_route.namespace}/{self.ingress_route.name}"
+        here = f"{route_word(self.ingress_route)} {self.route.index} of {self.ingress_route.kind} "
+        here += f"{self.ingress_route.namespace}/{self.ingress_route.name}"
+        # Traefik's Gateway provider names an HTTPRoute's own backends in a form that changed across releases
+        # (see _httproute_view); they get no label here. Services below a TraefikService have the CRD form.
+        gateway = self.ingress_route.kind != KIND_INGRESS_ROUTE
         if not refs:
-            self._break(here, f"{here} has no services", _NOT_FOUND_EFFECT)
+            self._break(here, f"{here} has no {'backendRefs' if gateway else 'services'}", _NOT_FOUND_EFFECT)
             return
         if len(refs) == 1:
             label = route_service_label(self.ingress_route.namespace, self.ingress_route.name, self.route.match)
-            self._visit(refs[0], Fraction(1), shadow=False, path=(), parent=here, depth=0, single_label=label)
+            first = refs[0]
+            self._visit(
+                first, Fraction(1), shadow=False, path=(), parent=here, depth=0, single_label=label, unlabelled=gateway
+            )
             return
         self._layer(SPLIT_WEIGHTED, depth=0)
-        self._visit_weighted(refs, Fraction(1), shadow=False, path=(), parent=here, depth=0)
+        self._visit_weighted(refs, Fraction(1), shadow=False, path=(), parent=here, depth=0, unlabelled=gateway)
 
     # -- helpers --
 
@@ -134,6 +147,7 @@ class _RouteWalker:
         path: tuple[ObjectKey, ...],
         parent: str,
         depth: int,
+        unlabelled: bool = False,
     ) -> None:
         total = sum(ref.effective_weight for ref in refs)
         if total == 0:
@@ -144,7 +158,9 @@ class _RouteWalker:
             )
         for ref in refs:
             child_share = share * ref.effective_weight / total if total else Fraction(0)
-            self._visit(ref, child_share, shadow=shadow, path=path, parent=parent, depth=depth + 1)
+            self._visit(
+                ref, child_share, shadow=shadow, path=path, parent=parent, depth=depth + 1, unlabelled=unlabelled
+            )
 
     def _visit(
         self,
@@ -156,6 +172,7 @@ class _RouteWalker:
         parent: str,
         depth: int,
         single_label: str | None = None,
+        unlabelled: bool = False,
     ) -> None:
         if ref.is_cross_provider:
             # name@provider lives outside the cluster objects: report it, do not judge it.
@@ -163,14 +180,23 @@ class _RouteWalker:
             self._record(BackendShare(ref.name, ref.kind, ref.namespace, ref.port, share, None, reason), shadow)
             return
         if ref.kind == KIND_SERVICE:
-            self._visit_kube_service(ref, share, shadow=shadow, parent=parent, single_label=single_label)
+            label = None if unlabelled else single_label
+            labelled = not unlabelled
+            self._visit_kube_service(ref, share, shadow=shadow, parent=parent, single_label=label, labelled=labelled)
         elif ref.kind == KIND_TRAEFIK_SERVICE:
             self._visit_traefik_service(ref, share, shadow=shadow, path=path, parent=parent, depth=depth)
         else:
             self._break(parent, f"{parent} references {ref.name} with unsupported kind {ref.kind!r}", _NOT_FOUND_EFFECT)
 
     def _visit_kube_service(
-        self, ref: ServiceRef, share: Fraction, *, shadow: bool, parent: str, single_label: str | None
+        self,
+        ref: ServiceRef,
+        share: Fraction,
+        *,
+        shadow: bool,
+        parent: str,
+        single_label: str | None,
+        labelled: bool = True,
     ) -> None:
         described = _describe_object(KIND_SERVICE, ref.namespace, ref.name)
         if ref.port is None:
@@ -183,7 +209,7 @@ class _RouteWalker:
                 cause = f"{described} has no port {ref.port!r} (it has {service.describe_ports()})"
                 self._break(described, cause, _NOT_FOUND_EFFECT)
         label = single_label
-        if label is None and ref.port is not None:
+        if label is None and labelled and ref.port is not None:
             label = traefik_service_label(ref.namespace, ref.name, ref.port)
         self._record(BackendShare(ref.name, KIND_SERVICE, ref.namespace, ref.port, share, label), shadow)
 
@@ -429,28 +455,35 @@ def resolve_route(
     ingress_route: IngressRouteObj,
     traefik_services: TraefikServices,
     services: KubeServices | None = None,
+    label_form: str = "",
 ) -> RouteDistribution:
     """Resolve an IngressRoute to its traffic split.
 
     ``traefik_services`` must hold every TraefikService the route may reach (a missing one is reported as
-    broken); ``services`` (v1 Services) may be None to skip existence and port checks.
+    broken); ``services`` (v1 Services) may be None to skip existence and port checks. An HTTPRoute comes as
+    an IngressRouteObj of kind HTTPRoute (_httproute_view), ``label_form`` saying how its labels were derived.
     """
     resolutions = tuple(
         resolve_route_entry(ingress_route, route, traefik_services, services) for route in ingress_route.routes
     )
+    kind, words = ingress_route.kind, f"{route_word(ingress_route)}s"
     if not resolutions:
-        reference = _describe_object("IngressRoute", ingress_route.namespace, ingress_route.name)
-        broken = BrokenRef(reference=reference, reason=f"{reference} has no routes; it serves nothing.")
+        reference = _describe_object(kind, ingress_route.namespace, ingress_route.name)
+        broken = BrokenRef(reference=reference, reason=f"{reference} has no {words}; it serves nothing.")
         return RouteDistribution(
             route=ingress_route.name,
             namespace=ingress_route.namespace,
             routes=(),
-            explanation=f"IngressRoute {ingress_route.name} has no routes, so it serves no traffic.",
+            explanation=f"{kind} {ingress_route.name} has no {words}, so it serves no traffic.",
             broken=(broken,),
+            route_kind=kind,
+            label_form=label_form,
         )
     return RouteDistribution(
         route=ingress_route.name,
         namespace=ingress_route.namespace,
         routes=resolutions,
-        explanation=explain_ingress_route(resolutions),
+        explanation=explain_ingress_route(resolutions, route_word(ingress_route)),
+        route_kind=kind,
+        label_form=label_form,
     )

@@ -28,6 +28,13 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_r
     RouteDistribution,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import KIND_HTTP_ROUTE
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_view import (
+    find_route,
+    http_route_targets,
+    label_form,
+    parse_http_route,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control import PAUSED, read_control
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
@@ -86,36 +93,54 @@ def read_traffic(
     route_name: str | None = None,
     api_group: str | None = None,
     now: datetime | None = None,
+    route_kind: str | None = None,
 ) -> dict[str, Any]:
     """mirrors, weighted, ingress_routes and abandoned_launches of one or all namespaces (listed); with
     ``route_name``, of that route only, read by name, plus its distribution (see ``_read_one_route``).
-    ``now`` (default: the clock) decides which launch records are past their deadline."""
+    ``now`` (default: the clock) decides which launch records are past their deadline; ``route_kind``
+    (IngressRoute, HTTPRoute; unset: see _httproute_view.find_route) which route ``route_name`` names."""
     validate_scope(namespace, route_name)
     if route_name is not None and namespace is not None:
-        return _read_one_route(client, namespace, route_name, api_group, now or datetime.now(timezone.utc))
+        return _read_one_route(
+            client, namespace, route_name, api_group, now or datetime.now(timezone.utc), route_kind=route_kind
+        )
     group = client.traefik_group(api_group)
     traefik_services = [parse_traefik_service(raw) for raw in client.list("TraefikService", namespace)]
     ingress_routes = [parse_ingress_route(raw) for raw in client.list("IngressRoute", namespace)]
-    if namespace is not None and not traefik_services and not ingress_routes and not client.namespace_exists(namespace):
+    http_routes = _list_http_routes(client, namespace)
+    routes = ingress_routes + http_routes
+    if namespace is not None and not traefik_services and not routes and not client.namespace_exists(namespace):
         # An empty answer would read as "no mirror here" when the namespace is a typo.
         raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
-    return _listing(
-        group, namespace, traefik_services, ingress_routes, now or datetime.now(timezone.utc), client.connection
-    )
+    result = _listing(group, namespace, traefik_services, routes, now or datetime.now(timezone.utc), client.connection)
+    result.setdefault("http_routes", [])
+    return result
+
+
+def _list_http_routes(client: KubeReader, namespace: str | None) -> list[IngressRouteObj]:
+    """The HTTPRoutes, whose rules may route through a mirror too (traefik_mirror on an HTTPRoute); none where
+    the Gateway API is not installed or they may not be listed (the shipped viewer Role predates them)."""
+    try:
+        return [parse_http_route(raw) for raw in client.list(KIND_HTTP_ROUTE, namespace)]
+    except DarklaunchError:
+        return []
 
 
 def _listing(
     group: str,
     namespace: str | None,
     traefik_services: list[TraefikServiceObj],
-    ingress_routes: list[IngressRouteObj],
+    routes: list[IngressRouteObj],
     now: datetime,
     connection: CommandConnection,
 ) -> dict[str, Any]:
     """The answer's lists from what was read: every mirror (with its launch record) and weighted split with
-    the IngressRoutes among ``ingress_routes`` that go through it, and each IngressRoute's targets."""
+    the routes among ``routes`` (IngressRoutes, HTTPRoutes) that go through it, and each route's targets
+    (``http_routes`` only when an HTTPRoute is among them)."""
     ts_index = index_by_key(traefik_services)
-    references = build_reference_index(ingress_routes, ts_index)
+    references = build_reference_index(routes, ts_index)
+    ingress_routes = [route for route in routes if route.kind != KIND_HTTP_ROUTE]
+    http_routes = [route for route in routes if route.kind == KIND_HTTP_ROUTE]
     mirrors = [
         _with_launch(summarise_mirror(ts, references.get(ts.key, ())), ts, now, connection)
         for ts in traefik_services
@@ -132,17 +157,30 @@ def _listing(
             if ts.spec_type == SPEC_WEIGHTED
         ],
         "ingress_routes": [ingress_route_targets(ir, ts_index) for ir in ingress_routes],
+        **({"http_routes": [http_route_targets(route, ts_index) for route in http_routes]} if http_routes else {}),
     }
 
 
 def read_route_listing(
-    client: KubeReader, *, namespace: str, route_name: str, api_group: str | None = None, now: datetime | None = None
+    client: KubeReader,
+    *,
+    namespace: str,
+    route_name: str,
+    api_group: str | None = None,
+    now: datetime | None = None,
+    route_kind: str | None = None,
 ) -> dict[str, Any]:
     """What ``read_traffic`` answers for one route, without its distribution (and so without reading Services):
     the lookup's ``routes`` and ``ingressroutes`` terms with ``route_name``."""
     validate_scope(namespace, route_name)
     return _read_one_route(
-        client, namespace, route_name, api_group, now or datetime.now(timezone.utc), with_distribution=False
+        client,
+        namespace,
+        route_name,
+        api_group,
+        now or datetime.now(timezone.utc),
+        with_distribution=False,
+        route_kind=route_kind,
     )
 
 
@@ -154,6 +192,7 @@ def _read_one_route(
     now: datetime,
     *,
     with_distribution: bool = True,
+    route_kind: str | None = None,
 ) -> dict[str, Any]:
     """``read_traffic`` for one named route, from by-name reads only.
 
@@ -161,10 +200,11 @@ def _read_one_route(
     namespace's entries for the objects this route reaches, plus the route's default mirror
     (``<route>-mirror``, where a launch records itself) even when nothing routes through it. Entries are
     those the namespace listing would give, except that ``referenced_by`` (and so ``active``) counts this
-    IngressRoute only: finding every other route through a service is what listing is for.
+    IngressRoute only: finding every other route through a service is what listing is for. An HTTPRoute is
+    reported in ``http_routes`` (``ingress_routes`` is then empty).
     """
     reads = _RouteReads(client)
-    ingress_route = _read_ingress_route(client, namespace, route_name, api_group)
+    ingress_route = _read_route(client, namespace, route_name, api_group, route_kind)
     group = client.traefik_group(api_group)
     route_refs = [ref for route in ingress_route.routes for ref in route.services]
     reached = reads.reachable(route_refs)
@@ -181,8 +221,17 @@ def _read_one_route(
         services = reads.services(
             namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())]
         )
-        result["distribution"] = resolve_route(ingress_route, reached, services).to_dict()
+        result["distribution"] = _resolve(ingress_route, reached, services).to_dict()
     return result
+
+
+def _resolve(
+    route: IngressRouteObj,
+    reached: dict[ObjectKey, TraefikServiceObj],
+    services: dict[ObjectKey, KubeServiceObj] | None,
+) -> RouteDistribution:
+    form = label_form(route) if route.kind == KIND_HTTP_ROUTE else ""
+    return resolve_route(route, reached, services, label_form=form)
 
 
 def _with_launch(
@@ -225,30 +274,38 @@ def abandoned_launches(mirrors: Sequence[Mapping[str, Any]]) -> list[dict[str, A
 
 
 def read_distribution(
-    client: KubeReader, *, namespace: str, route_name: str, api_group: str | None = None
+    client: KubeReader,
+    *,
+    namespace: str,
+    route_name: str,
+    api_group: str | None = None,
+    route_kind: str | None = None,
 ) -> RouteDistribution:
-    """Only the distribution of one route, read by name: the IngressRoute, the TraefikServices it reaches (in
-    any namespace) and the Services they reference in the route's namespace."""
+    """Only the distribution of one route, read by name: the IngressRoute (or HTTPRoute), the TraefikServices
+    it reaches (in any namespace) and the Services they reference in the route's namespace."""
     validate_scope(namespace, route_name)
-    ingress_route = _read_ingress_route(client, namespace, route_name, api_group)
+    ingress_route = _read_route(client, namespace, route_name, api_group, route_kind)
     reads = _RouteReads(client)
     route_refs = [ref for route in ingress_route.routes for ref in route.services]
     reached = reads.reachable(route_refs)
     services = reads.services(namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())])
-    return resolve_route(ingress_route, reached, services)
+    return _resolve(ingress_route, reached, services)
 
 
-def _read_ingress_route(client: KubeReader, namespace: str, route_name: str, api_group: str | None) -> IngressRouteObj:
-    """The named IngressRoute (its read also settles the API group when it is not given), or a clear error."""
+def _read_route(
+    client: KubeReader, namespace: str, route_name: str, api_group: str | None, route_kind: str | None = None
+) -> IngressRouteObj:
+    """The named IngressRoute (its read also settles the API group when it is not given), or the HTTPRoute
+    (see _httproute_view.find_route), or a clear error."""
     if api_group not in (None, "", "auto"):
         client.traefik_group(api_group)
-    raw = client.get("IngressRoute", namespace, route_name)
+    kind, raw = find_route(client, namespace, route_name, route_kind)
     if raw is None:
         if not client.namespace_exists(namespace):
             # "route not found" would send the user looking for a route when the namespace is a typo.
             raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
-        raise _missing_route(route_name, namespace)
-    return parse_ingress_route(raw)
+        raise _missing_route(route_name, namespace, kind)
+    return parse_http_route(raw) if kind == KIND_HTTP_ROUTE else parse_ingress_route(raw)
 
 
 class _RouteReads:
@@ -375,8 +432,8 @@ def _target(backend: Mapping[str, Any], role: str, pair: list[str] | None) -> di
     }
 
 
-def _missing_route(route_name: str, namespace: str) -> DarklaunchError:
+def _missing_route(route_name: str, namespace: str, kind: str = "IngressRoute") -> DarklaunchError:
     return DarklaunchError(
-        f'IngressRoute "{route_name}" was not found in namespace "{namespace}": check route_name and namespace.',
+        f'{kind} "{route_name}" was not found in namespace "{namespace}": check route_name and namespace.',
         field="route_name",
     )

@@ -42,11 +42,21 @@ options:
     type: str
   route_name:
     description:
-      - Name of an IngressRoute in O(namespace) whose detailed distribution is returned as RV(distribution).
+      - Name of an IngressRoute (or a Gateway API HTTPRoute, see O(route_kind)) in O(namespace) whose detailed
+        distribution is returned as RV(distribution).
       - The other results then describe that route only (the TraefikServices it reaches and its default mirror
         C(<route_name>-mirror)), read by name instead of listing the namespace.
       - Requires O(namespace).
     type: str
+  route_kind:
+    description:
+      - What O(route_name) names. Unset, the IngressRoute of that name, else the HTTPRoute when only an HTTPRoute
+        has that name.
+      - An HTTPRoute is described like an IngressRoute, rule by rule (RV(distribution.routes) are its rules),
+        with its backendRefs and their weights, and a mirror that M(darklaunch.traefik.traefik_mirror) put in
+        front of a rule (the rule's backendRefs on the C(<route_name>-mirror) TraefikService).
+    type: str
+    choices: [IngressRoute, HTTPRoute]
 requirements:
   - kubernetes >= 24.2.0
 seealso:
@@ -81,6 +91,17 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ route.distribution.traffic_split.type }}: {{ route.distribution.explanation }}"
 
+- name: A Gateway API HTTPRoute, rule by rule (who answers users, what is copied, at what percent)
+  darklaunch.traefik.traefik_traffic_info:
+    namespace: shop
+    route_name: web-route
+    route_kind: HTTPRoute
+  register: web
+
+- name: Its sentence
+  ansible.builtin.debug:
+    msg: "{{ web.distribution.explanation }}"
+
 - name: Which TraefikService does the IngressRoute point at right now
   ansible.builtin.debug:
     msg: "{{ route.distribution.target.kind }} {{ route.distribution.target.name }}"
@@ -111,6 +132,8 @@ namespace:
 mirrors:
   description:
     - Every mirroring TraefikService (with O(route_name) - those the route reaches and its default mirror).
+    - Each C(referenced_by) entry names the route (C(ingress_route), the HTTPRoute's name for C(route_kind)
+      V(HTTPRoute), whose C(route_index) is then the rule's), C(route_index), C(direct) and C(route_kind).
   returned: always
   type: list
   elements: dict
@@ -123,7 +146,8 @@ mirrors:
       mirror_body: null
       max_body_size: null
       active: true
-      referenced_by: [{ingress_route: api-service-route, namespace: production, route_index: 0}]
+      referenced_by: [{ingress_route: api-service-route, namespace: production, route_index: 0, direct: true,
+                       route_kind: IngressRoute}]
       launch: null
   contains:
     launch:
@@ -228,20 +252,50 @@ weighted:
 ingress_routes:
   description:
     - Every IngressRoute with each route's match and live targets, and the target type (with O(route_name) -
-      that IngressRoute only).
+      that IngressRoute only; empty when O(route_name) is an HTTPRoute).
   returned: always
   type: list
   elements: dict
+http_routes:
+  description:
+    - Every Gateway API HTTPRoute (with O(route_name) - the HTTPRoute it names), with its C(gateways)
+      (namespace/name), C(hostnames), C(attached_by_darklaunch) and each rule's C(index), C(match) (in Traefik's
+      rule words), C(filters) (their types) and live C(targets) with their type.
+    - Their rules that route through a mirror count in RV(mirrors[].referenced_by) (C(route_kind) V(HTTPRoute)).
+    - Empty where the Gateway API is not installed or HTTPRoutes may not be listed.
+  returned: without O(route_name), and when O(route_name) is an HTTPRoute
+  type: list
+  elements: dict
+  sample:
+    - name: web-route
+      namespace: shop
+      gateways: [gateways/traefik-gateway]
+      hostnames: [web.example.com]
+      attached_by_darklaunch: true
+      rules:
+        - {index: 0, match: "PathPrefix(`/`)", filters: [], targets: [{name: web-route-mirror, kind: TraefikService,
+           namespace: shop, port: null, weight: 1, target_type: mirror}]}
 distribution:
   description: The resolved traffic split of O(route_name).
   returned: when O(route_name) is set
   type: dict
   contains:
     route:
-      description: IngressRoute name.
+      description: IngressRoute (or HTTPRoute) name.
       type: str
     namespace:
-      description: IngressRoute namespace.
+      description: Its namespace.
+      type: str
+    route_kind:
+      description: V(IngressRoute) or V(HTTPRoute); an HTTPRoute's rules are its C(routes).
+      type: str
+    label_form:
+      description:
+        - For an HTTPRoute, how the C(service_label) of its backends was derived, in words. Backends reached
+          through TraefikServices (a rule on its C(<route>-mirror)) carry the CRD provider's
+          C(<ns>-<svc>-<port>@kubernetescrd); a rule's own backendRefs are named by Traefik's Gateway provider in a
+          form that changed across releases, so they get no label (and are not in C(backends)).
+        - Empty for an IngressRoute.
       type: str
     traffic_split:
       description: C(type) is V(direct), V(weighted) or V(mirror); a mirror over a weighted split says so.
@@ -311,6 +365,7 @@ def argument_spec() -> dict[str, Any]:
         {
             "namespace": {"type": "str"},
             "route_name": {"type": "str"},
+            "route_kind": {"type": "str", "choices": ["IngressRoute", "HTTPRoute"]},
             "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
         }
     )
@@ -326,6 +381,7 @@ def main() -> None:
             namespace=module.params["namespace"],
             route_name=module.params["route_name"],
             api_group=module.params["api_group"],
+            route_kind=module.params["route_kind"],
         )
     except DarklaunchError as error:
         module.fail_json(**error.fail_kwargs())

@@ -100,12 +100,18 @@ def test_traefik_mirror_returns_what_it_documents(
     compare("traefik_mirror", runs + gateway_runs, frozenset() if gateway_runs else frozenset({"httproute"}))
 
 
-def test_traefik_traffic_info_returns_what_it_documents(world: Any) -> None:
+def test_traefik_traffic_info_returns_what_it_documents(
+    world: Any, cluster: Any, httproute_world: Callable[..., Any]
+) -> None:
     runs = [
         run_module("traefik_traffic_info", {"namespace": world.namespace}, raw=True),
         run_module("traefik_traffic_info", {"namespace": world.namespace, "route_name": world.route}, raw=True),
         run_module("traefik_traffic_info", {}, raw=True),
     ]
+    if gateway.serves(cluster.config, cluster.env):
+        http_route = httproute_world(app="returnsinfo")
+        args = {"namespace": http_route.namespace, "route_name": http_route.route, "route_kind": "HTTPRoute"}
+        runs.append(run_module("traefik_traffic_info", args, raw=True))
     for result in runs:
         assert not result.get("failed"), result.get("msg")
-    compare("traefik_traffic_info", runs)
+    compare("traefik_traffic_info", runs, frozenset() if len(runs) > 3 else frozenset({"http_routes"}))

@@ -186,7 +186,7 @@ class FakeKube:
                 "a single namespace, or grant list cluster-wide (ClusterRole)",
                 field="namespace",
             )
-        return [o for o in OBJECTS[kind] if namespace is None or o["metadata"]["namespace"] == namespace]
+        return [o for o in OBJECTS.get(kind, []) if namespace is None or o["metadata"]["namespace"] == namespace]
 
 
 @pytest.fixture

@@ -84,6 +84,8 @@ def test_distribution_shape_matches_architecture() -> None:
     assert set(result) == {
         "route",
         "namespace",
+        "route_kind",
+        "label_form",
         "traffic_split",
         "target",
         "routes",
@@ -144,10 +146,22 @@ def test_reference_index_follows_nested_services() -> None:
     wrr_refs = [r.to_dict() for r in index[("production", "api-service-route-wrr")]]
     mirror_refs = [r.to_dict() for r in index[("production", "api-service-route-mirror")]]
     assert wrr_refs == [
-        {"ingress_route": "api-service-route", "namespace": "production", "route_index": 0, "direct": True}
+        {
+            "ingress_route": "api-service-route",
+            "namespace": "production",
+            "route_index": 0,
+            "direct": True,
+            "route_kind": "IngressRoute",
+        }
     ]
     assert mirror_refs == [
-        {"ingress_route": "api-service-route", "namespace": "production", "route_index": 0, "direct": False}
+        {
+            "ingress_route": "api-service-route",
+            "namespace": "production",
+            "route_index": 0,
+            "direct": False,
+            "route_kind": "IngressRoute",
+        }
     ]
 
 
@@ -191,7 +205,13 @@ def test_summarise_mirror() -> None:
         "body_buffered_in_memory": True,
         "active": True,
         "referenced_by": [
-            {"ingress_route": "api-service-route", "namespace": "production", "route_index": 0, "direct": True}
+            {
+                "ingress_route": "api-service-route",
+                "namespace": "production",
+                "route_index": 0,
+                "direct": True,
+                "route_kind": "IngressRoute",
+            }
         ],
     }
 
