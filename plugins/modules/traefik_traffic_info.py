@@ -261,7 +261,7 @@ http_routes:
     - Every Gateway API HTTPRoute (with O(route_name) - the HTTPRoute it names), with its C(gateways)
       (namespace/name), C(hostnames), C(attached_by_darklaunch) and each rule's C(index), C(match) (in Traefik's
       rule words), C(filters) (their types) and live C(targets) with their type.
-    - Their rules that route through a mirror count in RV(mirrors[].referenced_by) (C(route_kind) V(HTTPRoute)).
+    - Their rules that route through a mirror count in C(mirrors[].referenced_by) (C(route_kind) V(HTTPRoute)).
     - Empty where the Gateway API is not installed or HTTPRoutes may not be listed.
   returned: without O(route_name), and when O(route_name) is an HTTPRoute
   type: list
