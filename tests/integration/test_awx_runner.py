@@ -225,7 +225,9 @@ def test_credential_injectors_render_env_and_files_as_awx_does(tmp_path: Path) -
 
 
 def test_every_credential_type_injects_only_what_the_collection_reads_and_no_secret_as_extra_var() -> None:
-    doc = (REPO_ROOT / "plugins" / "doc_fragments" / "k8s_auth.py").read_text()
+    # The connection options the collection reads: Kubernetes' and Prometheus' documentation fragments.
+    fragments = REPO_ROOT / "plugins" / "doc_fragments"
+    doc = "".join((fragments / name).read_text() for name in ("k8s_auth.py", "prometheus.py"))
     for ctype in load_awx_file("credential_types.yml")["controller_credential_types"]:
         assert "extra_vars" not in ctype["injectors"], ctype["name"]
         for variable in ctype["injectors"]["env"]:
