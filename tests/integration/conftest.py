@@ -44,7 +44,7 @@ from dlcluster.traffic import TrafficResult, send  # noqa: E402
 from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
 from shadow import COLLECTIONS_ROOT  # noqa: E402
 from steady import SteadyTraffic  # noqa: E402
-from userload import UserLoad  # noqa: E402
+from userload import LoadBench, UserLoad  # noqa: E402
 
 # --- the cluster -------------------------------------------------------------------------------
 
@@ -330,6 +330,19 @@ def httproute_world(
 
 
 # --- Prometheus and the audit log ---------------------------------------------------------------
+
+
+@pytest.fixture
+def load_bench(
+    kube: Kube,
+    traefik_api_get: Callable[[str], Any],
+    admin_kubeconfig: Path,
+    tmp_path: Path,
+    seed_world: Callable[..., SeedWorld],
+    user_load: Callable[[SeedWorld], UserLoad],
+) -> LoadBench:
+    """The fixtures a test under user load works with, in one (userload.LoadBench)."""
+    return LoadBench(kube, traefik_api_get, admin_kubeconfig, tmp_path, seed_world, user_load)
 
 
 @pytest.fixture(scope="session")
