@@ -23,7 +23,6 @@ scripts/test matrix`` runs it once. docs/compatibility.md records what was run.
 
 from __future__ import annotations
 
-import copy
 import os
 import secrets
 import subprocess
@@ -36,7 +35,7 @@ from typing import Any
 
 import pytest
 from modrun import run_module
-from routes import attach_args
+from routes import attach_args, user_part
 from steady import SteadyTraffic
 
 CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
@@ -179,15 +178,6 @@ def module_env(stand: Stand) -> dict[str, str]:
 def ingress_route(stand: Stand) -> dict[str, Any]:
     obj: dict[str, Any] = stand.kube.get(API, "IngressRoute", stand.world.route, stand.world.namespace)
     return obj
-
-
-def user_part(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {
-        "spec": copy.deepcopy(obj["spec"]),
-        "labels": dict(meta.get("labels") or {}),
-        "annotations": dict(meta.get("annotations") or {}),
-    }
 
 
 def wait_mirror_live(stand: Stand, timeout: float = 30.0, percent: int = MIRROR_PERCENT) -> None:
