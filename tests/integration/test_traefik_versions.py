@@ -30,11 +30,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from modrun import run_module
+from reports import reports_in_a_row
 from routes import attach_args, user_part
 from steady import SteadyTraffic
 
@@ -55,7 +57,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.traefik_matrix]
 API = "traefik.io/v1alpha1"
 PRE_MIRROR = "darklaunch.traefik/pre-mirror-services"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-COLLECTIONS_ROOT = REPO_ROOT / ".state" / "collections"
 
 # One instance at a time, on ports clear of the default instance (0) and the containo one (100); with
 # DARKLAUNCH_MATRIX_JOBS=2, scripts/test runs a second half of the matrix beside it (offset 700 by default).
@@ -198,26 +199,7 @@ def wait_mirror_live(stand: Stand, timeout: float = 30.0, percent: int = MIRROR_
     assert [m.get("percent") for m in service["mirroring"]["mirrors"]] == [percent], service
 
 
-# --- the lookup, as Ansible loads it ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def new_lookup() -> Callable[[], Any]:
-    from ansible.plugins.loader import init_plugin_loader, lookup_loader
-    from ansible.utils.collection_loader import AnsibleCollectionConfig
-
-    if AnsibleCollectionConfig.collection_finder is None:
-        # Ansible's loader must own the collection's module names (see test_anomalies.py).
-        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
-            del sys.modules[name]
-        init_plugin_loader([str(COLLECTIONS_ROOT)])
-
-    def new() -> Any:
-        lookup = lookup_loader.get("darklaunch.traefik.traffic")
-        assert lookup is not None, f"Ansible does not find darklaunch.traefik.traffic under {COLLECTIONS_ROOT}"
-        return lookup
-
-    return new
+# --- the lookup, as Ansible loads it: conftest.py's ``new_lookup`` ------------------------------------
 
 
 def route_anomalies(new_lookup: Callable[[], Any], stand: Stand) -> dict[str, Any]:
@@ -314,10 +296,7 @@ def test_anomaly_check_is_ok_over_identical_backends(new_lookup: Callable[[], An
     assert traffic is not None
     # A whole window of mirrored traffic, scraped.
     time.sleep(max(0.0, WINDOW_SECONDS + 3 - traffic.sent / RATE))
-    reports = []
-    for _check in range(3):
-        reports.append(route_anomalies(new_lookup, stand))
-        time.sleep(2.0)
+    reports = reports_in_a_row(partial(route_anomalies, new_lookup, stand), 3)
     for report in reports:
         assert report["verdict"] == "ok", brief(report)
         rows = {row["service"]: row for row in report["services"]}
