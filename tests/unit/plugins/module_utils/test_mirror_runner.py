@@ -9,11 +9,9 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import Action
@@ -22,29 +20,18 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner 
     run_mirror,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._propagation import propagation_waits
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils import seed_objects
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils.seed_objects import (
+    MIRROR,
+    NS,
+    ROUTE,
+    WORLD,
+    load,
+)
 
-OBJECTS = Path(__file__).parent / "fixtures" / "objects"
-NS = "production"
-ROUTE = "api-service-route"
-MIRROR = "api-service-route-mirror"
-WORLD = ["ts-wrr-50-50", "ir-to-wrr", "svc-api-service-stable", "svc-api-service-canary"]
-ATTACH = {
-    "route_name": ROUTE,
-    "namespace": NS,
-    "state": "present",
-    "main_service": "api-service-stable",
-    "mirror_service": "api-service-canary",
-    "mirror_percent": 20,
-    "attach_to_ingress": True,
-    "confirm_end_weighted_split": True,
-    "api_group": "traefik.io",
-}
-TEARDOWN = {"route_name": ROUTE, "namespace": NS, "state": "absent", "api_group": "traefik.io"}
-
-
-def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OBJECTS / f"{name}.yaml").read_text())
-    return loaded
+# With the group named, as the role passes it.
+ATTACH = {**seed_objects.ATTACH, "api_group": "traefik.io"}
+TEARDOWN = {**seed_objects.TEARDOWN, "api_group": "traefik.io"}
 
 
 def _pointer(path: str) -> list[str]:

@@ -7,21 +7,19 @@ written, what state the route is in and how to finish. A refused write still und
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ApiUnavailableError, DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
-
-OBJECTS = Path(__file__).parent / "fixtures" / "objects"
-
-
-def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OBJECTS / f"{name}.yaml").read_text())
-    return loaded
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils.seed_objects import (
+    ATTACH,
+    ATTACHED,
+    TEARDOWN,
+    WORLD,
+    load,
+)
 
 
 class FlakyKube:
@@ -67,21 +65,6 @@ class FlakyKube:
     def delete(self, kind: str, namespace: str | None, name: str, resource_version: str | None = None) -> None:
         self._write(f"delete {kind} {name}")
         self.objects.pop((kind, name), None)
-
-
-WORLD = ["ts-wrr-50-50", "ir-to-wrr", "svc-api-service-stable", "svc-api-service-canary"]
-ATTACHED = ["ts-wrr-50-50", "ts-mirror-20", "ir-to-mirror", "svc-api-service-stable", "svc-api-service-canary"]
-ATTACH = {
-    "route_name": "api-service-route",
-    "namespace": "production",
-    "state": "present",
-    "main_service": "api-service-stable",
-    "mirror_service": "api-service-canary",
-    "mirror_percent": 20,
-    "attach_to_ingress": True,
-    "confirm_end_weighted_split": True,
-}
-TEARDOWN = {"route_name": "api-service-route", "namespace": "production", "state": "absent"}
 
 
 def unavailable(sent: bool) -> ApiUnavailableError:
