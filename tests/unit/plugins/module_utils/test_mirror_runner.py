@@ -396,6 +396,15 @@ def _record_waits_among_writes(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) 
     )
 
 
+def _attached_recording_waits(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
+    """The seed route attached to its mirror; from then on the writes and the waits between them are recorded."""
+    kube = FakeKube(WORLD)
+    run_mirror(kube, ATTACH, check_mode=False)
+    kube.writes.clear()
+    _record_waits_among_writes(kube, monkeypatch)
+    return kube
+
+
 def test_attach_waits_between_creating_the_mirror_and_pointing_the_route_at_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -408,10 +417,7 @@ def test_attach_waits_between_creating_the_mirror_and_pointing_the_route_at_it(
 
 
 def test_teardown_waits_between_restoring_the_route_and_deleting_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
-    kube = FakeKube(WORLD)
-    run_mirror(kube, ATTACH, check_mode=False)
-    kube.writes.clear()
-    _record_waits_among_writes(kube, monkeypatch)
+    kube = _attached_recording_waits(monkeypatch)
 
     run_mirror(kube, {**TEARDOWN, "propagation_seconds": 0.5}, check_mode=False)
 
@@ -443,10 +449,7 @@ def test_undoing_an_attach_deletes_the_mirror_it_created_and_waits_only_after_a_
 
 
 def test_a_ramp_and_a_rerun_never_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    kube = FakeKube(WORLD)
-    run_mirror(kube, ATTACH, check_mode=False)
-    kube.writes.clear()
-    _record_waits_among_writes(kube, monkeypatch)
+    kube = _attached_recording_waits(monkeypatch)
 
     run_mirror(kube, {**ATTACH, "mirror_percent": 50}, check_mode=False)
     run_mirror(kube, {**ATTACH, "mirror_percent": 50}, check_mode=False)
