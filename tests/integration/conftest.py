@@ -191,20 +191,13 @@ def traefik_api_get(cluster: Cluster) -> Callable[[str], Any]:
 
 @pytest.fixture(scope="session")
 def traffic(cluster: Cluster) -> Callable[..., TrafficResult]:
-    """``traffic(host, n=1, path="/", method="GET", headers=None, body=None)`` through TRAEFIK_URL;
-    the result has ``bodies`` (who answered), ``statuses``, ``by_body`` and ``by_status``."""
+    """``traffic(host, n=1, path="/", method="GET", headers=None, body=None)``: dlcluster.traffic.send through
+    TRAEFIK_URL; the result has ``bodies`` (who answered), ``statuses``, ``by_body`` and ``by_status``."""
 
-    def go(
-        host: str,
-        n: int = 1,
-        path: str = "/",
-        method: str = "GET",
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> TrafficResult:
+    def go(host: str, *args: Any, **kwargs: Any) -> TrafficResult:
         if not cluster.traefik_url:
             pytest.skip("this cluster runs no Traefik")
-        return send(cluster.traefik_url, host, n, path, method, headers, body)
+        return send(cluster.traefik_url, host, *args, **kwargs)
 
     return go
 
