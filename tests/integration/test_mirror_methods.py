@@ -113,7 +113,12 @@ class MethodsStand:
     tmp_path: Path
 
     def fixtures(self) -> tuple[Any, Any, Callable[..., Any], Callable[[str], Any]]:
+        """kube, audit, traffic and traefik_api_get, as the tests name them."""
         return self.kube, self.audit, self.traffic, self.traefik_api_get
+
+    def seed(self, app: str) -> Any:
+        """A fresh world for ``app`` whose users all go to stable."""
+        return self.seed_world(app=app, weights=USERS_ON_STABLE)
 
 
 @pytest.fixture
@@ -131,7 +136,7 @@ def methods_stand(
 
 def test_only_gets_and_heads_reach_the_shadow(methods_stand: MethodsStand) -> None:
     kube, audit, traffic, traefik_api_get = methods_stand.fixtures()
-    world = methods_stand.seed_world(app="mm-get", weights=USERS_ON_STABLE)
+    world = methods_stand.seed("mm-get")
     original = ingress_route(kube, world)
     written = user_part(original)
 
@@ -163,7 +168,7 @@ def test_only_gets_and_heads_reach_the_shadow(methods_stand: MethodsStand) -> No
 
 def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(methods_stand: MethodsStand) -> None:
     kube, audit, traffic, traefik_api_get = methods_stand.fixtures()
-    world = methods_stand.seed_world(app="mm-prio", weights=USERS_ON_STABLE)
+    world = methods_stand.seed("mm-prio")
     ir = ingress_route(kube, world)
     ir["spec"]["routes"][0]["priority"] = 10
     ir["spec"]["routes"].append(
@@ -201,7 +206,7 @@ def test_a_longer_rule_of_another_ingress_route_keeps_its_gets(methods_stand: Me
     beats the seed's `Host(...)` today. The added route's rule is longer still, so unset it would take the GETs
     of /api; its priority is set just above the seed route's instead, and staging keeps every /api request."""
     kube, audit, traffic, traefik_api_get = methods_stand.fixtures()
-    world = methods_stand.seed_world(app="mm-rival", weights=USERS_ON_STABLE)
+    world = methods_stand.seed("mm-rival")
     seed = ingress_route(kube, world)
     rule = seed["spec"]["routes"][0]["match"]
     other = {
@@ -317,7 +322,7 @@ def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(methods_s
     """playbooks/shadow_launch.yml with mirror_methods [GET] and the gate on: a healthy shadow passes its step,
     gets copies of the users' GETs and of no POST, and the teardown gives the IngressRoute back exactly."""
     kube, traffic = methods_stand.kube, methods_stand.traffic
-    world = methods_stand.seed_world(app="mm-launch", weights=USERS_ON_STABLE)
+    world = methods_stand.seed("mm-launch")
     before = route_as_written(kube, world)
     load = methods_stand.traffic_for(world, 20.0)  # users' GETs
     time.sleep(4)  # some history for the gate's baseline (the launch's preflight adds more)
@@ -357,7 +362,7 @@ def test_a_launch_that_mirrors_only_gets_rolls_a_failing_shadow_back(methods_sta
     IngressRoute is back exactly as written. The canary's weight is 0, so it only ever gets copies and can
     fail from the start."""
     kube, traffic = methods_stand.kube, methods_stand.traffic
-    world = methods_stand.seed_world(app="mm-fail", weights=USERS_ON_STABLE)
+    world = methods_stand.seed("mm-fail")
     before = route_as_written(kube, world)
     canary = world.backends["canary"]
     canary.set_knobs(error_rate=0.5)
