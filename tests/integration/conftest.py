@@ -44,7 +44,7 @@ from dlcluster.traffic import TrafficResult, send  # noqa: E402
 from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
 from shadow import COLLECTIONS_ROOT  # noqa: E402
 from steady import SteadyTraffic  # noqa: E402
-from userload import UserLoad  # noqa: E402
+from userload import LoadBench, UserLoad  # noqa: E402
 
 # --- the cluster -------------------------------------------------------------------------------
 
@@ -191,20 +191,13 @@ def traefik_api_get(cluster: Cluster) -> Callable[[str], Any]:
 
 @pytest.fixture(scope="session")
 def traffic(cluster: Cluster) -> Callable[..., TrafficResult]:
-    """``traffic(host, n=1, path="/", method="GET", headers=None, body=None)`` through TRAEFIK_URL;
-    the result has ``bodies`` (who answered), ``statuses``, ``by_body`` and ``by_status``."""
+    """``traffic(host, n=1, path="/", method="GET", headers=None, body=None)``: dlcluster.traffic.send through
+    TRAEFIK_URL; the result has ``bodies`` (who answered), ``statuses``, ``by_body`` and ``by_status``."""
 
-    def go(
-        host: str,
-        n: int = 1,
-        path: str = "/",
-        method: str = "GET",
-        headers: dict[str, str] | None = None,
-        body: bytes | None = None,
-    ) -> TrafficResult:
+    def go(host: str, *args: Any, **kwargs: Any) -> TrafficResult:
         if not cluster.traefik_url:
             pytest.skip("this cluster runs no Traefik")
-        return send(cluster.traefik_url, host, n, path, method, headers, body)
+        return send(cluster.traefik_url, host, *args, **kwargs)
 
     return go
 
@@ -330,6 +323,19 @@ def httproute_world(
 
 
 # --- Prometheus and the audit log ---------------------------------------------------------------
+
+
+@pytest.fixture
+def load_bench(
+    kube: Kube,
+    traefik_api_get: Callable[[str], Any],
+    admin_kubeconfig: Path,
+    tmp_path: Path,
+    seed_world: Callable[..., SeedWorld],
+    user_load: Callable[[SeedWorld], UserLoad],
+) -> LoadBench:
+    """The fixtures a test under user load works with, in one (userload.LoadBench)."""
+    return LoadBench(kube, traefik_api_get, admin_kubeconfig, tmp_path, seed_world, user_load)
 
 
 @pytest.fixture(scope="session")

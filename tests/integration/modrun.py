@@ -84,3 +84,9 @@ def _last_json(stdout: str) -> dict[str, Any] | None:
             except json.JSONDecodeError:
                 continue
     return None
+
+
+def store_report(route: str, namespace: str, launch_id: str, page: str, started: str, **extra: Any) -> dict[str, Any]:
+    """launch_report_store keeping the HTML file ``page`` as the report of launch ``launch_id`` of a route."""
+    args = {"route_name": route, "namespace": namespace, "launch_id": launch_id, "report_path": page}
+    return run_module("launch_report_store", {**args, "started": started, **extra})

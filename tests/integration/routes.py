@@ -4,6 +4,7 @@ one-step shadow_launch."""
 
 from __future__ import annotations
 
+import copy
 import os
 import threading
 import time
@@ -25,6 +26,31 @@ def route_as_written(kube: Any, world: Any) -> dict[str, Any]:
     ir = kube.get(API, "IngressRoute", world.route, world.namespace)
     meta = ir["metadata"]
     return {"spec": ir["spec"], "labels": meta.get("labels"), "annotations": meta.get("annotations")}
+
+
+def user_part(obj: dict[str, Any]) -> dict[str, Any]:
+    """What a user wrote of an object: spec, labels, annotations (no server bookkeeping), as a copy."""
+    meta = obj["metadata"]
+    return {
+        "spec": copy.deepcopy(obj["spec"]),
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": dict(meta.get("annotations") or {}),
+    }
+
+
+def apply_as_written(kube: Any, obj: dict[str, Any]) -> None:
+    """Write back an object read from the API as a user would: its name, namespace, labels, annotations and
+    spec (no resourceVersion or other server bookkeeping)."""
+    meta = obj["metadata"]
+    kube.apply(
+        {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
+            "spec": obj["spec"],
+        },
+        meta["namespace"],
+    )
 
 
 def mirror_exists(kube: Any, world: Any) -> bool:

@@ -74,6 +74,20 @@ def run_playbook(
     )
 
 
+def run_anomaly_check(world: Any, window: str, **extra: Any) -> subprocess.CompletedProcess[str]:
+    """``playbooks/anomaly_check.yml`` on the world's route, over ``window``, against the cluster's Prometheus."""
+    return run_playbook(
+        "anomaly_check",
+        {
+            "route_name": world.route,
+            "route_namespace": world.namespace,
+            "window": window,
+            "prometheus_url": os.environ["PROMETHEUS_URL"],
+            **extra,
+        },
+    )
+
+
 def start_playbook(name: str, extra_vars: dict[str, Any], output: Path) -> subprocess.Popen[bytes]:
     """The same, in the background, stdout and stderr into ``output`` (read it while it runs)."""
     with output.open("wb") as sink:

@@ -24,14 +24,17 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from ansible.errors import AnsibleLookupError
+from reports import poll_report, reports_in_a_row
 from routes import shadow_route, shadowed_under_traffic
-from shadow import run_playbook
+from shadow import run_anomaly_check
 from steady import SteadyTraffic
 
 pytestmark = pytest.mark.integration
@@ -146,14 +149,7 @@ def wait_for_report(
     what: str,
     timeout: float = 3 * WINDOW_SECONDS,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        report = route_check(new_lookup, world)
-        if wanted(report):
-            return report
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {timeout:.0f}s; last report:\n{brief(report)}")
-        time.sleep(1.0)
+    return poll_report(partial(route_check, new_lookup, world), wanted, what, timeout, brief)
 
 
 def canary_findings(report: dict[str, Any], world: Any, prefix: str) -> list[dict[str, Any]]:
@@ -163,6 +159,26 @@ def canary_findings(report: dict[str, Any], world: Any, prefix: str) -> list[dic
 
 def is_healthy(report: dict[str, Any]) -> bool:
     return bool(report["verdict"] == "ok")
+
+
+@contextmanager
+def canary_fault(
+    new_lookup: Callable[[], Any], world: Any, metric_prefix: str, what: str, **knobs: Any
+) -> Iterator[dict[str, Any]]:
+    """The canary set to ``knobs`` until the block ends: entered with the first anomalous report made once a
+    whole window has the fault (the measured value is then the knob's), left once the canary is healthy
+    again and the check says ok."""
+    canary = world.backends["canary"]
+    canary.set_knobs(**knobs)
+    try:
+        wait_for_report(new_lookup, world, lambda r: bool(canary_findings(r, world, metric_prefix)), what)
+        time.sleep(WINDOW_SECONDS + 1)
+        report = route_check(new_lookup, world)
+        assert report["verdict"] == "anomalous", brief(report)
+        yield report
+    finally:
+        canary.set_knobs(error_rate=0, error_status=500, latency_ms=0)
+    wait_for_report(new_lookup, world, is_healthy, f"recovery to ok after the {what}")
 
 
 # --- the tests, in order on the shadowed route -------------------------------------------------------
@@ -175,10 +191,7 @@ def test_lookup_is_found_by_ansible(new_lookup: Callable[[], Any]) -> None:
 
 def test_identical_backends_never_alarm(new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]) -> None:
     world, traffic = shadowed
-    reports = []
-    for _check in range(10):
-        reports.append(route_check(new_lookup, world))
-        time.sleep(2.0)
+    reports = reports_in_a_row(partial(route_check, new_lookup, world), 10)
     assert traffic.running and traffic.failures == 0 and set(traffic.statuses) == {200}, traffic.statuses
     for report in reports:
         assert report["verdict"] == "ok", brief(report)
@@ -199,14 +212,7 @@ def test_canary_failing_10_percent_is_named_with_its_error_rate(
     new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]
 ) -> None:
     world = shadowed[0]
-    canary = world.backends["canary"]
-    canary.set_knobs(error_rate=0.1)
-    try:
-        wait_for_report(new_lookup, world, lambda r: bool(canary_findings(r, world, "error_rate")), "error alarm")
-        # Once a whole window has the failing canary, the rate measured is the knob's.
-        time.sleep(WINDOW_SECONDS + 1)
-        report = route_check(new_lookup, world)
-        assert report["verdict"] == "anomalous", brief(report)
+    with canary_fault(new_lookup, world, "error_rate", "error alarm", error_rate=0.1) as report:
         finding = next(a for a in canary_findings(report, world, "error_rate") if a["check"] == "shadow_vs_main")
         assert finding["role"] == "shadow" and finding["name"] == world.service("canary")
         assert finding["compared_to"] == world.metrics_label("stable")
@@ -217,22 +223,13 @@ def test_canary_failing_10_percent_is_named_with_its_error_rate(
         # Users never saw those errors: the canary only gets copies.
         assert not [a for a in report["anomalies"] if a["service"] == world.metrics_label("stable")], brief(report)
         run_playbook_expecting_anomaly(world)
-    finally:
-        canary.set_knobs(error_rate=0)
-    wait_for_report(new_lookup, world, is_healthy, "recovery to ok after the canary's errors stopped")
 
 
 def test_canary_300ms_slower_is_named_with_its_latency(
     new_lookup: Callable[[], Any], shadowed: tuple[Any, SteadyTraffic]
 ) -> None:
     world = shadowed[0]
-    canary = world.backends["canary"]
-    canary.set_knobs(latency_ms=300)
-    try:
-        wait_for_report(new_lookup, world, lambda r: bool(canary_findings(r, world, "latency_")), "latency alarm")
-        time.sleep(WINDOW_SECONDS + 1)
-        report = route_check(new_lookup, world)
-        assert report["verdict"] == "anomalous", brief(report)
+    with canary_fault(new_lookup, world, "latency_", "latency alarm", latency_ms=300) as report:
         by_metric = {
             a["metric"]: a for a in canary_findings(report, world, "latency_") if a["check"] == "shadow_vs_main"
         }
@@ -243,9 +240,6 @@ def test_canary_300ms_slower_is_named_with_its_latency(
         assert by_metric["latency_p95"]["value"] >= 0.3, brief(report)
         assert not canary_findings(report, world, "error_rate"), brief(report)
         assert world.service("canary") in report["summary"] and "latency" in report["summary"]
-    finally:
-        canary.set_knobs(latency_ms=0)
-    wait_for_report(new_lookup, world, is_healthy, "recovery to ok after the canary got fast again")
 
 
 def test_canary_answering_404_to_a_fifth_is_named_with_its_client_errors(
@@ -253,13 +247,7 @@ def test_canary_answering_404_to_a_fifth_is_named_with_its_client_errors(
 ) -> None:
     """A build whose routing is broken answers 404: not a 5xx, as broken for its users."""
     world = shadowed[0]
-    canary = world.backends["canary"]
-    canary.set_knobs(error_rate=0.2, error_status=404)
-    try:
-        wait_for_report(new_lookup, world, lambda r: bool(canary_findings(r, world, "client_")), "404 alarm")
-        time.sleep(WINDOW_SECONDS + 1)
-        report = route_check(new_lookup, world)
-        assert report["verdict"] == "anomalous", brief(report)
+    with canary_fault(new_lookup, world, "client_", "404 alarm", error_rate=0.2, error_status=404) as report:
         finding = next(a for a in canary_findings(report, world, "client_") if a["check"] == "shadow_vs_main")
         assert finding["metric"] == "client_error_rate" and finding["severity"] == "critical", finding
         assert finding["value"] == pytest.approx(0.20, abs=0.05) and finding["baseline"] == 0.0, brief(report)
@@ -269,9 +257,6 @@ def test_canary_answering_404_to_a_fifth_is_named_with_its_client_errors(
         chosen = route_check(new_lookup, world, client_error_codes=["401"])
         assert chosen["client_error_codes"] == ["401"]
         assert not canary_findings(chosen, world, "client_"), brief(chosen)
-    finally:
-        canary.set_knobs(error_rate=0, error_status=500)
-    wait_for_report(new_lookup, world, is_healthy, "recovery to ok after the canary's 404s stopped")
 
 
 def test_canary_whose_copies_never_complete_is_anomalous_not_insufficient(
@@ -304,17 +289,7 @@ def test_canary_whose_copies_never_complete_is_anomalous_not_insufficient(
 
 def run_playbook_expecting_anomaly(world: Any) -> None:
     """playbooks/anomaly_check.yml, as an operator runs it, while the canary fails 10% of requests."""
-    completed = run_playbook(
-        "anomaly_check",
-        {
-            "route_name": world.route,
-            "route_namespace": world.namespace,
-            "window": WINDOW,
-            "sigma": 2,
-            "fail_on_anomaly": True,
-            "prometheus_url": os.environ["PROMETHEUS_URL"],
-        },
-    )
+    completed = run_anomaly_check(world, WINDOW, sigma=2, fail_on_anomaly=True)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 2, output
     assert "ANOMALOUS" in output and world.service("canary") in output and "error rate" in output, output
@@ -323,16 +298,7 @@ def run_playbook_expecting_anomaly(world: Any) -> None:
 
 def test_playbook_says_ok_over_identical_backends(shadowed: tuple[Any, SteadyTraffic]) -> None:
     world = shadowed[0]
-    completed = run_playbook(
-        "anomaly_check",
-        {
-            "route_name": world.route,
-            "route_namespace": world.namespace,
-            "window": WINDOW,
-            "fail_on_anomaly": True,
-            "prometheus_url": os.environ["PROMETHEUS_URL"],
-        },
-    )
+    completed = run_anomaly_check(world, WINDOW, fail_on_anomaly=True)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
     assert ": OK." in output and "Nothing looks off." in output, output

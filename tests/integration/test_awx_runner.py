@@ -24,6 +24,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,39 @@ def jobs_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@dataclass
+class AwxStand:
+    """What the job tests work with: the operator's namespace, the credentials an AWX admin filled in (and
+    their secret inputs), users, and a scratch directory for the jobs."""
+
+    operator_namespace_world: Callable[[str], Any]
+    kube: Any
+    credentials: list[tuple[str, dict[str, Any]]]
+    secret_inputs: list[str]
+    traffic_for: Callable[[Any, float], SteadyTraffic]
+    jobs_dir: Path
+
+    def world_under_load(self, app: str) -> tuple[Any, dict[str, Any], SteadyTraffic]:
+        """A world for ``app``, its route as written, and users at RATE with a little history for the baseline."""
+        world = self.operator_namespace_world(app)
+        before = route_as_written(self.kube, world)
+        load = self.traffic_for(world, RATE)
+        time.sleep(12)
+        return world, before, load
+
+
+@pytest.fixture
+def awx(
+    operator_namespace_world: Callable[[str], Any],
+    kube: Any,
+    credentials: list[tuple[str, dict[str, Any]]],
+    secret_inputs: list[str],
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    jobs_dir: Path,
+) -> AwxStand:
+    return AwxStand(operator_namespace_world, kube, credentials, secret_inputs, traffic_for, jobs_dir)
+
+
 def launch_answers(world: Any, **answers: Any) -> dict[str, Any]:
     """The progressive launch's survey as a user fills it in: every answer typed as AWX sends it."""
     return {
@@ -252,20 +286,11 @@ def test_survey_answers_arrive_typed_as_awx_sends_them() -> None:
 # --- jobs on the engine ------------------------------------------------------------------------------------
 
 
-def test_progressive_launch_job_passes_with_survey_answers_and_leaves_no_secret(
-    operator_namespace_world: Callable[[str], Any],
-    kube: Any,
-    credentials: list[tuple[str, dict[str, Any]]],
-    secret_inputs: list[str],
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    jobs_dir: Path,
-) -> None:
-    world = operator_namespace_world("awx-launch")
-    before = route_as_written(kube, world)
+def test_progressive_launch_job_passes_with_survey_answers_and_leaves_no_secret(awx: AwxStand) -> None:
+    kube, credentials, secret_inputs, jobs_dir = awx.kube, awx.credentials, awx.secret_inputs, awx.jobs_dir
+    world, before, load = awx.world_under_load("awx-launch")
     template = job_template(LAUNCH)
     extra_vars = survey_extra_vars(template.survey, launch_answers(world))
-    load = traffic_for(world, RATE)
-    time.sleep(12)  # a little history for the baseline
 
     job = run_job(template, extra_vars, credentials, jobs_dir)
     load.stop()
@@ -357,20 +382,12 @@ def test_a_prometheus_credential_without_ca_works(
 
 
 def test_failure_workflow_a_failing_launch_then_the_rollback_node_leaves_the_route_exactly(
-    operator_namespace_world: Callable[[str], Any],
-    kube: Any,
-    credentials: list[tuple[str, dict[str, Any]]],
-    secret_inputs: list[str],
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    traefik_api_get: Callable[[str], Any],
-    jobs_dir: Path,
+    awx: AwxStand, traefik_api_get: Callable[[str], Any]
 ) -> None:
-    world = operator_namespace_world("awx-workflow")
-    before = route_as_written(kube, world)
+    kube, credentials, secret_inputs, jobs_dir = awx.kube, awx.credentials, awx.secret_inputs, awx.jobs_dir
+    world, before, load = awx.world_under_load("awx-workflow")
     flow = workflow(ROLLBACK_WORKFLOW)
     launch_vars = survey_extra_vars(_survey_of_workflow(flow), launch_answers(world, steps="20", teardown="false"))
-    load = traffic_for(world, RATE)
-    time.sleep(12)
     failing = fail_shadow_while_attached(kube, world, traefik_api_get)
 
     launch = run_job(job_template(LAUNCH), launch_vars, credentials, jobs_dir)
@@ -403,20 +420,12 @@ def _survey_of_workflow(flow: dict[str, Any]) -> dict[str, Any]:
     return load_awx_file(f"surveys/{match.group(1)}")
 
 
-def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(
-    operator_namespace_world: Callable[[str], Any],
-    kube: Any,
-    credentials: list[tuple[str, dict[str, Any]]],
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    jobs_dir: Path,
-) -> None:
-    world = operator_namespace_world("awx-timeout")
-    before = route_as_written(kube, world)
+def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(awx: AwxStand) -> None:
+    kube, credentials, jobs_dir = awx.kube, awx.credentials, awx.jobs_dir
+    world, before, load = awx.world_under_load("awx-timeout")
     launch_vars = survey_extra_vars(
         _survey_of_workflow(workflow(ROLLBACK_WORKFLOW)), launch_answers(world, steps="20", bake_seconds=300)
     )
-    load = traffic_for(world, RATE)
-    time.sleep(12)
     template = job_template(LAUNCH)
 
     # The template's timeout (7,200 s) is honoured through ansible-runner's timeout; a short one here.
@@ -438,19 +447,10 @@ def test_a_job_timeout_kills_the_launch_and_the_failure_node_restores_the_route(
     assert load.errors() == 0, f"users saw errors: {dict(load.statuses)}, failures {load.failures}"
 
 
-def test_a_cancel_mid_bake_stops_the_job_and_the_watchdog_restores_the_route(
-    operator_namespace_world: Callable[[str], Any],
-    kube: Any,
-    credentials: list[tuple[str, dict[str, Any]]],
-    secret_inputs: list[str],
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    jobs_dir: Path,
-) -> None:
-    world = operator_namespace_world("awx-cancel")
-    before = route_as_written(kube, world)
+def test_a_cancel_mid_bake_stops_the_job_and_the_watchdog_restores_the_route(awx: AwxStand) -> None:
+    kube, credentials, secret_inputs, jobs_dir = awx.kube, awx.credentials, awx.secret_inputs, awx.jobs_dir
+    world, before, load = awx.world_under_load("awx-cancel")
     launch_vars = survey_extra_vars(job_template(LAUNCH).survey, launch_answers(world, steps="20", bake_seconds=120))
-    load = traffic_for(world, RATE)
-    time.sleep(12)
     cancel = threading.Event()
     baking = threading.Event()
 

@@ -27,11 +27,10 @@ from typing import Any
 
 import pytest
 from faultproxy import DOWN, SLOW, FaultProxy, cluster_ca, cluster_server, kubeconfig_through
-from kubewatch import NamespaceWatch
 from modrun import run_module
 from routes import launch_vars, mirror_exists, route_as_written, routes_through_mirror
 from shadow import finish_playbook, start_playbook
-from userload import UserLoad, check_users, traefik_back_on_the_split, traefik_routes
+from userload import LoadBench, check_users, traefik_back_on_the_split, traefik_routes
 
 pytestmark = pytest.mark.integration
 
@@ -68,21 +67,15 @@ EXPECTED = {
 @pytest.mark.parametrize("mode", [DOWN, SLOW])
 @pytest.mark.parametrize("operation", ["attach", "teardown"])
 def test_the_api_failing_between_two_writes_is_told_and_a_rerun_converges(
-    operation: str,
-    mode: str,
-    seed_world: Callable[..., Any],
-    kube: Any,
-    admin_kubeconfig: Path,
-    api_proxy: FaultProxy,
-    traefik_api_get: Callable[[str], Any],
-    user_load: Callable[[Any], UserLoad],
-    tmp_path: Path,
+    operation: str, mode: str, load_bench: LoadBench, api_proxy: FaultProxy
 ) -> None:
-    world = seed_world(app=f"fault-{operation}-{mode}")
+    world, before = load_bench.seed(f"fault-{operation}-{mode}")
+    kube, traefik_api_get = load_bench.kube, load_bench.traefik_api_get
     label = f"{operation}/{mode}"
-    before = route_as_written(kube, world)
     mirror = f"{world.route}-mirror"
-    kubeconfig = kubeconfig_through(api_proxy, admin_kubeconfig, tmp_path / "through-proxy.kubeconfig")
+    kubeconfig = kubeconfig_through(
+        api_proxy, load_bench.admin_kubeconfig, load_bench.tmp_path / "through-proxy.kubeconfig"
+    )
     attach = {
         "kubeconfig": str(kubeconfig),
         "route_name": world.route,
@@ -102,8 +95,8 @@ def test_the_api_failing_between_two_writes_is_told_and_a_rerun_converges(
     args = attach if operation == "attach" else teardown
     timeout_env = {"K8S_AUTH_REQUEST_TIMEOUT": str(REQUEST_TIMEOUT)}
 
-    with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
-        load = user_load(world)
+    with load_bench.watch(world) as watch:
+        load = load_bench.user_load(world)
         if operation == "teardown":
             assert run_module("traefik_mirror", attach).get("changed")
             traefik_routes(traefik_api_get, world, mirror, 20)
@@ -181,23 +174,13 @@ def test_a_refused_connection_before_any_write_changes_nothing_and_says_so(
     assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
 
 
-def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    admin_kubeconfig: Path,
-    traefik_api_get: Callable[[str], Any],
-    user_load: Callable[[Any], UserLoad],
-    tmp_path: Path,
-) -> None:
-    world = seed_world(app="fault-prometheus")
-    before = route_as_written(kube, world)
+def test_prometheus_going_away_during_the_gate_fails_closed_and_rolls_back(load_bench: LoadBench) -> None:
+    world, before = load_bench.seed("fault-prometheus")
+    kube, traefik_api_get = load_bench.kube, load_bench.traefik_api_get
     mirror = f"{world.route}-mirror"
-    output = tmp_path / "ansible-playbook.out"
-    with (
-        FaultProxy(os.environ["PROMETHEUS_URL"]) as prometheus,
-        NamespaceWatch(admin_kubeconfig, world.namespace) as watch,
-    ):
-        load = user_load(world)
+    output = load_bench.tmp_path / "ansible-playbook.out"
+    with FaultProxy(os.environ["PROMETHEUS_URL"]) as prometheus, load_bench.watch(world) as watch:
+        load = load_bench.user_load(world)
         time.sleep(12)  # a little history for the gate's baseline
         launch = launch_vars(world, SHADOW, interval=5, prometheus_url=prometheus.url)
         process = start_playbook("shadow_launch", launch, output)

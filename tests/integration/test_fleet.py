@@ -14,49 +14,39 @@ backends of each cluster received.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from clusters import second_cluster
+from dlcluster import traefik as traefik_api
+from dlcluster.backends import BackendsClient
+from dlcluster.rbac import bind_operator
+from dlcluster.testing import Cluster
+from dlcluster.traffic import send
+from dlcluster.world import SeedWorld, create_world, remove_world_backends
 from routes import fail_shadow_while_attached, mirror_exists, route_as_written
 from shadow import REPO_ROOT, playbook_env
 from steady import SteadyTraffic
 
-CLUSTER_DIR = REPO_ROOT / "tests" / "cluster"
-if str(CLUSTER_DIR) not in sys.path:
-    sys.path.insert(0, str(CLUSTER_DIR))
-
-from dlcluster import traefik as traefik_api  # noqa: E402
-from dlcluster.backends import BackendsClient  # noqa: E402
-from dlcluster.rbac import bind_operator  # noqa: E402
-from dlcluster.testing import DOWN, Cluster, cluster_from_env, run_up  # noqa: E402
-from dlcluster.traffic import send  # noqa: E402
-from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
-
 pytestmark = pytest.mark.integration
 
-FLEET_B_STATE = os.environ.get("DARKLAUNCH_FLEET_B_STATE_DIR") or str(REPO_ROOT / ".state" / "cluster-fleet-b")
-FLEET_B_PORT_OFFSET = os.environ.get("DARKLAUNCH_FLEET_B_PORT_OFFSET") or "200"
 RATE = 30.0  # user requests per second and cluster: 150 copies per 10 s window at a 50% mirror
 
 
 @pytest.fixture(scope="module")
 def cluster_b() -> Iterator[Cluster]:
     """The second cluster, started for this module and stopped at its end."""
-    env = run_up("--state-dir", FLEET_B_STATE, "--port-offset", FLEET_B_PORT_OFFSET)
-    try:
-        yield cluster_from_env(env)
-    finally:
-        subprocess.run([str(DOWN), "--state-dir", FLEET_B_STATE], capture_output=True, check=False)
+    with second_cluster("fleet-b", "DARKLAUNCH_FLEET_B_STATE_DIR", "DARKLAUNCH_FLEET_B_PORT_OFFSET", 200) as member:
+        yield member
 
 
 class Site:
@@ -196,47 +186,69 @@ def summary_lines(out: str) -> list[str]:
     return [line.strip().strip('",') for line in out[start:].splitlines()[:8]]
 
 
-def test_a_failing_canary_cluster_is_rolled_back_and_the_second_wave_never_starts(
-    fleet: dict[str, Site], tmp_path: Path
-) -> None:
-    a, b = fleet["cluster-a"], fleet["cluster-b"]
-    before = {site.name: site.route() for site in (a, b)}
-    inventory = write_inventory(tmp_path / "fleet.yml", canary=[b], rest=[a])
-    loads = {site.name: site.traffic() for site in (a, b)}
+@dataclass
+class FleetRun:
+    """A fleet launch under user load in every cluster, as it ended."""
+
+    returncode: int
+    out: str
+    before: dict[str, dict[str, Any]]  # each cluster's route as written before the run
+    loads: dict[str, SteadyTraffic]
+
+
+def run_with_a_failing_shadow(tmp_path: Path, canary: Site, rest: Site, failing: Site, **extra: Any) -> FleetRun:
+    """The fleet launch, ``canary`` in the first wave and ``rest`` in the second, users on both, ``failing``'s
+    shadow failing half its requests while attached; its summary printed."""
+    sites = (canary, rest)
+    before = {site.name: site.route() for site in sites}
+    inventory = write_inventory(tmp_path / "fleet.yml", canary=[canary], rest=[rest])
+    loads = {site.name: site.traffic() for site in sites}
     time.sleep(12)  # a little history for the baselines
-    failing = b.fail_shadow_while_attached()
+    failing_shadow = failing.fail_shadow_while_attached()
 
     started = time.monotonic()
-    completed = run_fleet(inventory, b.world, report_dir=str(tmp_path / "reports"))
+    completed = run_fleet(inventory, canary.world, report_dir=str(tmp_path / "reports"), **extra)
     seconds = time.monotonic() - started
-    failing.join(timeout=10)
+    failing_shadow.join(timeout=10)
     for load in loads.values():
         load.stop()
     out = completed.stdout + completed.stderr
     print(f"\nfleet run: rc {completed.returncode} in {seconds:.1f} s")
     print("\n".join(summary_lines(out)))
+    return FleetRun(completed.returncode, out, before, loads)
 
-    assert completed.returncode != 0, out[-4000:]
-    lines = summary_lines(out)
+
+def assert_users_served_and_routes_as_before(run: FleetRun, sites: tuple[Site, ...]) -> None:
+    """Every cluster's route exactly as before, no mirror left, and no user error anywhere."""
+    for site in sites:
+        load = run.loads[site.name]
+        assert site.route() == run.before[site.name], site.name
+        assert not site.has_mirror(), site.name
+        assert load.errors() == 0, f"{site.name}: users saw {dict(load.statuses)}, failures {load.failures}"
+        assert load.sent > 0
+
+
+def test_a_failing_canary_cluster_is_rolled_back_and_the_second_wave_never_starts(
+    fleet: dict[str, Site], tmp_path: Path
+) -> None:
+    a, b = fleet["cluster-a"], fleet["cluster-b"]
+    run = run_with_a_failing_shadow(tmp_path, canary=b, rest=a, failing=b)
+
+    assert run.returncode != 0, run.out[-4000:]
+    lines = summary_lines(run.out)
     assert "2 clusters, 1 failed (the later waves did not start)" in lines[0], lines
     assert any(line.startswith("- cluster-b: ROLLED BACK") and "anomalous" in line for line in lines), lines
     assert any(line.startswith("- cluster-a: NOT STARTED - cluster-b failed in an earlier wave") for line in lines)
     # The second wave never started: cluster-a's canary got nothing (users never reach it, and no copy);
     # cluster-b's canary got copies.
     assert a.world.backends["canary"].total == 0
-    assert copies_received(a, loads["cluster-a"]) == 0
-    assert copies_received(b, loads["cluster-b"]) > 0
+    assert copies_received(a, run.loads["cluster-a"]) == 0
+    assert copies_received(b, run.loads["cluster-b"]) > 0
     assert b.world.backends["canary"].counters()["errors"] > 0, "cluster-b's shadow failed, on copies"
-    for site in (a, b):
-        assert site.route() == before[site.name], site.name
-        assert not site.has_mirror(), site.name
-        assert loads[site.name].errors() == 0, (
-            f"{site.name}: users saw {dict(loads[site.name].statuses)}, failures {loads[site.name].failures}"
-        )
-        assert loads[site.name].sent > 0
+    assert_users_served_and_routes_as_before(run, (a, b))
     # One aggregated report across the clusters, in wave order, each row linking to that cluster's own
     # launch report where there is one (the cluster that never started has none).
-    rows = fleet_report_rows(out)
+    rows = fleet_report_rows(run.out)
     assert [row["cluster"] for row in rows] == ["cluster-b", "cluster-a"], rows
     assert rows[0]["result"] == "rolled back" and "anomalous" in rows[0]["why"], rows
     assert rows[1]["result"] == "not started" and rows[1]["link"] is None, rows
@@ -282,39 +294,20 @@ def test_a_failure_in_the_second_wave_rolls_back_the_launched_canary_when_asked(
     fleet: dict[str, Site], tmp_path: Path
 ) -> None:
     a, b = fleet["cluster-a"], fleet["cluster-b"]
-    before = {site.name: site.route() for site in (a, b)}
-    inventory = write_inventory(tmp_path / "fleet.yml", canary=[a], rest=[b])
-    loads = {site.name: site.traffic() for site in (a, b)}
-    time.sleep(12)
-    failing = b.fail_shadow_while_attached()
+    run = run_with_a_failing_shadow(tmp_path, canary=a, rest=b, failing=b, rollback_launched_on_failure=True)
 
-    started = time.monotonic()
-    completed = run_fleet(inventory, a.world, rollback_launched_on_failure=True, report_dir=str(tmp_path / "reports"))
-    seconds = time.monotonic() - started
-    failing.join(timeout=10)
-    for load in loads.values():
-        load.stop()
-    out = completed.stdout + completed.stderr
-    print(f"\nfleet run: rc {completed.returncode} in {seconds:.1f} s")
-    print("\n".join(summary_lines(out)))
-
-    assert completed.returncode != 0, out[-4000:]
-    lines = summary_lines(out)
+    assert run.returncode != 0, run.out[-4000:]
+    lines = summary_lines(run.out)
     assert lines[0].endswith("2 clusters, 1 failed."), lines
     assert any(line.startswith("- cluster-a: LAUNCHED, THEN ROLLED BACK") for line in lines), lines
     assert any(line.startswith("- cluster-b: ROLLED BACK") for line in lines), lines
-    rows = fleet_report_rows(out)
+    rows = fleet_report_rows(run.out)
     assert [(row["cluster"], row["result"]) for row in rows] == [
         ("cluster-a", "launched, then rolled back (rollback_launched_on_failure)"),
         ("cluster-b", "rolled back"),
     ], rows
     assert all(row["link_path"] and Path(row["link_path"]).is_file() for row in rows), rows
     # Both waves ran: each cluster's shadow received copies.
-    assert copies_received(a, loads["cluster-a"]) > 0
-    assert copies_received(b, loads["cluster-b"]) > 0
-    for site in (a, b):
-        assert site.route() == before[site.name], site.name
-        assert not site.has_mirror(), site.name
-        assert loads[site.name].errors() == 0, (
-            f"{site.name}: users saw {dict(loads[site.name].statuses)}, failures {loads[site.name].failures}"
-        )
+    assert copies_received(a, run.loads["cluster-a"]) > 0
+    assert copies_received(b, run.loads["cluster-b"]) > 0
+    assert_users_served_and_routes_as_before(run, (a, b))

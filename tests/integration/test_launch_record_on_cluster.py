@@ -9,7 +9,6 @@ original", so disabling restores the IngressRoute of before the first launch.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shlex
@@ -23,6 +22,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 from modrun import run_module
+from routes import user_part
 from shadow import COLLECTIONS_ROOT, run_playbook, wait_mirror_live
 
 pytestmark = pytest.mark.integration
@@ -67,15 +67,6 @@ def record_on_cluster(kube: Any, world: Any) -> dict[str, str]:
 
 def parse(stamp: str) -> datetime:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-
-
-def user_part(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {
-        "spec": copy.deepcopy(obj["spec"]),
-        "labels": dict(meta.get("labels") or {}),
-        "annotations": dict(meta.get("annotations") or {}),
-    }
 
 
 def ingress_route(kube: Any, world: Any) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from modrun import run_module
 from routes import API, launch_vars, mirror_exists, route_as_written, routes_through_mirror
 from shadow import finish_playbook, start_playbook
 from userload import (
+    LoadBench,
     UserLoad,
     check_users,
     traefik_back_on_the_split,
@@ -85,13 +86,11 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
     raise AssertionError(f"{what} not seen within {timeout:.0f} s")
 
 
-def start_launch(
-    kube: Any, traefik_api_get: Callable[[str], Any], world: Any, output: Path, **extra: Any
-) -> subprocess.Popen[bytes]:
+def start_launch(bench: LoadBench, world: Any, output: Path, **extra: Any) -> subprocess.Popen[bytes]:
     """``shadow_launch`` in the background, returned once Traefik routes the world through its mirror."""
     process = start_playbook("shadow_launch", launch_vars(world, SHADOW, **extra), output)
-    wait_until(lambda: routes_through_mirror(kube, world), 90, "attach")
-    traefik_routes(traefik_api_get, world, f"{world.route}-mirror", 50)
+    wait_until(lambda: routes_through_mirror(bench.kube, world), 90, "attach")
+    traefik_routes(bench.traefik_api_get, world, f"{world.route}-mirror", 50)
     return process
 
 
@@ -105,15 +104,9 @@ def check_left_as_found(
     assert not mirror_exists(kube, world)
 
 
-def test_the_modules_whole_cycle_under_load_never_fails_a_user(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    admin_kubeconfig: Path,
-    traefik_api_get: Callable[[str], Any],
-    user_load: Callable[[Any], UserLoad],
-) -> None:
-    world = seed_world(app="live-cycle")
-    before = route_as_written(kube, world)
+def test_the_modules_whole_cycle_under_load_never_fails_a_user(load_bench: LoadBench) -> None:
+    world, before = load_bench.seed("live-cycle")
+    kube, traefik_api_get = load_bench.kube, load_bench.traefik_api_get
     mirror, wrr = f"{world.route}-mirror", world.wrr
     base = {
         "route_name": world.route,
@@ -122,8 +115,8 @@ def test_the_modules_whole_cycle_under_load_never_fails_a_user(
         "mirror_service": world.service(SHADOW),
     }
     steps: list[str] = []
-    with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
-        load = user_load(world)
+    with load_bench.watch(world) as watch:
+        load = load_bench.user_load(world)
         time.sleep(2)
 
         enabled = run_module("traefik_mirror", {**base, "mirror_percent": 10})
@@ -132,21 +125,15 @@ def test_the_modules_whole_cycle_under_load_never_fails_a_user(
         waited = traefik_routes(traefik_api_get, world, wrr)
         steps.append(f"enable: Traefik still routes through {wrr}, mirror loaded ({waited:.1f} s)")
 
-        attached = run_module(
-            "traefik_mirror",
-            {**base, "mirror_percent": 10, "attach_to_ingress": True, "confirm_end_weighted_split": True},
-        )
-        assert attached.get("changed") and attached["status"] == "active", attached
-        steps.append(f"attach: router -> {mirror} at 10% ({traefik_routes(traefik_api_get, world, mirror, 10):.1f} s)")
-        time.sleep(3)
-
-        ramped = run_module(
-            "traefik_mirror",
-            {**base, "mirror_percent": 50, "attach_to_ingress": True, "confirm_end_weighted_split": True},
-        )
-        assert ramped.get("changed") and ramped["status"] == "active", ramped
-        steps.append(f"ramp: router -> {mirror} at 50% ({traefik_routes(traefik_api_get, world, mirror, 50):.1f} s)")
-        time.sleep(3)
+        for step, percent in (("attach", 10), ("ramp", 50)):
+            attached = run_module(
+                "traefik_mirror",
+                {**base, "mirror_percent": percent, "attach_to_ingress": True, "confirm_end_weighted_split": True},
+            )
+            assert attached.get("changed") and attached["status"] == "active", (step, attached)
+            waited = traefik_routes(traefik_api_get, world, mirror, percent)
+            steps.append(f"{step}: router -> {mirror} at {percent}% ({waited:.1f} s)")
+            time.sleep(3)
 
         torn_down = run_module(
             "traefik_mirror", {"route_name": world.route, "namespace": world.namespace, "state": "absent"}
@@ -162,60 +149,46 @@ def test_the_modules_whole_cycle_under_load_never_fails_a_user(
     assert world.backends[SHADOW].counters()["total"] > 0, "the shadow got no copies"
 
 
-def test_the_roles_rollback_under_load_never_fails_a_user(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    admin_kubeconfig: Path,
-    traefik_api_get: Callable[[str], Any],
-    user_load: Callable[[Any], UserLoad],
-    tmp_path: Path,
-) -> None:
-    world = seed_world(app="live-rollback")
-    before = route_as_written(kube, world)
+def test_the_roles_rollback_under_load_never_fails_a_user(load_bench: LoadBench) -> None:
+    world, before = load_bench.seed("live-rollback")
     shadow = world.backends[SHADOW]
-    with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
-        load = user_load(world)
+    output = load_bench.tmp_path / "ansible-playbook.out"
+    with load_bench.watch(world) as watch:
+        load = load_bench.user_load(world)
         time.sleep(12)  # a little history for the gate's baseline
         try:
-            process = start_launch(kube, traefik_api_get, world, tmp_path / "ansible-playbook.out")
+            process = start_launch(load_bench, world, output)
             time.sleep(3)
             shadow.set_knobs(error_rate=0.3)
             failing = time.monotonic()
-            out = finish_playbook(process, tmp_path / "ansible-playbook.out", timeout=180)
+            out = finish_playbook(process, output, timeout=180)
         finally:
             shadow.set_knobs(error_rate=0)
         restored_after = time.monotonic() - failing
-        traefik_back_on_the_split(traefik_api_get, world)
+        traefik_back_on_the_split(load_bench.traefik_api_get, world)
         time.sleep(1)
         load.stop()
 
     print(f"\n[rollback] shadow failing; playbook ended {restored_after:.1f} s later (rc {process.returncode})")
     assert process.returncode != 0, out
     assert "anomalous" in out and "rolled back" in out, out
-    check_left_as_found(load, watch, kube, world, before, "rollback")
+    check_left_as_found(load, watch, load_bench.kube, world, before, "rollback")
     assert shadow.counters()["errors"] > 0, "the shadow's failures must have happened (on copies)"
 
 
-def test_an_interrupted_launch_under_load_never_fails_a_user(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    admin_kubeconfig: Path,
-    traefik_api_get: Callable[[str], Any],
-    user_load: Callable[[Any], UserLoad],
-    tmp_path: Path,
-) -> None:
-    world = seed_world(app="live-sigint")
-    before = route_as_written(kube, world)
-    output = tmp_path / "ansible-playbook.out"
-    with NamespaceWatch(admin_kubeconfig, world.namespace) as watch:
-        load = user_load(world)
-        process = start_launch(kube, traefik_api_get, world, output, bake_seconds=300)
+def test_an_interrupted_launch_under_load_never_fails_a_user(load_bench: LoadBench) -> None:
+    world, before = load_bench.seed("live-sigint")
+    kube = load_bench.kube
+    output = load_bench.tmp_path / "ansible-playbook.out"
+    with load_bench.watch(world) as watch:
+        load = load_bench.user_load(world)
+        process = start_launch(load_bench, world, output, bake_seconds=300)
         time.sleep(5)
         process.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
         out = finish_playbook(process, output, timeout=60)
         restored = wait_until(lambda: not mirror_exists(kube, world), 60, "the watchdog's restore")
-        traefik_back_on_the_split(traefik_api_get, world)
+        traefik_back_on_the_split(load_bench.traefik_api_get, world)
         time.sleep(1)
         load.stop()
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from modrun import run_module
-from routes import launch_vars, mirror_exists, route_as_written
+from routes import apply_as_written, launch_vars, mirror_exists, route_as_written, user_part
 from shadow import finish_playbook, start_playbook, wait_mirror_live
 from steady import SteadyTraffic
 
@@ -30,11 +32,6 @@ USERS_ON_STABLE = {"stable": 100, "canary": 0}
 def ingress_route(kube: Any, world: Any) -> dict[str, Any]:
     obj: dict[str, Any] = kube.get(API, "IngressRoute", world.route, world.namespace)
     return obj
-
-
-def user_part(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {"spec": copy.deepcopy(obj["spec"]), "labels": meta.get("labels"), "annotations": meta.get("annotations")}
 
 
 def attach_args(world: Any, methods: list[str]) -> dict[str, Any]:
@@ -81,6 +78,21 @@ def copies_settled(world: Any, expected: dict[str, int], timeout: float = 15) ->
     return dict(settled)
 
 
+def start_gets_only_launch(world: Any, output: Path, bake_seconds: int) -> subprocess.Popen[bytes]:
+    """playbooks/shadow_launch.yml copying only GETs, judged every 5 s over 10 s windows, without a report."""
+    launch = launch_vars(
+        world,
+        bake_seconds=bake_seconds,
+        interval=5,
+        window="10s",
+        history_windows=3,
+        min_requests=20,
+        mirror_methods=["GET"],
+        report=False,
+    )
+    return start_playbook("shadow_launch", launch, output)
+
+
 def teardown_restores(kube: Any, world: Any, written: dict[str, Any]) -> None:
     removed = run_module("traefik_mirror", {"route_name": world.route, "namespace": world.namespace, "state": "absent"})
     assert removed["changed"] and removed["status"] == "absent", removed
@@ -88,14 +100,43 @@ def teardown_restores(kube: Any, world: Any, written: dict[str, Any]) -> None:
     assert kube.get(API, "TraefikService", f"{world.route}-mirror", world.namespace) is None
 
 
-def test_only_gets_and_heads_reach_the_shadow(
+@dataclass
+class MethodsStand:
+    """The fixtures these tests share."""
+
+    seed_world: Callable[..., Any]
+    kube: Any
+    audit: Any
+    traffic: Callable[..., Any]
+    traefik_api_get: Callable[[str], Any]
+    traffic_for: Callable[[Any, float], SteadyTraffic]
+    tmp_path: Path
+
+    def fixtures(self) -> tuple[Any, Any, Callable[..., Any], Callable[[str], Any]]:
+        """kube, audit, traffic and traefik_api_get, as the tests name them."""
+        return self.kube, self.audit, self.traffic, self.traefik_api_get
+
+    def seed(self, app: str) -> Any:
+        """A fresh world for ``app`` whose users all go to stable."""
+        return self.seed_world(app=app, weights=USERS_ON_STABLE)
+
+
+@pytest.fixture
+def methods_stand(
     seed_world: Callable[..., Any],
     kube: Any,
     audit: Any,
     traffic: Callable[..., Any],
     traefik_api_get: Callable[[str], Any],
-) -> None:
-    world = seed_world(app="mm-get", weights=USERS_ON_STABLE)
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> MethodsStand:
+    return MethodsStand(seed_world, kube, audit, traffic, traefik_api_get, traffic_for, tmp_path)
+
+
+def test_only_gets_and_heads_reach_the_shadow(methods_stand: MethodsStand) -> None:
+    kube, audit, traffic, traefik_api_get = methods_stand.fixtures()
+    world = methods_stand.seed("mm-get")
     original = ingress_route(kube, world)
     written = user_part(original)
 
@@ -125,14 +166,9 @@ def test_only_gets_and_heads_reach_the_shadow(
     teardown_restores(kube, world, written)
 
 
-def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    audit: Any,
-    traffic: Callable[..., Any],
-    traefik_api_get: Callable[[str], Any],
-) -> None:
-    world = seed_world(app="mm-prio", weights=USERS_ON_STABLE)
+def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(methods_stand: MethodsStand) -> None:
+    kube, audit, traffic, traefik_api_get = methods_stand.fixtures()
+    world = methods_stand.seed("mm-prio")
     ir = ingress_route(kube, world)
     ir["spec"]["routes"][0]["priority"] = 10
     ir["spec"]["routes"].append(
@@ -143,16 +179,7 @@ def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(
             "services": [{"name": world.service("stable"), "port": world.port("stable")}],
         }
     )
-    meta = ir["metadata"]
-    kube.apply(
-        {
-            "apiVersion": ir["apiVersion"],
-            "kind": ir["kind"],
-            "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
-            "spec": ir["spec"],
-        },
-        world.namespace,
-    )
+    apply_as_written(kube, ir)
     written = user_part(ingress_route(kube, world))
 
     added = attach_and_rerun(audit, kube, world, ["GET"])
@@ -174,17 +201,12 @@ def test_an_explicit_priority_is_beaten_without_overtaking_a_higher_route(
     teardown_restores(kube, world, written)
 
 
-def test_a_longer_rule_of_another_ingress_route_keeps_its_gets(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    audit: Any,
-    traffic: Callable[..., Any],
-    traefik_api_get: Callable[[str], Any],
-) -> None:
+def test_a_longer_rule_of_another_ingress_route_keeps_its_gets(methods_stand: MethodsStand) -> None:
     """Another IngressRoute on the same entry point sends `Host && PathPrefix(/api)` to staging: its longer rule
     beats the seed's `Host(...)` today. The added route's rule is longer still, so unset it would take the GETs
     of /api; its priority is set just above the seed route's instead, and staging keeps every /api request."""
-    world = seed_world(app="mm-rival", weights=USERS_ON_STABLE)
+    kube, audit, traffic, traefik_api_get = methods_stand.fixtures()
+    world = methods_stand.seed("mm-rival")
     seed = ingress_route(kube, world)
     rule = seed["spec"]["routes"][0]["match"]
     other = {
@@ -296,31 +318,16 @@ def test_under_the_operator_role_the_namespace_is_checked_and_no_room_is_refused
     assert user_part(ingress_route(kube, world)) == written
 
 
-def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    traffic: Callable[..., Any],
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    tmp_path: Path,
-) -> None:
+def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(methods_stand: MethodsStand) -> None:
     """playbooks/shadow_launch.yml with mirror_methods [GET] and the gate on: a healthy shadow passes its step,
     gets copies of the users' GETs and of no POST, and the teardown gives the IngressRoute back exactly."""
-    world = seed_world(app="mm-launch", weights=USERS_ON_STABLE)
+    kube, traffic = methods_stand.kube, methods_stand.traffic
+    world = methods_stand.seed("mm-launch")
     before = route_as_written(kube, world)
-    load = traffic_for(world, 20.0)  # users' GETs
+    load = methods_stand.traffic_for(world, 20.0)  # users' GETs
     time.sleep(4)  # some history for the gate's baseline (the launch's preflight adds more)
-    output = tmp_path / "launch.out"
-    launch = launch_vars(
-        world,
-        bake_seconds=10,
-        interval=5,
-        window="10s",
-        history_windows=3,
-        min_requests=20,
-        mirror_methods=["GET"],
-        report=False,
-    )
-    process = start_playbook("shadow_launch", launch, output)
+    output = methods_stand.tmp_path / "launch.out"
+    process = start_gets_only_launch(world, output, bake_seconds=10)
     world.reset_backends()
     posts = 0
     deadline = time.monotonic() + 90
@@ -349,36 +356,21 @@ def test_a_launch_that_mirrors_only_gets_passes_and_restores_the_route(
     assert not mirror_exists(kube, world)
 
 
-def test_a_launch_that_mirrors_only_gets_rolls_a_failing_shadow_back(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    traffic: Callable[..., Any],
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    tmp_path: Path,
-) -> None:
+def test_a_launch_that_mirrors_only_gets_rolls_a_failing_shadow_back(methods_stand: MethodsStand) -> None:
     """The same launch with a shadow that fails half its requests: the gate sees the GET copies fail, the
     launch is rolled back, users (GETs and POSTs) never see an error, no POST is ever copied, and the
     IngressRoute is back exactly as written. The canary's weight is 0, so it only ever gets copies and can
     fail from the start."""
-    world = seed_world(app="mm-fail", weights=USERS_ON_STABLE)
+    kube, traffic = methods_stand.kube, methods_stand.traffic
+    world = methods_stand.seed("mm-fail")
     before = route_as_written(kube, world)
     canary = world.backends["canary"]
     canary.set_knobs(error_rate=0.5)
-    load = traffic_for(world, 20.0)  # users' GETs
+    load = methods_stand.traffic_for(world, 20.0)  # users' GETs
     time.sleep(4)  # some history for the gate's baseline
-    output = tmp_path / "launch.out"
-    launch = launch_vars(
-        world,
-        bake_seconds=30,
-        interval=5,
-        window="10s",
-        history_windows=3,
-        min_requests=20,
-        mirror_methods=["GET"],
-        report=False,
-    )
+    output = methods_stand.tmp_path / "launch.out"
     started = time.monotonic()
-    process = start_playbook("shadow_launch", launch, output)
+    process = start_gets_only_launch(world, output, bake_seconds=30)
     posts: dict[int, int] = {}
     post_bodies: set[str] = set()
     deadline = started + 90

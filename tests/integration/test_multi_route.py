@@ -25,9 +25,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
+from reports import poll_report, reports_in_a_row
 from routes import shadow_route
 from steady import SteadyTraffic
 from test_anomalies import (  # the anomaly tests' settings and helpers
@@ -193,14 +195,7 @@ def assert_only_the_mirrored_route_is_judged(report: dict[str, Any], setup: Thre
 def wait_for(
     new_lookup: Callable[[], Any], setup: ThreeRoutes, wanted: Callable[[dict[str, Any]], bool], what: str
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 3 * WINDOW_SECONDS
-    while True:
-        report = check(new_lookup, setup)
-        if wanted(report):
-            return report
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {what} within {3 * WINDOW_SECONDS:.0f}s; last report:\n{brief(report)}")
-        time.sleep(1.0)
+    return poll_report(partial(check, new_lookup, setup), wanted, what, 3 * WINDOW_SECONDS, brief)
 
 
 def shadow_error_findings(report: dict[str, Any], setup: ThreeRoutes) -> list[dict[str, Any]]:
@@ -221,10 +216,7 @@ def test_identical_versions_are_ok_and_the_idle_route_never_makes_it_insufficien
     # Only what this test sends is judged here: an earlier test may have made the busy route fail.
     route_before, busy_before = Counter(setup.route_traffic.statuses), Counter(setup.busy_traffic.statuses)
     failures_before = (setup.route_traffic.failures, setup.busy_traffic.failures)
-    reports = []
-    for _check in range(6):
-        reports.append(check(new_lookup, setup))
-        time.sleep(2.0)
+    reports = reports_in_a_row(partial(check, new_lookup, setup), 6)
     for report in reports:
         assert report["verdict"] == "ok", brief(report)
         assert report["anomalies"] == [], brief(report)

@@ -19,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +53,45 @@ def check_lines(out: str, percent: int = 50) -> list[tuple[int, str]]:
     return [(int(n), verdict) for n, verdict in re.findall(rf"{percent}% step, \d+/\d+ s, check (\d+)/\d+: (\w+)", out)]
 
 
-def world_under_load(
-    seed_world: Callable[..., Any], traffic_for: Callable[[Any, float], SteadyTraffic], app: str
-) -> tuple[Any, SteadyTraffic]:
-    world = seed_world(app=app, weights=USERS_OFF_THE_SHADOW)
-    load = traffic_for(world, RATE)
-    time.sleep(8)  # a little history for the baseline
-    return world, load
+@dataclass
+class RunningLaunch:
+    """A launch started in the background on a seeded world under steady user load."""
+
+    world: Any
+    load: SteadyTraffic
+    before: dict[str, Any]  # the route as written before the launch
+    output: Path
+    process: Any
+
+    def wait_for_line(self, pattern: str, timeout: float = 120) -> re.Match[str]:
+        return wait_for_line(self.output, pattern, self.process, timeout)
+
+    def finish(self, timeout: float) -> str:
+        return finish_playbook(self.process, self.output, timeout=timeout)
+
+
+@pytest.fixture
+def launch_under_load(
+    seed_world: Callable[..., Any],
+    kube: Any,
+    traffic_for: Callable[[Any, float], SteadyTraffic],
+    tmp_path: Path,
+) -> Callable[..., RunningLaunch]:
+    """``launch_under_load(app, first_check, **launch)``: a world for ``app`` with users off the shadow at
+    ``RATE``, a launch of it started in the background, once its output shows ``first_check``."""
+
+    def start(app: str, first_check: str, **launch: Any) -> RunningLaunch:
+        world = seed_world(app=app, weights=USERS_OFF_THE_SHADOW)
+        load = traffic_for(world, RATE)
+        time.sleep(8)  # a little history for the baseline
+        before = route_as_written(kube, world)
+        output = tmp_path / "launch.out"
+        process = start_playbook("shadow_launch", launch_vars(world, interval=INTERVAL, **launch), output)
+        running = RunningLaunch(world, load, before, output, process)
+        running.wait_for_line(first_check)
+        return running
+
+    return start
 
 
 def assert_back_as_before(kube: Any, world: Any, before: dict[str, Any], load: SteadyTraffic | None = None) -> None:
@@ -74,29 +107,22 @@ def route_vars(world: Any) -> dict[str, Any]:
 
 
 def test_an_operators_disable_during_a_bake_holds_and_the_launch_ends_taken_over(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    audit: AuditLog,
-    tmp_path: Path,
+    launch_under_load: Callable[..., RunningLaunch], kube: Any, audit: AuditLog
 ) -> None:
-    world, load = world_under_load(seed_world, traffic_for, "op-disable")
-    before = route_as_written(kube, world)
-    output = tmp_path / "launch.out"
-    process = start_playbook("shadow_launch", launch_vars(world, interval=INTERVAL), output)
-    wait_for_line(output, r"50% step, \d+/120 s, check 1/24: ok", process, timeout=120)
+    run = launch_under_load("op-disable", r"50% step, \d+/120 s, check 1/24: ok")
+    world = run.world
 
     disabled = run_playbook("mirror_disable", {**route_vars(world), "restore_ingress_to_wrr": True})
     assert disabled.returncode == 0, disabled.stdout + disabled.stderr
     mark = audit.mark()
     t_disabled = time.monotonic()
     left_by_operator = route_as_written(kube, world)
-    out = finish_playbook(process, output, timeout=90)
+    out = run.finish(timeout=90)
     ended = time.monotonic() - t_disabled
-    load.stop()
+    run.load.stop()
 
     print(f"\n[operator disable] the launch ended {ended:.1f} s after the operator's disable")
-    assert process.returncode != 0, out
+    assert run.process.returncode != 0, out
     flat = " ".join(out.split())
     assert f"Shadow launch of {world.route} in {world.namespace}: TAKEN OVER" in flat, out
     assert f"The mirror {world.route}-mirror was deleted while the launch ran" in flat, out
@@ -110,22 +136,15 @@ def test_an_operators_disable_during_a_bake_holds_and_the_launch_ends_taken_over
         if write.get("objectRef", {}).get("resource") != "configmaps"
     ]
     assert writes == [], summarize(writes)
-    assert left_by_operator == before
-    assert_back_as_before(kube, world, before, load)
+    assert left_by_operator == run.before
+    assert_back_as_before(kube, world, run.before, run.load)
 
 
 def test_a_second_launch_is_refused_with_no_write_and_an_abort_rolls_the_first_back(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    audit: AuditLog,
-    tmp_path: Path,
+    launch_under_load: Callable[..., RunningLaunch], kube: Any, audit: AuditLog
 ) -> None:
-    world, load = world_under_load(seed_world, traffic_for, "op-owned")
-    before = route_as_written(kube, world)
-    output = tmp_path / "launch.out"
-    process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=300, interval=INTERVAL), output)
-    wait_for_line(output, r"50% step, \d+/300 s, check 1/60: ok", process, timeout=120)
+    run = launch_under_load("op-owned", r"50% step, \d+/300 s, check 1/60: ok", bake_seconds=300)
+    world = run.world
 
     # The second launch runs as another user (impersonated), so the audit log tells its requests apart from
     # the first launch's renewals.
@@ -147,39 +166,33 @@ def test_a_second_launch_is_refused_with_no_write_and_an_abort_rolls_the_first_b
     assert any(event.get("verb") == "get" for event in events), "the second launch must have read the route"
     writes = [event for event in events if event.get("verb") in WRITE_VERBS]
     assert writes == [], summarize(writes)
-    assert routes_through_mirror(kube, world) and process.poll() is None, "the first launch runs on"
+    assert routes_through_mirror(kube, world) and run.process.poll() is None, "the first launch runs on"
 
     aborted = run_playbook("shadow_abort", route_vars(world))
     assert aborted.returncode == 0, aborted.stdout + aborted.stderr
     t_aborted = time.monotonic()
-    out = finish_playbook(process, output, timeout=90)
+    out = run.finish(timeout=90)
     ended = time.monotonic() - t_aborted
-    load.stop()
+    run.load.stop()
 
     print(f"\n[abort] the first launch was rolled back {ended:.1f} s after shadow_abort.yml")
     flat = " ".join(out.split())
-    assert process.returncode != 0, out
+    assert run.process.returncode != 0, out
     assert "ROLLED BACK" in flat and "Aborted by the operator" in flat, out
     assert ended < INTERVAL + 30, f"an abort acts at the next check, not {ended:.1f} s later"
-    assert_back_as_before(kube, world, before, load)
+    assert_back_as_before(kube, world, run.before, run.load)
 
 
 def test_a_paused_launch_holds_its_step_until_resumed_and_then_passes(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    tmp_path: Path,
+    launch_under_load: Callable[..., RunningLaunch], kube: Any
 ) -> None:
-    world, load = world_under_load(seed_world, traffic_for, "op-pause")
-    before = route_as_written(kube, world)
-    output = tmp_path / "launch.out"
-    process = start_playbook("shadow_launch", launch_vars(world, bake_seconds=15, interval=INTERVAL), output)
-    wait_for_line(output, r"50% step, \d+/15 s, check 1/3: ok", process, timeout=120)
+    run = launch_under_load("op-pause", r"50% step, \d+/15 s, check 1/3: ok", bake_seconds=15)
+    world = run.world
 
     paused = run_playbook("shadow_pause", route_vars(world))
     assert paused.returncode == 0, paused.stdout + paused.stderr
     # Past the bake's end (15 s), the paused step holds: more checks than planned, each saying it is paused.
-    wait_for_line(output, r"50% step, \d+/15 s, check 5/5: \w+ .*\| paused", process, timeout=60)
+    run.wait_for_line(r"50% step, \d+/15 s, check 5/5: \w+ .*\| paused", timeout=60)
     assert routes_through_mirror(kube, world) and mirror_exists(kube, world)
     status = run_playbook("shadow_status", route_vars(world))
     shown = " ".join((status.stdout + status.stderr).split())
@@ -188,71 +201,56 @@ def test_a_paused_launch_holds_its_step_until_resumed_and_then_passes(
 
     resumed = run_playbook("shadow_resume", route_vars(world))
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    out = finish_playbook(process, output, timeout=90)
-    load.stop()
+    out = run.finish(timeout=90)
+    run.load.stop()
 
     lines = check_lines(out)
     print(f"\n[pause] {len(lines)} checks in a 15 s step of 3 planned checks: {lines}")
-    assert process.returncode == 0, out
+    assert run.process.returncode == 0, out
     assert len(lines) >= 6, lines
     assert lines[-1][1] == "ok", lines
-    assert_back_as_before(kube, world, before, load)
+    assert_back_as_before(kube, world, run.before, run.load)
 
 
 def test_a_shadow_that_stops_answering_after_a_good_first_check_is_anomalous_and_rolled_back(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    tmp_path: Path,
+    launch_under_load: Callable[..., RunningLaunch], kube: Any
 ) -> None:
-    world, load = world_under_load(seed_world, traffic_for, "op-silent")
-    before = route_as_written(kube, world)
-    canary = world.backends["canary"]
-    output = tmp_path / "launch.out"
     # No count limit on inconclusive checks: the delivery check, not that limit, must catch it.
-    launch = launch_vars(world, bake_seconds=30, interval=INTERVAL, inconclusive_limit=0)
-    process = start_playbook("shadow_launch", launch, output)
+    run = launch_under_load("op-silent", r"50% step, \d+/30 s, check 1/6: ok", bake_seconds=30, inconclusive_limit=0)
+    canary = run.world.backends["canary"]
     try:
-        wait_for_line(output, r"50% step, \d+/30 s, check 1/6: ok", process, timeout=120)
         canary.set_knobs(latency_ms=45_000)  # copies no longer complete within the bake
-        out = finish_playbook(process, output, timeout=120)
+        out = run.finish(timeout=120)
     finally:
         canary.set_knobs(latency_ms=0)
-    load.stop()
+    run.load.stop()
 
     lines = check_lines(out)
     print(f"\n[silent shadow] checks: {lines}")
     flat = " ".join(out.split())
-    assert process.returncode != 0, out
+    assert run.process.returncode != 0, out
     # Copies that stop completing leave Traefik no samples: the copies the mirror's percentage predicts, against
     # none completed, make the check anomalous on delivery (issue 18), not merely inconclusive.
     assert lines[0] == (1, "ok") and lines[-1][1] == "anomalous", lines
     assert "its copies hang or fail before an answer" in flat and "ROLLED BACK" in flat, out
-    assert_back_as_before(kube, world, before, load)
+    assert_back_as_before(kube, run.world, run.before, run.load)
 
 
 def test_one_prometheus_error_during_a_bake_does_not_roll_the_launch_back(
-    seed_world: Callable[..., Any],
-    kube: Any,
-    traffic_for: Callable[[Any, float], SteadyTraffic],
-    tmp_path: Path,
+    launch_under_load: Callable[..., RunningLaunch], kube: Any
 ) -> None:
-    world, load = world_under_load(seed_world, traffic_for, "op-prom-blip")
-    before = route_as_written(kube, world)
-    output = tmp_path / "launch.out"
     with FaultProxy(os.environ["PROMETHEUS_URL"]) as prometheus:
-        launch = launch_vars(world, bake_seconds=25, interval=INTERVAL, prometheus_url=prometheus.url)
-        process = start_playbook("shadow_launch", launch, output)
-        wait_for_line(output, r"50% step, \d+/25 s, check 1/5: ok", process, timeout=120)
+        first_check = r"50% step, \d+/25 s, check 1/5: ok"
+        run = launch_under_load("op-prom-blip", first_check, bake_seconds=25, prometheus_url=prometheus.url)
         prometheus.fail_after_writes(0, DOWN)
-        wait_for_line(output, r"50% step, \d+/25 s, check 2/5: error", process, timeout=30)
+        run.wait_for_line(r"50% step, \d+/25 s, check 2/5: error", timeout=30)
         prometheus.heal()
-        out = finish_playbook(process, output, timeout=120)
-    load.stop()
+        out = run.finish(timeout=120)
+    run.load.stop()
 
     lines = check_lines(out)
     print(f"\n[prometheus blip] checks: {lines}")
-    assert process.returncode == 0, out
+    assert run.process.returncode == 0, out
     assert [verdict for _n, verdict in lines].count("error") == 1, lines
     assert lines[-1][1] == "ok", lines
-    assert_back_as_before(kube, world, before)
+    assert_back_as_before(kube, run.world, run.before)

@@ -13,41 +13,32 @@ choose others), both reached through one kubeconfig with a context each.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from clusters import second_cluster
+from dlcluster.backends import BackendsClient
+from dlcluster.testing import Cluster
+from dlcluster.world import SeedWorld, create_world, remove_world_backends
 from routes import mirror_exists, route_as_written
 from shadow import REPO_ROOT, playbook_env
 
-CLUSTER_DIR = REPO_ROOT / "tests" / "cluster"
-if str(CLUSTER_DIR) not in sys.path:
-    sys.path.insert(0, str(CLUSTER_DIR))
-
-from dlcluster.backends import BackendsClient  # noqa: E402
-from dlcluster.testing import DOWN, Cluster, cluster_from_env, run_up  # noqa: E402
-from dlcluster.world import SeedWorld, create_world, remove_world_backends  # noqa: E402
-
 pytestmark = pytest.mark.integration
 
-B_STATE = os.environ.get("DARKLAUNCH_INPUTS_B_STATE_DIR") or str(REPO_ROOT / ".state" / "cluster-inputs-b")
-B_PORT_OFFSET = os.environ.get("DARKLAUNCH_INPUTS_B_PORT_OFFSET") or "300"
 RESERVED_NAME_WARNING = "reserved name"
 
 
 @pytest.fixture(scope="module")
 def cluster_b() -> Iterator[Cluster]:
     """A second apiserver with Traefik and backends (no Prometheus: no test here judges traffic)."""
-    env = run_up("--state-dir", B_STATE, "--port-offset", B_PORT_OFFSET, "--no-prometheus")
-    try:
-        yield cluster_from_env(env)
-    finally:
-        subprocess.run([str(DOWN), "--state-dir", B_STATE], capture_output=True, check=False)
+    with second_cluster(
+        "inputs-b", "DARKLAUNCH_INPUTS_B_STATE_DIR", "DARKLAUNCH_INPUTS_B_PORT_OFFSET", 300, "--no-prometheus"
+    ) as member:
+        yield member
 
 
 @pytest.fixture(scope="module")
@@ -136,12 +127,16 @@ def test_context_acts_on_the_other_cluster_in_its_namespace(
     assert not mirror_exists(kube_b, b)
 
 
+def world_a(cluster: Cluster, worlds: dict[str, SeedWorld]) -> tuple[SeedWorld, Any, dict[str, Any]]:
+    """The world of the session's cluster, its admin client, and its route as written before the test."""
+    kube_a = cluster.kube("admin")
+    return worlds["a"], kube_a, route_as_written(kube_a, worlds["a"])
+
+
 def test_a_misspelled_extra_var_is_refused_naming_the_right_one(
     cluster: Cluster, worlds: dict[str, SeedWorld], two_contexts: Path
 ) -> None:
-    a = worlds["a"]
-    kube_a = cluster.kube("admin")
-    before = route_as_written(kube_a, a)
+    a, kube_a, before = world_a(cluster, worlds)
     rc, out = playbook(
         "shadow_launch",
         two_contexts,
@@ -161,9 +156,7 @@ def test_a_misspelled_extra_var_is_refused_naming_the_right_one(
 def test_the_old_namespace_extra_var_is_refused_naming_route_namespace(
     cluster: Cluster, worlds: dict[str, SeedWorld], two_contexts: Path
 ) -> None:
-    a = worlds["a"]
-    kube_a = cluster.kube("admin")
-    before = route_as_written(kube_a, a)
+    a, kube_a, before = world_a(cluster, worlds)
     rc, out = playbook(
         "mirror_enable", two_contexts, f"route_name={a.route}", f"namespace={a.namespace}", "mirror_percent=20"
     )

@@ -39,7 +39,7 @@ from prom_proxies import (
     make_pki,
 )
 from routes import launch_vars, shadowed_under_traffic
-from shadow import run_playbook
+from shadow import run_anomaly_check, run_playbook
 from steady import SteadyTraffic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
@@ -508,19 +508,14 @@ def test_bad_selector_is_refused_naming_the_option(new_lookup: Any, shadowed: An
 
 def test_anomaly_check_playbook_prints_custom_checks(shadowed: Any) -> None:
     world = shadowed[0]
-    result = run_playbook(
-        "anomaly_check",
-        {
-            "route_name": world.route,
-            "route_namespace": world.namespace,
-            "window": WINDOW,
-            "history_windows": 3,
-            "min_requests": 50,
-            "prometheus_url": os.environ["PROMETHEUS_URL"],
-            "prometheus_timeout": "20",
-            "prometheus_selector": 'cluster!="remote"',
-            "metrics": '[{"name": "p99 latency", "query": "' + P99_QUERY.replace('"', '\\"') + '", "max": 0.0001}]',
-        },
+    result = run_anomaly_check(
+        world,
+        WINDOW,
+        history_windows=3,
+        min_requests=50,
+        prometheus_timeout="20",
+        prometheus_selector='cluster!="remote"',
+        metrics='[{"name": "p99 latency", "query": "' + P99_QUERY.replace('"', '\\"') + '", "max": 0.0001}]',
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "custom check p99 latency (max 0.0001): ANOMALOUS" in result.stdout, result.stdout

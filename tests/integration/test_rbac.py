@@ -27,7 +27,7 @@ import pytest
 import yaml
 from dlcluster.audit import AuditLog
 from dlcluster.kube import Kube
-from modrun import run_module
+from modrun import run_module, store_report
 from test_traefik_mirror_safety import build_static_world, ingress_route, user_part
 from test_traffic_info import lookup
 
@@ -98,18 +98,8 @@ def _keep_report(scene: Scene) -> dict[str, Any]:
     stamp = f"{time.time():.6f}".replace(".", "")
     result: dict[str, Any] = {}
     for n in (1, 2):
-        result = run_module(
-            "launch_report_store",
-            {
-                "route_name": scene.route,
-                "namespace": scene.namespace,
-                "launch_id": f"rbac-{stamp}-{n}",
-                "report_path": page.name,
-                "started": f"2026-01-01T00:00:0{n}.000Z",
-                "keep": 1,
-                **scene.auth,
-            },
-        )
+        launch_id, started = f"rbac-{stamp}-{n}", f"2026-01-01T00:00:0{n}.000Z"
+        result = store_report(scene.route, scene.namespace, launch_id, page.name, started, keep=1, **scene.auth)
         if result.get("failed"):
             return result
     if not result.get("pruned"):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from modrun import run_module
+from modrun import run_module, store_report
 from routes import launch_vars, mirror_exists, route_as_written, routes_through_mirror
 from shadow import finish_playbook, run_playbook, start_playbook
 
@@ -49,16 +49,7 @@ def test_a_launch_keeps_its_report_in_the_cluster_fetchable_after_the_file_is_go
     page = tmp_path / "old.html"
     page.write_text("<html>old</html>", encoding="utf-8")
     for n in (1, 2):
-        older = run_module(
-            "launch_report_store",
-            {
-                "route_name": world.route,
-                "namespace": world.namespace,
-                "launch_id": f"older-{n}",
-                "report_path": str(page),
-                "started": f"2020-01-0{n}T00:00:00.000Z",
-            },
-        )
+        older = store_report(world.route, world.namespace, f"older-{n}", str(page), f"2020-01-0{n}T00:00:00.000Z")
         assert older.get("action") == "created", older
     reports = tmp_path / "reports"
     launch = launch_vars(

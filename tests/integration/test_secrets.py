@@ -211,6 +211,12 @@ def sentinels() -> Sentinels:
     return Sentinels()
 
 
+@pytest.fixture(scope="module")
+def operator_token(sentinels: Sentinels, credentials: dict[str, Any]) -> str:
+    """The shadow operator's token, a sentinel: no run may print it."""
+    return sentinels.add("operator-token", credentials["tokens"]["shadow-operator"])
+
+
 def assert_no_leak(run: Run, s: Sentinels) -> None:
     hits = s.hits(run.everything())
     assert not hits, f"{run.name} printed secrets {hits}; output:\n{run.output[-6000:]}"
@@ -220,11 +226,10 @@ def assert_no_leak(run: Run, s: Sentinels) -> None:
 
 
 def test_kubeconfig_dict_token_is_not_in_invocation_at_vvv(
-    world: Any, credentials: dict[str, Any], sentinels: Sentinels, tmp_path: Path
+    world: Any, credentials: dict[str, Any], sentinels: Sentinels, operator_token: str, tmp_path: Path
 ) -> None:
     """The reported leak: traefik_traffic_info with a kubeconfig dict, -vvv shows invocation.module_args."""
-    token = sentinels.add("operator-token", credentials["tokens"]["shadow-operator"])
-    config = kubeconfig_dict(credentials["base"], token, sentinels, "repro")
+    config = kubeconfig_dict(credentials["base"], operator_token, sentinels, "repro")
     results = tmp_path / "results.json"
     playbook = write_playbook(
         tmp_path,
@@ -259,10 +264,9 @@ def test_kubeconfig_dict_token_is_not_in_invocation_at_vvv(
 
 
 def test_modules_in_every_mode_print_no_secret(
-    world: Any, kube: Any, credentials: dict[str, Any], sentinels: Sentinels, tmp_path: Path
+    world: Any, kube: Any, credentials: dict[str, Any], sentinels: Sentinels, operator_token: str, tmp_path: Path
 ) -> None:
-    s = sentinels
-    operator = s.named.get("operator-token") or s.add("operator-token", credentials["tokens"]["shadow-operator"])
+    s, operator = sentinels, operator_token
     admin = s.add("admin-token", credentials["tokens"]["admin"])
     viewer = s.add("viewer-token", credentials["tokens"]["viewer"])
     server = credentials["server"]
@@ -274,6 +278,12 @@ def test_modules_in_every_mode_print_no_secret(
         "password": s.add("basic-password", junk("basic-password")),
         "ca_cert": credentials["ca_cert"],
     }
+
+    def own_secrets(run: str) -> dict[str, Any]:
+        """host_auth with a token and a password of the run's own, so a leak names the run."""
+        token, password = f"{run}-run-token", f"{run}-run-password"
+        return {**host_auth, "api_key": s.add(token, junk(token)), "password": s.add(password, junk(password))}
+
     mirror = {
         "route_name": world.route,
         "namespace": world.namespace,
@@ -339,9 +349,7 @@ def test_modules_in_every_mode_print_no_secret(
             "An unreachable proxy with a password in its URL",
             "traefik_traffic_info",
             {
-                **host_auth,
-                "api_key": s.add("proxy-run-token", junk("proxy-run-token")),
-                "password": s.add("proxy-run-password", junk("proxy-run-password")),
+                **own_secrets("proxy"),
                 "proxy": f"http://squid:{s.add('proxy-password', junk('proxy-password'))}@127.0.0.1:9",
                 "namespace": world.namespace,
             },
@@ -368,9 +376,7 @@ def test_modules_in_every_mode_print_no_secret(
             "A PEM key where its path belongs",
             "traefik_traffic_info",
             {
-                **host_auth,
-                "api_key": s.add("pem-run-token", junk("pem-run-token")),
-                "password": s.add("pem-run-password", junk("pem-run-password")),
+                **own_secrets("pem"),
                 "client_key": "-----BEGIN PRIVATE KEY-----\n"
                 + s.add("pem-key", junk("pem-key"))
                 + "\n-----END PRIVATE KEY-----\n",
@@ -448,10 +454,9 @@ def test_modules_in_every_mode_print_no_secret(
 
 
 def test_lookup_prints_no_secret(
-    world: Any, cluster: Any, credentials: dict[str, Any], sentinels: Sentinels, tmp_path: Path
+    world: Any, cluster: Any, credentials: dict[str, Any], sentinels: Sentinels, operator_token: str, tmp_path: Path
 ) -> None:
-    s = sentinels
-    operator = s.named.get("operator-token") or s.add("operator-token", credentials["tokens"]["shadow-operator"])
+    s, operator = sentinels, operator_token
     config = kubeconfig_dict(credentials["base"], operator, s, "lookup")
     prometheus = cluster.prometheus_url
     lookups = {
@@ -585,10 +590,15 @@ def role_playbook(directory: Path, name: str) -> Path:
 
 
 def test_role_prints_no_secret(
-    world: Any, kube: Any, cluster: Any, credentials: dict[str, Any], sentinels: Sentinels, tmp_path: Path
+    world: Any,
+    kube: Any,
+    cluster: Any,
+    credentials: dict[str, Any],
+    sentinels: Sentinels,
+    operator_token: str,
+    tmp_path: Path,
 ) -> None:
-    s = sentinels
-    operator = s.named.get("operator-token") or s.add("operator-token", credentials["tokens"]["shadow-operator"])
+    s, operator = sentinels, operator_token
     report_dir = tmp_path / "reports"
     # What the role leaves behind besides its output: its report (when this version writes one) and the logs
     # and outcomes of its controller watchdog.

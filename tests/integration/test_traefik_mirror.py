@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from modrun import run_module
+from routes import apply_as_written, user_part
 from shadow import wait_mirror_live
 
 pytestmark = pytest.mark.integration
@@ -55,19 +56,6 @@ def mirror_object(kube: Any, world: Any) -> dict[str, Any] | None:
     return obj
 
 
-def user_part(obj: dict[str, Any]) -> dict[str, Any]:
-    """What a user wrote: spec, labels, annotations (no server bookkeeping)."""
-    meta = obj["metadata"]
-    return {
-        "spec": copy.deepcopy(obj["spec"]),
-        "labels": dict(meta.get("labels") or {}),
-        "annotations": dict(meta.get("annotations") or {}),
-    }
-
-
-# --- routes brought to a state by the module ----------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Route:
     """A seed world whose IngressRoute has three routes, and that IngressRoute as the user wrote it."""
@@ -96,16 +84,7 @@ def add_untouchable_routes(kube: Any, world: Any) -> None:
             "services": [{"name": world.wrr, "kind": "TraefikService"}],
         }
     )
-    meta = ir["metadata"]
-    kube.apply(
-        {
-            "apiVersion": ir["apiVersion"],
-            "kind": ir["kind"],
-            "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if k in meta},
-            "spec": ir["spec"],
-        },
-        world.namespace,
-    )
+    apply_as_written(kube, ir)
 
 
 def run_ok(args: dict[str, Any], status: str) -> None:

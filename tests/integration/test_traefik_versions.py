@@ -23,7 +23,6 @@ scripts/test matrix`` runs it once. docs/compatibility.md records what was run.
 
 from __future__ import annotations
 
-import copy
 import os
 import secrets
 import subprocess
@@ -31,12 +30,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 from modrun import run_module
-from routes import attach_args
+from reports import reports_in_a_row
+from routes import attach_args, user_part
 from steady import SteadyTraffic
 
 CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
@@ -56,7 +57,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.traefik_matrix]
 API = "traefik.io/v1alpha1"
 PRE_MIRROR = "darklaunch.traefik/pre-mirror-services"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-COLLECTIONS_ROOT = REPO_ROOT / ".state" / "collections"
 
 # One instance at a time, on ports clear of the default instance (0) and the containo one (100); with
 # DARKLAUNCH_MATRIX_JOBS=2, scripts/test runs a second half of the matrix beside it (offset 700 by default).
@@ -181,15 +181,6 @@ def ingress_route(stand: Stand) -> dict[str, Any]:
     return obj
 
 
-def user_part(obj: dict[str, Any]) -> dict[str, Any]:
-    meta = obj["metadata"]
-    return {
-        "spec": copy.deepcopy(obj["spec"]),
-        "labels": dict(meta.get("labels") or {}),
-        "annotations": dict(meta.get("annotations") or {}),
-    }
-
-
 def wait_mirror_live(stand: Stand, timeout: float = 30.0, percent: int = MIRROR_PERCENT) -> None:
     """Until this Traefik routes the world's route through its mirror at ``percent``."""
     world, api_url = stand.world, stand.cluster.traefik_api_url or ""
@@ -208,26 +199,7 @@ def wait_mirror_live(stand: Stand, timeout: float = 30.0, percent: int = MIRROR_
     assert [m.get("percent") for m in service["mirroring"]["mirrors"]] == [percent], service
 
 
-# --- the lookup, as Ansible loads it ---------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def new_lookup() -> Callable[[], Any]:
-    from ansible.plugins.loader import init_plugin_loader, lookup_loader
-    from ansible.utils.collection_loader import AnsibleCollectionConfig
-
-    if AnsibleCollectionConfig.collection_finder is None:
-        # Ansible's loader must own the collection's module names (see test_anomalies.py).
-        for name in [n for n in sys.modules if n == "ansible_collections" or n.startswith("ansible_collections.")]:
-            del sys.modules[name]
-        init_plugin_loader([str(COLLECTIONS_ROOT)])
-
-    def new() -> Any:
-        lookup = lookup_loader.get("darklaunch.traefik.traffic")
-        assert lookup is not None, f"Ansible does not find darklaunch.traefik.traffic under {COLLECTIONS_ROOT}"
-        return lookup
-
-    return new
+# --- the lookup, as Ansible loads it: conftest.py's ``new_lookup`` ------------------------------------
 
 
 def route_anomalies(new_lookup: Callable[[], Any], stand: Stand) -> dict[str, Any]:
@@ -324,10 +296,7 @@ def test_anomaly_check_is_ok_over_identical_backends(new_lookup: Callable[[], An
     assert traffic is not None
     # A whole window of mirrored traffic, scraped.
     time.sleep(max(0.0, WINDOW_SECONDS + 3 - traffic.sent / RATE))
-    reports = []
-    for _check in range(3):
-        reports.append(route_anomalies(new_lookup, stand))
-        time.sleep(2.0)
+    reports = reports_in_a_row(partial(route_anomalies, new_lookup, stand), 3)
     for report in reports:
         assert report["verdict"] == "ok", brief(report)
         rows = {row["service"]: row for row in report["services"]}

@@ -572,30 +572,21 @@ def test_lookup_result_filters_with_json_query(scene: Scene, tmp_path: Path, adm
 SHADOW_STATUS = REPO_ROOT / "playbooks" / "shadow_status.yml"
 
 
-def test_shadow_status_playbook_answers_in_plain_words(scene: Scene, admin_kubeconfig: Path) -> None:
-    mirror = playbook(
-        SHADOW_STATUS,
-        "-e",
-        f"route_name={Scene.route_a}",
-        "-e",
-        f"route_namespace={scene.a}",
-        kubeconfig=admin_kubeconfig,
+def shadow_status(route: str, namespace: str, kubeconfig: Path) -> str:
+    """What playbooks/shadow_status.yml says of a route, as an operator runs it."""
+    status = playbook(
+        SHADOW_STATUS, "-e", f"route_name={route}", "-e", f"route_namespace={namespace}", kubeconfig=kubeconfig
     )
-    assert mirror.returncode == 0, mirror.stdout + mirror.stderr
-    text = mirror.stdout
+    assert status.returncode == 0, status.stdout + status.stderr
+    return status.stdout
+
+
+def test_shadow_status_playbook_answers_in_plain_words(scene: Scene, admin_kubeconfig: Path) -> None:
+    text = shadow_status(Scene.route_a, scene.a, admin_kubeconfig)
     assert "api-service-stable" in text and "api-service-staging" in text
     assert "20%" in text and "mirror" in text.lower()
 
-    weighted = playbook(
-        SHADOW_STATUS,
-        "-e",
-        f"route_name={Scene.route_b}",
-        "-e",
-        f"route_namespace={scene.b}",
-        kubeconfig=admin_kubeconfig,
-    )
-    assert weighted.returncode == 0, weighted.stdout + weighted.stderr
-    text = weighted.stdout
+    text = shadow_status(Scene.route_b, scene.b, admin_kubeconfig)
     assert "shop-stable" in text and "80%" in text and "20%" in text
     assert "weighted" in text.lower()
 

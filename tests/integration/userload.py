@@ -10,8 +10,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from kubewatch import NamespaceWatch
+from routes import route_as_written
 from steady import SteadyTraffic
 
 RATE = 120.0  # requests per second asked for; the test fails as void if fewer than MIN_RATE were sent
@@ -84,6 +87,28 @@ class UserLoad:
     def _at(self, moment: float) -> Sample:
         earlier = [sample for sample in self.samples if sample.at <= moment]
         return earlier[-1] if earlier else Sample(self.started, Counter(), 0)
+
+
+@dataclass
+class LoadBench:
+    """What a test under user load works with (the ``load_bench`` fixture): the admin client, Traefik's API,
+    a scratch directory, fresh worlds, their users and a watch on their namespace."""
+
+    kube: Any
+    traefik_api_get: Callable[[str], Any]
+    admin_kubeconfig: Path
+    tmp_path: Path
+    seed_world: Callable[..., Any]
+    user_load: Callable[[Any], UserLoad]
+
+    def seed(self, app: str) -> tuple[Any, dict[str, Any]]:
+        """A fresh world for ``app``, and its route as its user wrote it (what the test must leave)."""
+        world = self.seed_world(app=app)
+        return world, route_as_written(self.kube, world)
+
+    def watch(self, world: Any) -> NamespaceWatch:
+        """The API's watch on the world's namespace (a context manager)."""
+        return NamespaceWatch(self.admin_kubeconfig, world.namespace)
 
 
 def check_users(load: UserLoad, world: Any, shadow_role: str, label: str) -> dict[str, Any]:

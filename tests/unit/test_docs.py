@@ -300,14 +300,8 @@ def test_module_examples_pass_the_argument_spec(name: str) -> None:
             if short in (_group_members(key) if key.startswith("group/") else [key.removeprefix(f"{COLLECTION}.")]):
                 params.update(values)
         params.update(task[action] or {})
-        validator = ArgumentSpecValidator(
-            spec,
-            mutually_exclusive=kwargs.get("mutually_exclusive"),
-            required_together=kwargs.get("required_together"),
-            required_one_of=kwargs.get("required_one_of"),
-            required_if=kwargs.get("required_if"),
-            required_by=kwargs.get("required_by"),
-        )
+        rules = ("mutually_exclusive", "required_together", "required_one_of", "required_if", "required_by")
+        validator = ArgumentSpecValidator(spec, **{rule: kwargs.get(rule) for rule in rules})
         result = validator.validate(_resolve_templates(params, spec))
         assert not result.error_messages, f"example {task['name']!r}: {result.error_messages}"
         checked += 1

@@ -273,9 +273,8 @@ def test_distribution_term(lookup: Any) -> None:
     assert lookup.fake.lists == []
 
 
-def test_routes_and_ingressroutes_terms_are_the_module_answer(lookup: Any) -> None:
-    routes, ingress_routes = lookup.run(["routes", "ingressroutes"], variables={}, namespace=NS)
-    module_view = read_traffic(FakeKube(), namespace=NS)
+def assert_the_module_answer(routes: Any, ingress_routes: Any, module_view: dict[str, Any]) -> None:
+    """The routes and ingressroutes terms say what traefik_traffic_info's read says."""
     assert routes == {
         "api_group": "traefik.io",
         "mirrors": module_view["mirrors"],
@@ -283,6 +282,12 @@ def test_routes_and_ingressroutes_terms_are_the_module_answer(lookup: Any) -> No
         "abandoned_launches": [],
     }
     assert ingress_routes == {"api_group": "traefik.io", "ingress_routes": module_view["ingress_routes"]}
+
+
+def test_routes_and_ingressroutes_terms_are_the_module_answer(lookup: Any) -> None:
+    routes, ingress_routes = lookup.run(["routes", "ingressroutes"], variables={}, namespace=NS)
+    module_view = read_traffic(FakeKube(), namespace=NS)
+    assert_the_module_answer(routes, ingress_routes, module_view)
     assert routes["mirrors"][0]["active"] is True and routes["mirrors"][0]["percent"] == 20
     assert len(lookup.client_params) == 1, "one client for all terms of a call"
 
@@ -292,13 +297,7 @@ def test_routes_and_ingressroutes_terms_of_one_route_are_read_by_name(lookup: An
         ["routes", "ingressroutes"], variables={}, namespace=NS, route_name="api-service-route"
     )
     module_view = read_traffic(FakeKube(), namespace=NS, route_name="api-service-route")
-    assert routes == {
-        "api_group": "traefik.io",
-        "mirrors": module_view["mirrors"],
-        "weighted": module_view["weighted"],
-        "abandoned_launches": [],
-    }
-    assert ingress_routes == {"api_group": "traefik.io", "ingress_routes": module_view["ingress_routes"]}
+    assert_the_module_answer(routes, ingress_routes, module_view)
     # The route is on its mirror, which mirrors a Service: the unused WRR is not the route's.
     assert [m["name"] for m in routes["mirrors"]] == ["api-service-route-mirror"] and routes["weighted"] == []
     assert [ir["name"] for ir in ingress_routes["ingress_routes"]] == ["api-service-route"]

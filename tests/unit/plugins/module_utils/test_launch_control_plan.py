@@ -14,11 +14,9 @@ import copy
 import itertools
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
@@ -35,11 +33,13 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control
     MAX_ATTEMPTS,
     run_control,
 )
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils.seed_objects import (
+    MIRROR,
+    NS,
+    ROUTE,
+    load,
+)
 
-OBJECTS = Path(__file__).parent / "fixtures" / "objects"
-NS = "production"
-ROUTE = "api-service-route"
-MIRROR = "api-service-route-mirror"
 # The fixture's launch renews a deadline of 10:05:00.
 NOW = datetime(2025, 11, 27, 10, 4, 30, 250000, tzinfo=timezone.utc)
 AFTER_DEADLINE = datetime(2025, 11, 27, 10, 7, 0, tzinfo=timezone.utc)
@@ -63,8 +63,7 @@ KEPT_LABELS = {"app.kubernetes.io/managed-by": "darklaunch.traefik", "team": "pa
 
 
 def mirror_with_launch() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OBJECTS / "ts-mirror-20-launch.yaml").read_text())
-    return loaded
+    return load("ts-mirror-20-launch")
 
 
 def with_control(state: str) -> dict[str, Any]:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import copy
 import itertools
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ConflictError, DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import Action
@@ -22,29 +20,18 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner 
     run_mirror,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._propagation import propagation_waits
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils import seed_objects
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils.seed_objects import (
+    MIRROR,
+    NS,
+    ROUTE,
+    WORLD,
+    load,
+)
 
-OBJECTS = Path(__file__).parent / "fixtures" / "objects"
-NS = "production"
-ROUTE = "api-service-route"
-MIRROR = "api-service-route-mirror"
-WORLD = ["ts-wrr-50-50", "ir-to-wrr", "svc-api-service-stable", "svc-api-service-canary"]
-ATTACH = {
-    "route_name": ROUTE,
-    "namespace": NS,
-    "state": "present",
-    "main_service": "api-service-stable",
-    "mirror_service": "api-service-canary",
-    "mirror_percent": 20,
-    "attach_to_ingress": True,
-    "confirm_end_weighted_split": True,
-    "api_group": "traefik.io",
-}
-TEARDOWN = {"route_name": ROUTE, "namespace": NS, "state": "absent", "api_group": "traefik.io"}
-
-
-def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OBJECTS / f"{name}.yaml").read_text())
-    return loaded
+# With the group named, as the role passes it.
+ATTACH = {**seed_objects.ATTACH, "api_group": "traefik.io"}
+TEARDOWN = {**seed_objects.TEARDOWN, "api_group": "traefik.io"}
 
 
 def _pointer(path: str) -> list[str]:
@@ -409,6 +396,15 @@ def _record_waits_among_writes(kube: FakeKube, monkeypatch: pytest.MonkeyPatch) 
     )
 
 
+def _attached_recording_waits(monkeypatch: pytest.MonkeyPatch) -> FakeKube:
+    """The seed route attached to its mirror; from then on the writes and the waits between them are recorded."""
+    kube = FakeKube(WORLD)
+    run_mirror(kube, ATTACH, check_mode=False)
+    kube.writes.clear()
+    _record_waits_among_writes(kube, monkeypatch)
+    return kube
+
+
 def test_attach_waits_between_creating_the_mirror_and_pointing_the_route_at_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -421,10 +417,7 @@ def test_attach_waits_between_creating_the_mirror_and_pointing_the_route_at_it(
 
 
 def test_teardown_waits_between_restoring_the_route_and_deleting_the_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
-    kube = FakeKube(WORLD)
-    run_mirror(kube, ATTACH, check_mode=False)
-    kube.writes.clear()
-    _record_waits_among_writes(kube, monkeypatch)
+    kube = _attached_recording_waits(monkeypatch)
 
     run_mirror(kube, {**TEARDOWN, "propagation_seconds": 0.5}, check_mode=False)
 
@@ -456,10 +449,7 @@ def test_undoing_an_attach_deletes_the_mirror_it_created_and_waits_only_after_a_
 
 
 def test_a_ramp_and_a_rerun_never_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    kube = FakeKube(WORLD)
-    run_mirror(kube, ATTACH, check_mode=False)
-    kube.writes.clear()
-    _record_waits_among_writes(kube, monkeypatch)
+    kube = _attached_recording_waits(monkeypatch)
 
     run_mirror(kube, {**ATTACH, "mirror_percent": 50}, check_mode=False)
     run_mirror(kube, {**ATTACH, "mirror_percent": 50}, check_mode=False)

@@ -7,21 +7,19 @@ written, what state the route is in and how to finish. A refused write still und
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import ApiUnavailableError, DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
-
-OBJECTS = Path(__file__).parent / "fixtures" / "objects"
-
-
-def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OBJECTS / f"{name}.yaml").read_text())
-    return loaded
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils.seed_objects import (
+    ATTACH,
+    ATTACHED,
+    TEARDOWN,
+    WORLD,
+    load,
+)
 
 
 class FlakyKube:
@@ -69,37 +67,29 @@ class FlakyKube:
         self.objects.pop((kind, name), None)
 
 
-WORLD = ["ts-wrr-50-50", "ir-to-wrr", "svc-api-service-stable", "svc-api-service-canary"]
-ATTACHED = ["ts-wrr-50-50", "ts-mirror-20", "ir-to-mirror", "svc-api-service-stable", "svc-api-service-canary"]
-ATTACH = {
-    "route_name": "api-service-route",
-    "namespace": "production",
-    "state": "present",
-    "main_service": "api-service-stable",
-    "mirror_service": "api-service-canary",
-    "mirror_percent": 20,
-    "attach_to_ingress": True,
-    "confirm_end_weighted_split": True,
-}
-TEARDOWN = {"route_name": "api-service-route", "namespace": "production", "state": "absent"}
-
-
 def unavailable(sent: bool) -> ApiUnavailableError:
     return ApiUnavailableError(
         "the Kubernetes API at https://k8s did not answer PATCH /x within 5 s", request_sent=sent
     )
 
 
+def interrupted(
+    objects: list[str], args: dict[str, Any], fail_at: int, sent: bool = False
+) -> tuple[FlakyKube, ApiUnavailableError]:
+    """run_mirror with the API unavailable at write ``fail_at``: the writes it tried, and its error."""
+    kube = FlakyKube(objects, fail_at=fail_at, failure=unavailable(sent))
+    with pytest.raises(ApiUnavailableError) as caught:
+        run_mirror(kube, args, check_mode=False)
+    return kube, caught.value
+
+
 @pytest.mark.parametrize("sent", [False, True], ids=["refused", "unanswered"])
 def test_attach_interrupted_after_the_mirror_is_created_keeps_it_and_says_how_to_finish(sent: bool) -> None:
-    kube = FlakyKube(WORLD, fail_at=2, failure=unavailable(sent))
-
-    with pytest.raises(ApiUnavailableError) as caught:
-        run_mirror(kube, ATTACH, check_mode=False)
+    kube, error = interrupted(WORLD, ATTACH, fail_at=2, sent=sent)
 
     # No undo: the mirror stays (the IngressRoute may already route through it).
     assert kube.writes == ["create TraefikService api-service-route-mirror", "patch IngressRoute api-service-route"]
-    msg = caught.value.msg
+    msg = error.msg
     assert msg.startswith("the Kubernetes API at https://k8s did not answer PATCH /x within 5 s.")
     assert "Done before that: create TraefikService api-service-route-mirror copying 20%" in msg
     if sent:
@@ -109,19 +99,14 @@ def test_attach_interrupted_after_the_mirror_is_created_keeps_it_and_says_how_to
         assert "Unanswered (it was not sent): patch IngressRoute api-service-route" in msg
         assert "The IngressRoute api-service-route is unchanged: users are routed as before" in msg
     assert "rerun this task once the API answers" in msg and "state=absent" in msg
-    assert caught.value.details["done"][0].startswith("create TraefikService api-service-route-mirror")
-    assert caught.value.details["unanswered"].startswith("patch IngressRoute api-service-route")
-    assert caught.value.details["not_done"] == []
-    assert caught.value.request_sent is sent
+    assert error.details["done"][0].startswith("create TraefikService api-service-route-mirror")
+    assert error.details["unanswered"].startswith("patch IngressRoute api-service-route")
+    assert error.details["not_done"] == []
+    assert error.request_sent is sent
 
 
 def test_attach_interrupted_at_the_first_write_lists_what_was_not_done() -> None:
-    kube = FlakyKube(WORLD, fail_at=1, failure=unavailable(False))
-
-    with pytest.raises(ApiUnavailableError) as caught:
-        run_mirror(kube, ATTACH, check_mode=False)
-
-    msg = caught.value.msg
+    msg = interrupted(WORLD, ATTACH, fail_at=1)[1].msg
     assert "Nothing was written before that." in msg
     assert "Not done: patch IngressRoute api-service-route" in msg
     assert "is unchanged" in msg
@@ -129,25 +114,17 @@ def test_attach_interrupted_at_the_first_write_lists_what_was_not_done() -> None
 
 @pytest.mark.parametrize("sent", [False, True], ids=["refused", "unanswered"])
 def test_teardown_interrupted_after_the_restore_says_the_route_is_restored(sent: bool) -> None:
-    kube = FlakyKube(ATTACHED, fail_at=2, failure=unavailable(sent))
-
-    with pytest.raises(ApiUnavailableError) as caught:
-        run_mirror(kube, TEARDOWN, check_mode=False)
+    kube, error = interrupted(ATTACHED, TEARDOWN, fail_at=2, sent=sent)
 
     assert kube.writes == ["patch IngressRoute api-service-route", "delete TraefikService api-service-route-mirror"]
-    msg = caught.value.msg
+    msg = error.msg
     assert "The IngressRoute api-service-route is restored: it no longer goes through the mirror" in msg
     assert "Unanswered" in msg and "delete TraefikService api-service-route-mirror" in msg
     assert "rerun this task (state=absent) once the API answers" in msg
 
 
 def test_teardown_interrupted_at_the_restore_says_the_mirror_still_carries_the_route() -> None:
-    kube = FlakyKube(ATTACHED, fail_at=1, failure=unavailable(False))
-
-    with pytest.raises(ApiUnavailableError) as caught:
-        run_mirror(kube, TEARDOWN, check_mode=False)
-
-    msg = caught.value.msg
+    msg = interrupted(ATTACHED, TEARDOWN, fail_at=1)[1].msg
     assert "still goes through the mirror api-service-route-mirror, which still exists" in msg
     assert "Not done: delete TraefikService api-service-route-mirror" in msg
 

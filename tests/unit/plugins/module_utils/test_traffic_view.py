@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
@@ -27,18 +25,15 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view i
     read_route_listing,
     read_traffic,
 )
+from ansible_collections.darklaunch.traefik.tests.unit.plugins.module_utils.seed_objects import (
+    NS,
+    ROUTE,
+    load,
+)
 
-OBJECTS = Path(__file__).parent / "fixtures" / "objects"
-NS = "production"
-ROUTE = "api-service-route"
 NOW = datetime(2025, 11, 27, 14, 5, tzinfo=timezone.utc)
 API = "traefik.io/v1alpha1"
 FORBIDDEN = DarklaunchError("forbidden", details={"api_status": 403})
-
-
-def load(name: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((OBJECTS / f"{name}.yaml").read_text())
-    return loaded
 
 
 def _ts(name: str, spec: dict[str, Any], namespace: str = NS) -> dict[str, Any]:

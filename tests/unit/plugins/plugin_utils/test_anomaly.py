@@ -14,6 +14,7 @@ import pytest
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import evaluate
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_model import (
+    Anomaly,
     ServiceSeries,
     Target,
     WindowCounts,
@@ -312,17 +313,23 @@ def test_shadow_like_main_is_ok() -> None:
     assert (outcome.status, outcome.judged, outcome.anomalies) == ("ok", 5, [])
 
 
+def only_anomaly(
+    shadow_window: WindowCounts, main_window: WindowCounts, shadow_scale: float, main_scale: float
+) -> Anomaly:
+    """The one anomaly of a shadow against one main, each with one window of fast requests."""
+    shadow = series(SHADOW, [shadow_window], buckets(FAST, shadow_scale))
+    main = series(MAIN, [main_window], buckets(FAST, main_scale))
+    [anomaly] = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS).anomalies
+    return anomaly
+
+
+def finding(anomaly: Anomaly) -> tuple[str, str, float, float]:
+    return (anomaly.metric, anomaly.severity, anomaly.value, anomaly.baseline)
+
+
 def test_shadow_with_more_errors_is_anomalous() -> None:
-    shadow = series(SHADOW, [window(200, 30)], buckets(FAST, 2))
-    main = series(MAIN, [window(400, 10)], buckets(FAST, 4))
-    outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
-    [anomaly] = outcome.anomalies
-    assert (anomaly.metric, anomaly.severity, anomaly.value, anomaly.baseline) == (
-        "error_rate",
-        "critical",
-        0.15,
-        0.025,
-    )
+    anomaly = only_anomaly(window(200, 30), window(400, 10), 2, 4)
+    assert finding(anomaly) == ("error_rate", "critical", 0.15, 0.025)
     # continuity: 29.5/200 = 0.1475 against 10/400 = 0.025; pooled 39.5/600 = 0.0658333
     # se = sqrt(0.0658333 * 0.9341667 * (1/200 + 1/400)) = 0.0214766; z = 0.1225 / 0.0214766 = 5.7039
     # (the value reported stays 30/200)
@@ -889,16 +896,8 @@ def client_window(requests: float, client_errors: float) -> WindowCounts:
 def test_shadow_answering_404_to_a_fifth_of_its_requests_is_anomalous() -> None:
     # continuity: 199.5/1000 = 0.1995 against 10/1000 = 0.01; pooled 209.5/2000 = 0.10475
     # se = sqrt(0.10475 * 0.89525 * 0.002) = 0.0136951; z = 0.1895 / 0.0136951 = 13.837
-    shadow = series(SHADOW, [client_window(1000, 200)], buckets(FAST, 10))
-    main = series(MAIN, [client_window(1000, 10)], buckets(FAST, 10))
-    outcome = compare_shadow_to_main(shadow_target(), shadow, {MAIN: main}, SETTINGS)
-    [anomaly] = outcome.anomalies
-    assert (anomaly.metric, anomaly.severity, anomaly.value, anomaly.baseline) == (
-        "client_error_rate",
-        "critical",
-        0.2,
-        0.01,
-    )
+    anomaly = only_anomaly(client_window(1000, 200), client_window(1000, 10), 10, 10)
+    assert finding(anomaly) == ("client_error_rate", "critical", 0.2, 0.01)
     assert anomaly.z_score == pytest.approx(13.837, abs=1e-3)
     assert describe(anomaly).startswith(
         "shadow api-service-canary has a client error rate of 20.00% against 1.00% on main (z 13.84"

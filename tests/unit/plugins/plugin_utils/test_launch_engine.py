@@ -583,8 +583,17 @@ def world(
     )
 
 
-def assert_rolled_back_once(w: World, result: LaunchResult) -> None:
+def step_row(percent: int, result: str, end: float, start: float = T0, **tally: int) -> dict[str, Any]:
+    """A step as the result's ``steps`` lists it: its checks counted by verdict (0 where not given)."""
+    counts = {"ok": 0, "anomalous": 0, "inconclusive": 0, "errors": 0}
+    return {"percent": percent, "result": result, "tally": {**counts, **tally}, "start": start, "end": end}
+
+
+def assert_rolled_back_once(w: World, result: LaunchResult, cause_kind: str | None = None) -> None:
+    """Rolled back once, the route and the mirror as before the launch (and for ``cause_kind``, if given)."""
     assert result.outcome == ROLLED_BACK
+    if cause_kind is not None:
+        assert result.cause_kind == cause_kind
     assert result.failed
     assert result.msg.startswith(f"Shadow launch of {ROUTE} in {NS} was rolled back. ")
     assert len(w.cluster.restores) == 1
@@ -608,15 +617,7 @@ def test_a_step_bakes_with_five_checks_at_60_to_300_seconds() -> None:
     ]
     assert result.checks[0]["at"] == at(60).isoformat(timespec="seconds")
     assert result.passed == [50]
-    assert result.steps == [
-        {
-            "percent": 50,
-            "result": "ok",
-            "tally": {"ok": 5, "anomalous": 0, "inconclusive": 0, "errors": 0},
-            "start": T0,
-            "end": T0 + 300,
-        }
-    ]
+    assert result.steps == [step_row(50, "ok", end=T0 + 300, ok=5)]
     assert result.msg == "Every step passed its gate (50%); the mirror stays in place."
     assert result.cause is None
     assert result.cause_kind is None
@@ -800,8 +801,7 @@ def test_gate_off_says_one_line_per_check_and_never_asks() -> None:
 def test_ok_then_inconclusive_fails_the_step_the_shadow_stopped_answering() -> None:
     w = world([OK, OK, OK, OK, INSUFFICIENT])
     result = w.run()
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "not_judged"
+    assert_rolled_back_once(w, result, "not_judged")
     assert w.judge.bake_calls == CHECKS
     assert w.cluster.restores[0].at == T0 + 300
     assert "Anomaly gate at 50%: not judged. The step's last check was inconclusive" in result.msg
@@ -825,8 +825,7 @@ def test_inconclusive_then_ok_passes_under_the_limit() -> None:
 def test_the_inconclusive_limit_fails_the_step_at_once() -> None:
     w = world([OK, INSUFFICIENT, INSUFFICIENT, INSUFFICIENT])
     result = w.run()
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "inconclusive_limit"
+    assert_rolled_back_once(w, result, "inconclusive_limit")
     assert w.judge.bake_calls == CHECKS[:4]
     assert w.clock.sleeps == [60.0] * 4
     assert w.cluster.restores[0].at == T0 + 240
@@ -882,8 +881,7 @@ def test_the_last_check_erroring_fails_the_step() -> None:
 def test_failure_limit_one_rolls_back_at_the_first_anomaly_before_the_bake_ends() -> None:
     w = world([OK, ANOMALOUS])
     result = w.run()
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "anomalous"
+    assert_rolled_back_once(w, result, "anomalous")
     assert w.clock.sleeps == [60.0, 60.0]
     assert w.judge.bake_calls == CHECKS[:2]
     assert w.cluster.restores[0].at == T0 + 120
@@ -894,15 +892,7 @@ def test_failure_limit_one_rolls_back_at_the_first_anomaly_before_the_bake_ends(
     assert result.msg.endswith(f"Steps that passed: none. Cause: {result.cause}")
     assert result.failed_check is not None
     assert (result.failed_check["check"], result.failed_check["verdict"]) == (2, "anomalous")
-    assert result.steps == [
-        {
-            "percent": 50,
-            "result": "anomalous",
-            "tally": {"ok": 1, "anomalous": 1, "inconclusive": 0, "errors": 0},
-            "start": T0,
-            "end": T0 + 120,
-        }
-    ]
+    assert result.steps == [step_row(50, "anomalous", end=T0 + 120, ok=1, anomalous=1)]
 
 
 def test_failure_limit_two_tolerates_one_anomaly() -> None:
@@ -925,8 +915,7 @@ def test_one_prometheus_error_then_ok_does_not_roll_back() -> None:
 def test_error_limit_errors_in_a_row_roll_back() -> None:
     w = world([OK, DOWN, DOWN, DOWN])
     result = w.run()
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "error_limit"
+    assert_rolled_back_once(w, result, "error_limit")
     assert w.judge.bake_calls == CHECKS[:4]
     assert "Anomaly gate at 50%: Prometheus errors. 3 consecutive check(s) could not ask Prometheus" in result.msg
     assert result.failed_check is not None
@@ -937,8 +926,7 @@ def test_error_limit_errors_in_a_row_roll_back() -> None:
 def test_a_broken_custom_check_rolls_back_at_once() -> None:
     w = world([OK, BROKEN])
     result = w.run(rules=rules(failure_limit=5, error_limit=5))
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "broken_check"
+    assert_rolled_back_once(w, result, "broken_check")
     assert w.judge.bake_calls == CHECKS[:2]
     assert result.cause == (
         "Custom check(s) orders typo in shadow_launch_metrics cannot be evaluated: bad_data: parse error at char 7"
@@ -1074,54 +1062,49 @@ def taken_cause(result: LaunchResult) -> str:
     return result.cause
 
 
-def test_a_mirror_deleted_during_a_bake_stops_the_launch_at_the_next_check() -> None:
+def taken_over_by(change: Callable[[FakeCluster], object], seconds: float, check: float) -> tuple[World, str]:
+    """A launch whose route or mirror ``change`` alters at ``seconds``: taken over at the check at ``check``;
+    the world and the cause."""
     w = world()
-    w.cluster.at(90, w.cluster.delete_mirror)
+    w.cluster.at(seconds, lambda: change(w.cluster))
     result = w.run()
-    assert_taken_over(w, result, 90, 120)
-    assert taken_cause(result).startswith(f"The mirror {MIRROR} was deleted while the launch ran. ")
+    assert_taken_over(w, result, seconds, check)
+    return w, taken_cause(result)
+
+
+def test_a_mirror_deleted_during_a_bake_stops_the_launch_at_the_next_check() -> None:
+    w, cause = taken_over_by(FakeCluster.delete_mirror, 90, 120)
+    assert cause.startswith(f"The mirror {MIRROR} was deleted while the launch ran. ")
     assert w.cluster.mirror is None
     assert w.cluster.route is not None
     assert w.cluster.route["spec"]["routes"][0]["services"] == [{"name": MIRROR, "kind": "TraefikService"}]
 
 
 def test_a_mirror_disabled_during_a_bake_says_the_route_no_longer_routes_through_it() -> None:
-    w = world()
-    w.cluster.at(90, lambda: w.cluster.delete_mirror(detach=True))
-    result = w.run()
-    assert_taken_over(w, result, 90, 120)
-    assert taken_cause(result).startswith(
+    cause = taken_over_by(lambda cluster: cluster.delete_mirror(detach=True), 90, 120)[1]
+    assert cause.startswith(
         f"The mirror {MIRROR} was deleted while the launch ran and the IngressRoute no longer routes through it "
         f"(last change by kubectl-edit (Update) at {at(90).strftime('%Y-%m-%dT%H:%M:%SZ')}). "
     )
 
 
 def test_a_changed_percent_stops_the_launch_naming_both_percentages() -> None:
-    w = world()
-    w.cluster.at(150, lambda: w.cluster.set_percent(10))
-    result = w.run()
-    assert_taken_over(w, result, 150, 180)
-    assert taken_cause(result).startswith(f"The mirror {MIRROR} copies 10% to {SHADOW}, not the 50% this launch set")
+    w, cause = taken_over_by(lambda cluster: cluster.set_percent(10), 150, 180)
+    assert cause.startswith(f"The mirror {MIRROR} copies 10% to {SHADOW}, not the 50% this launch set")
     assert w.cluster._percent() == 10
 
 
 def test_another_launch_taking_the_record_stops_this_one() -> None:
-    w = world()
-    w.cluster.at(90, w.cluster.take_record)
-    result = w.run()
-    assert_taken_over(w, result, 90, 120)
-    assert taken_cause(result).startswith("Launch launch-other (bob@ci) took the route over")
+    w, cause = taken_over_by(FakeCluster.take_record, 90, 120)
+    assert cause.startswith("Launch launch-other (bob@ci) took the route over")
     record = w.cluster.record()
     assert record is not None
     assert record.id == "launch-other"
 
 
 def test_a_detached_route_stops_the_launch() -> None:
-    w = world()
-    w.cluster.at(90, w.cluster.detach)
-    result = w.run()
-    assert_taken_over(w, result, 90, 120)
-    assert taken_cause(result).startswith(f"IngressRoute {ROUTE} no longer routes through the mirror {MIRROR}")
+    cause = taken_over_by(FakeCluster.detach, 90, 120)[1]
+    assert cause.startswith(f"IngressRoute {ROUTE} no longer routes through the mirror {MIRROR}")
 
 
 def test_a_change_in_a_later_step_names_that_step() -> None:
@@ -1178,8 +1161,7 @@ def test_a_paused_launch_still_rolls_back_on_an_anomaly() -> None:
     w = world([OK, OK, ANOMALOUS])
     w.cluster.at(90, lambda: w.cluster.control(PAUSED))
     result = w.run()
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "anomalous"
+    assert_rolled_back_once(w, result, "anomalous")
     assert w.cluster.restores[0].at == T0 + 180
     assert result.failed_check is not None
     assert result.failed_check["paused"] is True
@@ -1190,8 +1172,7 @@ def test_a_launch_paused_past_its_bake_keeps_checking_until_aborted() -> None:
     w.cluster.at(90, lambda: w.cluster.control(PAUSED))
     w.cluster.at(690, lambda: w.cluster.control(ABORTED))
     result = w.run()
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "aborted"
+    assert_rolled_back_once(w, result, "aborted")
     assert w.judge.bake_calls == [T0 + 60 * n for n in range(1, 12)]
     assert w.cluster.restores[0].at == T0 + 720
 
@@ -1200,8 +1181,7 @@ def test_an_abort_rolls_back_at_the_next_check() -> None:
     w = world()
     w.cluster.at(90, lambda: w.cluster.control(ABORTED, by="carol"))
     result = w.run(steps=(20, 50))
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "aborted"
+    assert_rolled_back_once(w, result, "aborted")
     assert w.cluster.restores[0].at == T0 + 120
     assert w.judge.bake_calls == [T0 + 60]  # the abort is read before the gate is asked
     assert result.cause == (
@@ -1292,8 +1272,7 @@ def test_a_write_that_fails_during_a_step_rolls_back() -> None:
     w = world()
     w.cluster.at(150, lambda: setattr(w.cluster, "apply_error", DarklaunchError("conflict on shop-mirror")))
     result = w.run()
-    assert_rolled_back_once(w, result)
-    assert result.cause_kind == "error"
+    assert_rolled_back_once(w, result, "error")
     assert result.cause == "conflict on shop-mirror"
     assert result.steps[-1]["result"] == "failed"
 
