@@ -525,6 +525,9 @@ launch:
     progress:
       description: The launch's checks so far in words (null when not given).
       type: str
+    comparator:
+      description: The comparator the C(shadow_launch) role deployed for the launch (null when none).
+      type: str
   sample:
     id: 3f9c2a71
     owner: alice@laptop pid 4242 via ansible-playbook
