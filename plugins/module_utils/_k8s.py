@@ -223,9 +223,19 @@ class KubeClient:
         call = ApiCall("get", "Service", "services/proxy", namespace, target)
         base = f"/api/v1/namespaces/{quote(namespace, safe='')}/services/{quote(service, safe='')}:{quote(str(port))}"
         status, data = self._transport.send("GET", f"{base}/proxy/{path.lstrip('/')}")
-        if not 200 <= status < 300:
-            raise translate_api_error(status, data, call, host=self._transport.host)
-        return data
+        if 200 <= status < 300:
+            return data
+        error = translate_api_error(status, data, call, host=self._transport.host)
+        if status in (401, 403):
+            raise error
+        # The proxy's own refusals (no such Service or port, no Endpoints, no ready endpoint) or the program's
+        # answer: the server's words say which; a generic "was not found" would blame the Service.
+        message = str(status_body(data).get("message") or "").strip()[:300]
+        raise DarklaunchError(
+            f"the API server answered {status} to GET {path} on Service {namespace}/{target}"
+            + (f" ({message})" if message else ""),
+            details=error.details,
+        )
 
     # -- writes ----------------------------------------------------------------------------------
 

@@ -77,7 +77,8 @@ message:
   description: What was read, or why nothing could be.
   returned: always
   type: str
-  sample: "no sample: the API server answered 403 (user may not get services/proxy)"
+  sample: the API server answered 503 to GET /__darklaunch/samples on Service shop/shop-compare:8099 (no endpoints
+    available for service "shop-compare:8099")
 samples_read:
   description: How many samples the comparator kept.
   returned: always
@@ -131,10 +132,8 @@ def read(client: Any, namespace: str, name: str, port: str, max_paths: int) -> d
     where = f"Service {namespace}/{name}:{port}"
     try:
         samples = parse(client.service_proxy_get(namespace, name, port, SAMPLES_PATH))
-    except DarklaunchError as error:
-        status = error.details.get("api_status")
-        said = f"the API server answered {status}: " if status else ""
-        return {"available": False, "samples_read": 0, "by_path": {}, "message": f"{where}: {said}{error}"}
+    except DarklaunchError as error:  # its message names the Service and what the API server answered
+        return {"available": False, "samples_read": 0, "by_path": {}, "message": str(error)}
     except ValueError as error:
         message = f"{where} answered no samples list ({error})"
         return {"available": False, "samples_read": 0, "by_path": {}, "message": message}

@@ -299,3 +299,23 @@ def test_the_role_refuses_the_launch_while_its_comparator_has_no_ready_pod(
         assert kube.get(api, kind, name, world.namespace) is None, kind
     assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
     assert users.errors() == 0
+
+
+def test_samples_that_cannot_be_read_are_told_never_a_failure(kube: Any, make_namespace: Callable[[str], str]) -> None:
+    """comparator_samples on the real apiserver: a Service with no ready endpoint (503) and an account without
+    services/proxy (403) give available=false and one message saying why; the module does not fail."""
+    namespace = make_namespace("compare-samples")
+    kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart-compare", "namespace": namespace},
+                "spec": {"ports": [{"name": "http", "port": 8099}]}})  # fmt: skip
+    no_endpoint = run_module("comparator_samples", {"route_name": "cart", "namespace": namespace})
+    assert not no_endpoint.get("failed") and no_endpoint["available"] is False, no_endpoint
+    # No controller writes Endpoints here, so the proxy answers 404 (a real cluster: 503 while none is ready).
+    assert no_endpoint["message"].startswith(
+        f"the API server answered 404 to GET /__darklaunch/samples on Service {namespace}/cart-compare:8099 ("
+    ), no_endpoint["message"]
+    viewer = run_module(
+        "comparator_samples",
+        {"route_name": "cart", "namespace": namespace, "kubeconfig": os.environ["DARKLAUNCH_VIEWER_KUBECONFIG"]},
+    )
+    assert not viewer.get("failed") and viewer["available"] is False and viewer["by_path"] == {}, viewer
+    assert f'may not get services/proxy "cart-compare:8099" in namespace "{namespace}"' in viewer["message"], viewer

@@ -987,4 +987,7 @@ def test_service_proxy_get_reads_through_the_api_server_and_names_the_right_to_g
     api.route("GET", path, (503, status_body(503, "ServiceUnavailable", 'no endpoints available for service "x"')))
     with pytest.raises(DarklaunchError) as unavailable:
         client.service_proxy_get("production", "shop-compare", 8099, "/__darklaunch/samples")
-    assert unavailable.value.details["api_status"] == 503 and "no endpoints available" in str(unavailable.value)
+    assert unavailable.value.details["api_status"] == 503 and str(unavailable.value) == (
+        "the API server answered 503 to GET /__darklaunch/samples on Service production/shop-compare:8099 (no endpoints "
+        'available for service "x")'
+    )
