@@ -988,6 +988,6 @@ def test_service_proxy_get_reads_through_the_api_server_and_names_the_right_to_g
     with pytest.raises(DarklaunchError) as unavailable:
         client.service_proxy_get("production", "shop-compare", 8099, "/__darklaunch/samples")
     assert unavailable.value.details["api_status"] == 503 and str(unavailable.value) == (
-        "the API server answered 503 to GET /__darklaunch/samples on Service production/shop-compare:8099 (no endpoints "
-        'available for service "x")'
+        "the API server answered 503 to GET /__darklaunch/samples on Service production/shop-compare:8099 "
+        '(no endpoints available for service "x")'
     )
