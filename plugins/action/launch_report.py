@@ -42,6 +42,7 @@ def argument_spec() -> dict[str, Any]:
         "changes": {"type": "list", "elements": "dict", "default": []},
         "final_state": {"type": "dict", "default": {}},
         "series": {"type": "dict", "default": {}},
+        "compare_samples": {"type": "dict", "default": {}},
         "cluster": {"type": "dict", "default": {}},
         "k8s_auth": {"type": "dict", "default": {}, "no_log": True},
         "owner": {"type": "str"},

@@ -98,6 +98,7 @@ def argument_spec() -> dict[str, Any]:
             "takeover": {"type": "bool", "default": False},
             "launch_id": {"type": "str", "required": True},
             "owner": {"type": "str"},
+            "comparator": {"type": "str"},
             "anomaly": {"type": "dict", "default": {}},
             "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
             # traefik_mirror's options for the mirror it writes; unset means the module's default.
@@ -270,6 +271,7 @@ class _Cluster:
             "lease_seconds": self._lease,
             "state": record,
             "progress": progress,
+            "comparator": self._params["comparator"] or None,
         }
 
     def plan(self, percent: int) -> dict[str, Any]:

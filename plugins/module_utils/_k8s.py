@@ -215,6 +215,28 @@ class KubeClient:
             return False
         raise translate_api_error(status, data, call, host=self._transport.host)
 
+    def service_proxy_get(self, namespace: str, service: str, port: int | str, path: str) -> bytes:
+        """The body of ``GET path`` on a Service's port, through the API server's service proxy (RBAC
+        ``services/proxy`` get): for a program in the cluster the controller cannot reach directly. Any answer
+        but 2xx raises, ``api_status`` in its details (503: the Service has no ready endpoint)."""
+        target = f"{service}:{port}"
+        call = ApiCall("get", "Service", "services/proxy", namespace, target)
+        base = f"/api/v1/namespaces/{quote(namespace, safe='')}/services/{quote(service, safe='')}:{quote(str(port))}"
+        status, data = self._transport.send("GET", f"{base}/proxy/{path.lstrip('/')}")
+        if 200 <= status < 300:
+            return data
+        error = translate_api_error(status, data, call, host=self._transport.host)
+        if status in (401, 403):
+            raise error
+        # The proxy's own refusals (no such Service or port, no Endpoints, no ready endpoint) or the program's
+        # answer: the server's words say which; a generic "was not found" would blame the Service.
+        message = str(status_body(data).get("message") or "").strip()[:300]
+        raise DarklaunchError(
+            f"the API server answered {status} to GET {path} on Service {namespace}/{target}"
+            + (f" ({message})" if message else ""),
+            details=error.details,
+        )
+
     # -- writes ----------------------------------------------------------------------------------
 
     def create(self, kind: str, namespace: str | None, body: Mapping[str, Any]) -> KubeObject:

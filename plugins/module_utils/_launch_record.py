@@ -27,12 +27,14 @@ LAUNCH_ANNOTATION_PREFIX = "darklaunch.traefik/launch-"
 LAUNCH_RUNNING = "running"
 LAUNCH_FINISHED = "finished"
 # Record fields, each stored as annotation LAUNCH_ANNOTATION_PREFIX + field.
-RECORD_FIELDS = ("id", "owner", "route", "started", "step", "deadline", "renewed", "progress")
+RECORD_FIELDS = ("id", "owner", "route", "started", "step", "deadline", "renewed", "progress", "comparator")
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _MAX_OWNER = 256
 _PLAYBOOK = "darklaunch.traefik.mirror_disable"
-_REQUEST_KEYS = ("id", "owner", "step", "lease_seconds", "state", "progress")
+_REQUEST_KEYS = ("id", "owner", "step", "lease_seconds", "state", "progress", "comparator")
+# A Service / Deployment / ConfigMap name (RFC 1123 label).
+_NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _MAX_PROGRESS = 512
 NO_CONNECTION = CommandConnection()  # the command names no cluster: it acts on the current context
 
@@ -84,6 +86,9 @@ class LaunchRequest:
     state: str = LAUNCH_RUNNING
     # The checks so far, in words, for shadow_status.yml (for example "3 checks: 2 ok, 1 inconclusive").
     progress: str | None = None
+    # The comparator the shadow_launch role deployed for the launch ({route}-compare), so that whoever rolls the
+    # launch back (the watchdog) removes it too; None when there is none (or it is the user's own).
+    comparator: str | None = None
 
 
 LaunchOption = Union[LaunchRequest, Mapping[str, Any]]
@@ -127,8 +132,8 @@ def parse_launch_request(value: LaunchOption | None) -> LaunchRequest | None:
     unknown = sorted(str(key) for key in value if key not in _REQUEST_KEYS)
     if unknown:
         raise DarklaunchError(
-            f"launch has unknown key {', '.join(unknown)}; it takes id, owner, step, lease_seconds, state and "
-            "progress.",
+            f"launch has unknown key {', '.join(unknown)}; it takes id, owner, step, lease_seconds, state, "
+            "progress and comparator.",
             field="launch",
         )
     launch_id = value.get("id")
@@ -160,7 +165,22 @@ def parse_launch_request(value: LaunchOption | None) -> LaunchRequest | None:
         raise DarklaunchError(
             f"launch.state must be {LAUNCH_RUNNING} or {LAUNCH_FINISHED}; got {state!r}.", field="launch"
         )
-    return LaunchRequest(id=launch_id, lease_seconds=lease, owner=owner, step=step, state=state, progress=progress)
+    comparator = _one_line(value.get("comparator"), "launch.comparator", 63, "the comparator's name")
+    if comparator is not None and not _NAME_PATTERN.match(comparator):
+        raise DarklaunchError(
+            f"launch.comparator must be the name of the comparator's Service (lower-case letters, digits and '-', "
+            f"for example shop-compare); got {comparator!r}.",
+            field="launch",
+        )
+    return LaunchRequest(
+        id=launch_id,
+        lease_seconds=lease,
+        owner=owner,
+        step=step,
+        state=state,
+        progress=progress,
+        comparator=comparator,
+    )
 
 
 # --- the record ----------------------------------------------------------------------------------------
@@ -178,6 +198,7 @@ class LaunchRecord:
     deadline: datetime | None
     renewed: datetime | None
     progress: str | None = None
+    comparator: str | None = None  # the comparator deployed for the launch (LaunchRequest.comparator)
 
     def annotations(self) -> dict[str, str]:
         """The annotations that store this record (unset fields are left out)."""
@@ -190,6 +211,7 @@ class LaunchRecord:
             "deadline": format_time(self.deadline) if self.deadline else None,
             "renewed": format_time(self.renewed) if self.renewed else None,
             "progress": self.progress,
+            "comparator": self.comparator,
         }
         return {annotation_key(name): value for name, value in values.items() if value is not None}
 
@@ -203,6 +225,7 @@ class LaunchRecord:
             "deadline": format_time(self.deadline) if self.deadline else None,
             "renewed": format_time(self.renewed) if self.renewed else None,
             "progress": self.progress,
+            "comparator": self.comparator,
         }
 
 
@@ -229,6 +252,7 @@ def read_launch_record(annotations: Mapping[str, Any] | None) -> LaunchRecord | 
         deadline=parse_time(text("deadline")),
         renewed=parse_time(text("renewed")),
         progress=text("progress"),
+        comparator=text("comparator"),
     )
 
 
@@ -288,6 +312,7 @@ def plan_record(request: LaunchRequest, current: LaunchRecord | None, route: str
     owner = request.owner or (current.owner if same_launch and current is not None else None)
     step = request.step if request.step is not None else (current.step if same_launch and current else None)
     progress = request.progress or (current.progress if same_launch and current is not None else None)
+    comparator = request.comparator or (current.comparator if same_launch and current is not None else None)
     deadline = now + timedelta(seconds=request.lease_seconds)
     record = LaunchRecord(
         id=request.id,
@@ -298,6 +323,7 @@ def plan_record(request: LaunchRequest, current: LaunchRecord | None, route: str
         deadline=deadline,
         renewed=now,
         progress=progress,
+        comparator=comparator,
     )
     verb = "renewed" if same_launch else "recorded"
     step_text = f"step {step}%, " if step is not None else ""

@@ -83,6 +83,13 @@ options:
         C(latency_p95), each with C(shadow) and C(main) lists of C([time, value]) points.
     type: dict
     default: {}
+  compare_samples:
+    description:
+      - The comparator's redacted samples, as M(darklaunch.traefik.comparator_samples) returns them (C(available),
+        C(message), C(by_path)). The table of differing paths shows the sample of each path; samples that could
+        not be read are one line saying why. Empty means none were read.
+    type: dict
+    default: {}
   cluster:
     description:
       - The cluster the launch ran on, C(name) (in the file name; a fleet's host name, say), C(server) and

@@ -183,6 +183,13 @@ options:
   owner:
     description: Who runs the launch, written in the launch record.
     type: str
+  comparator:
+    description:
+      - The comparator the role deployed for this launch (C({route}-compare)), written in the launch record so that
+        the launch watchdog removes it when it rolls the launch back
+        (see O(darklaunch.traefik.traefik_mirror#module:launch.comparator)). Empty when there is none or it is the
+        user's own.
+    type: str
   anomaly:
     description:
       - The options of the gate's P(darklaunch.traefik.traffic#lookup) lookup (C(sigma), C(window),

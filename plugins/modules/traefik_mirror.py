@@ -216,8 +216,8 @@ options:
         P(darklaunch.traefik.traffic#lookup) lookup and C(playbooks/shadow_status.yml)), with the command
         that rolls it back.
       - Stored as annotations C(darklaunch.traefik/launch-*) on the mirror TraefikService (C(id), C(owner),
-        C(route), C(started), C(step), C(deadline), C(renewed); timestamps RFC 3339 UTC), written in the
-        same request as the mirror itself. Other annotations and labels of the mirror are kept.
+        C(route), C(started), C(step), C(deadline), C(renewed), C(progress), C(comparator); timestamps RFC 3339
+        UTC), written in the same request as the mirror itself. Other annotations and labels of the mirror are kept.
       - Every call renews the deadline, so every call with O(launch) writes (C(changed=true)).
       - Only with O(state=present). Deleting the mirror (O(state=absent)) deletes the record with it.
     type: dict
@@ -260,6 +260,13 @@ options:
           - The launch's checks so far in one line, for example V(check 3 of the 20% step, 2 ok, 1 inconclusive),
             shown by C(playbooks/shadow_status.yml) while the launch runs. Kept from the previous call of the same
             launch when omitted. At most 512 characters.
+        type: str
+      comparator:
+        description:
+          - The name of the comparator (ConfigMap, Deployment and Service) the C(shadow_launch) role deployed for
+            the launch, so that the launch watchdog removes it with the mirror when it rolls the launch back (only
+            objects labelled as this route's comparator, see M(darklaunch.traefik.comparator)). Kept from the
+            previous call of the same launch when omitted.
         type: str
 requirements:
   - kubernetes >= 24.2.0
@@ -518,6 +525,9 @@ launch:
     progress:
       description: The launch's checks so far in words (null when not given).
       type: str
+    comparator:
+      description: The comparator the C(shadow_launch) role deployed for the launch (null when none).
+      type: str
   sample:
     id: 3f9c2a71
     owner: alice@laptop pid 4242 via ansible-playbook
@@ -660,6 +670,7 @@ def argument_spec() -> dict[str, Any]:
                     "lease_seconds": {"type": "int", "required": True},
                     "state": {"type": "str", "choices": ["running", "finished"], "default": "running"},
                     "progress": {"type": "str"},
+                    "comparator": {"type": "str"},
                 },
             },
         }

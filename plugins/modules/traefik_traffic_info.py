@@ -154,9 +154,9 @@ mirrors:
       description:
         - The launch recorded on the mirror by M(darklaunch.traefik.traefik_mirror)'s
           O(darklaunch.traefik.traefik_mirror#module:launch) option, or null.
-        - The record fields (C(id), C(owner), C(route), C(started), C(step), C(deadline), C(renewed), C(progress))
-          plus C(abandoned), C(seconds_past_deadline), C(rollback_command), C(control) and C(message), as in
-          RV(abandoned_launches).
+        - The record fields (C(id), C(owner), C(route), C(started), C(step), C(deadline), C(renewed), C(progress),
+          C(comparator)) plus C(abandoned), C(seconds_past_deadline), C(rollback_command), C(control) and
+          C(message), as in RV(abandoned_launches).
       type: dict
       returned: always
 abandoned_launches:
@@ -199,6 +199,9 @@ abandoned_launches:
     progress:
       description: The launch's checks so far in words, as it last wrote them (null when it did not say).
       type: str
+    comparator:
+      description: The comparator the C(shadow_launch) role deployed for the launch (null when none).
+      type: str
     control:
       description:
         - The operator's standing command to the launch (M(darklaunch.traefik.launch_control)), or null.
@@ -230,6 +233,7 @@ abandoned_launches:
       deadline: "2025-11-27T14:12:40.007Z"
       renewed: "2025-11-27T14:02:40.007Z"
       progress: "3 checks at 20%: 3 ok; last ok"
+      comparator: null
       control: null
       abandoned: true
       seconds_past_deadline: 95

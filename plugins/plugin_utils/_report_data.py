@@ -73,6 +73,7 @@ def report_data(params: Mapping[str, Any], now: float | None = None) -> dict[str
         "ended": max(ends) if ends else generated,
         "gate": dict(params.get("gate") or {}),
         "differing_paths": differing_paths(checks),
+        "compare_samples": compare_samples(params.get("compare_samples")),
     }
 
 
@@ -135,6 +136,25 @@ def differing_paths(checks: list[dict[str, Any]]) -> list[dict[str, Any]]:
             seen = paths.setdefault(item["path"], {"path": item["path"], "requests": 0.0, "first_seen": check["at"]})
             seen["requests"] = max(seen["requests"], count)
     return sorted(paths.values(), key=lambda item: (-item["requests"], item["path"]))
+
+
+def compare_samples(given: Any) -> dict[str, Any]:
+    """The comparator's samples as comparator_samples returned them: ``{}`` when none were read, else whether
+    they could be, why not, and one sample per differing path (only the fields the report shows)."""
+    if not isinstance(given, Mapping) or not given:
+        return {}
+    raw = given.get("by_path")
+    by_path: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+    fields = ("request", "status", "path", "primary", "candidate")
+    return {
+        "available": bool(given.get("available")),
+        "message": str(given.get("message") or ""),
+        "by_path": {
+            str(label): {key: sample.get(key) for key in fields}
+            for label, sample in by_path.items()
+            if isinstance(sample, Mapping)
+        },
+    }
 
 
 def step_row(step: Mapping[str, Any]) -> dict[str, Any]:

@@ -305,21 +305,43 @@ def _compare(report: Mapping[str, Any]) -> str:
             f'cy="{cy:.1f}" r="4" style="fill:{colour}"><title>{escape(compare.get("message"))}</title></circle>'
         )
     svg.append("</svg></figure>")
+    samples = report.get("compare_samples") or {}
+    by_path = samples.get("by_path") or {}
     rows = "".join(
         f'<tr><td><code>{escape(item["path"])}</code></td><td class="num">{item["requests"]:.0f}</td>'
-        f"<td>{escape(_clock(item.get('first_seen')))}</td></tr>"
+        f"<td>{escape(_clock(item.get('first_seen')))}</td><td>{_sample_cell(by_path.get(item['path']))}</td></tr>"
         for item in report.get("differing_paths") or []
     )
     table = (
         "<table><thead><tr><th>JSON path (array indexes as *)</th><th>differing answers, most in one window</th>"
-        f"<th>first seen</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<th>first seen</th><th>one sample (redacted)</th></tr></thead><tbody>{rows}</tbody></table>"
         if rows
         else "<p>No answer differed from the main's beyond the noise.</p>"
     )
+    if not samples:
+        said = "this report was written without them."
+    elif samples.get("available"):
+        said = f"read at the end of the launch: {escape(samples.get('message'))}."
+    else:
+        said = f"they could not be read: {escape(samples.get('message'))}."
     return (
-        '<section id="compare"><h2>Compared answers</h2>' + "".join(svg) + table + "<p>The comparator keeps redacted "
-        "samples of differing pairs (request line, both statuses, the differing values) at "
-        "<code>GET /__darklaunch/samples</code> on its own address; this report does not fetch them.</p></section>"
+        '<section id="compare"><h2>Compared answers</h2>' + "".join(svg) + table + '<p class="samples">Samples: the '
+        "comparator keeps redacted samples of differing pairs (request line, both statuses, the differing values; "
+        f"never Authorization, Cookie or other secret headers) at <code>GET /__darklaunch/samples</code>; {said}</p>"
+        "</section>"
+    )
+
+
+def _sample_cell(sample: Mapping[str, Any] | None) -> str:
+    """One differing request: its line, the primary's and the candidate's status, and both values."""
+    if not sample:
+        return "none kept"
+    status = sample.get("status") or {}
+    return (
+        f'<code class="sample-request">{escape(sample.get("request"))}</code><br>status primary '
+        f"{escape(status.get('primary'))}, candidate {escape(status.get('candidate'))}; "
+        f"<code>{escape(sample.get('path'))}</code>: primary <code>{escape(sample.get('primary'))}</code>, "
+        f"candidate <code>{escape(sample.get('candidate'))}</code>"
     )
 
 

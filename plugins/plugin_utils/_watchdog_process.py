@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_deploy import remove as remove_comparator
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import parse_time, read_launch_record
@@ -132,6 +133,8 @@ class Watchdog:
         self._mirror_seen = False
         self._own_record_seen = False
         self._last_error: tuple[str, float] | None = None
+        # The comparator this launch's record names (the role deployed it): removed with the mirror at a rollback.
+        self._comparator: str | None = None
 
     # -- signals and the PID file ------------------------------------------------------------------
 
@@ -228,6 +231,8 @@ class Watchdog:
         record = read_launch_record((mirror.get("metadata") or {}).get("annotations"))
         if record is None:
             return MirrorSeen.PRESENT, None, None
+        if self.config.policy.launch_id in (None, record.id):
+            self._comparator = record.comparator
         return MirrorSeen.PRESENT, record.id, record.deadline
 
     def _log_read_error(self, message: str) -> None:
@@ -256,7 +261,7 @@ class Watchdog:
                 time.sleep(delay)
                 delay = min(delay * 2, ROLLBACK_MAX_DELAY_SECONDS)
                 continue
-            summaries = [action.summary for action in run.plan.actions]
+            summaries = [action.summary for action in run.plan.actions] + self.remove_comparator(client)
             for summary in summaries:
                 self.log(f"done: {summary}")
             if not summaries:
@@ -264,6 +269,27 @@ class Watchdog:
             self.finish("rolled_back", reason, actions=summaries)
             return EXIT_OK
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns
+
+    def remove_comparator(self, client: Any) -> list[str]:
+        """Remove the comparator the launch record names, as the role would at a rollback: only objects labelled
+        as this route's comparator (never a user's own of that name). A failure is logged; the route's rollback
+        stands."""
+        name, namespace = self._comparator, self.config.namespace
+        if not name:
+            return []
+        try:
+            actions, warnings = remove_comparator(client, namespace, name, self.config.route_name, False)
+        except DarklaunchError as error:
+            self.log(
+                f"the comparator {namespace}/{name} could not be removed: {error.msg}; remove it with the "
+                "shadow_launch role's rollback entry point"
+            )
+            return []
+        for warning in warnings:
+            self.log(warning)
+        return [
+            f"deleted {action['kind']} {namespace}/{action['name']} (the launch's comparator)" for action in actions
+        ]
 
     def finish(self, outcome: str, reason: str, **extra: Any) -> None:
         """Record what happened for the action plugin's next disarm (or arm), and give up the PID file."""

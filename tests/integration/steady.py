@@ -18,11 +18,14 @@ class SteadyTraffic:
 
     WORKERS = 4
 
-    def __init__(self, base_url: str, host: str, rate: float, limit: float) -> None:
+    def __init__(
+        self, base_url: str, host: str, rate: float, limit: float, headers: dict[str, str] | None = None
+    ) -> None:
         url = urllib.parse.urlsplit(base_url)
         assert url.hostname in ("127.0.0.1", "localhost"), "test traffic stays on loopback"
         self.address = (url.hostname, url.port or 80)
         self.host = host
+        self.headers = {**(headers or {}), "Host": host}  # sent with every request
         self.rate = rate
         self.limit = limit
         self.statuses: Counter[int] = Counter()
@@ -77,7 +80,7 @@ class SteadyTraffic:
             if conn is None:
                 conn = http.client.HTTPConnection(*self.address, timeout=10)
             try:
-                conn.request("GET", "/", headers={"Host": self.host})
+                conn.request("GET", "/", headers=self.headers)
                 response = conn.getresponse()
                 response.read()
                 status = response.status

@@ -3,11 +3,13 @@
 The route's stable and shadow are JSON services run here on loopback behind ExternalName Services, like the
 harness backends; the comparator (roles/shadow_launch/files/darklaunch_compare.py) runs as a loopback process
 behind a ``{route}-compare`` Service, on the port the local Prometheus scrapes (job darklaunch-compare). The
-launch runs with ``compare=true`` and ``compare_service={route}-compare``:
+launch runs with ``compare=true`` and ``compare_service={route}-compare``. The comparator also listens on the
+host's own address, so the role reads its samples through the apiserver's service proxy:
 
 - a shadow whose answers differ from stable's only in a timestamp (noise) passes, and is torn down;
 - a shadow that answers 200 with a changed price on 5% of its answers is rolled back by the difference check
-  within two intervals;
+  within two intervals, and its report shows the differing path with one redacted sample (users' credentials
+  appear nowhere);
 - POSTs go through the mirror to the comparator, which forwards them to the shadow only: the main service
   counts exactly the users' POSTs; users get 0 errors, every answer from stable.
 
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dlcluster.compare import PROGRAM, JsonApp, compare_world_manifests, start_comparator
+from dlcluster.compare import PROGRAM, JsonApp, compare_world_manifests, expose_comparator, start_comparator
 from dlcluster.prometheus import COMPARATOR_OFFSET
 from dlcluster.world import SeedWorld, manifests
 from modrun import run_module
@@ -42,6 +44,7 @@ pytestmark = pytest.mark.integration
 RATE = 20.0  # user requests per second
 INTERVAL = 5
 COMPARE_LABELS = ("app.kubernetes.io/managed-by", "darklaunch.traefik")
+USER_SECRETS = {"Authorization": "Bearer s3cr3t-user-token", "Cookie": "session=c00kie-value"}
 
 
 def comparator_port() -> int:
@@ -58,6 +61,7 @@ def json_world(kube: Any, make_namespace: Callable[[str], str], wait_for_router:
     app, route = "shop", "shop-route"
     ports = {"stable": stable.port, "canary": canary.port, "compare": port}
     kube.apply_all(compare_world_manifests(namespace, app, route, f"{route}.{namespace}.test", ports))
+    expose_comparator(kube, namespace, f"{route}-compare", port)
     world = SeedWorld(namespace, app, route, f"{route}.{namespace}.test", "traefik.io", {}, {"stable": 100})
     comparator = start_comparator(port, stable.port, canary.port, f"{namespace}/{route}")
     try:
@@ -95,7 +99,8 @@ def test_the_difference_check_passes_noise_and_rolls_back_a_wrong_field(
 ) -> None:  # fmt: skip
     world, stable, canary, port = (json_world[key] for key in ("world", "stable", "canary", "port"))
     before = route_as_written(kube, world)
-    users = SteadyTraffic(os.environ["TRAEFIK_URL"], world.host, RATE, limit=240).start()
+    # Users send credentials: Traefik copies them to the comparator, whose samples must never keep them.
+    users = SteadyTraffic(os.environ["TRAEFIK_URL"], world.host, RATE, limit=240, headers=USER_SECRETS).start()
     time.sleep(12)  # the main's history, at the usual rate
 
     # 1. Only a timestamp differs (noise): every check is ok, the launch passes and is torn down.
@@ -123,6 +128,14 @@ def test_the_difference_check_passes_noise_and_rolls_back_a_wrong_field(
     failed = [number for number, verdict, _rest in wrong_checks if verdict == "anomalous"]
     assert failed and failed[0] <= 2, wrong_checks
     assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
+    # The report shows the differing path with one redacted sample, read through the apiserver's service proxy
+    # before the rollback finished; the users' credentials appear nowhere.
+    report = Path(re.findall(r"Launch report: (\S+\.html)", wrong_out)[-1]).read_text(encoding="utf-8")
+    assert "read at the end of the launch: Service" in report, re.findall(r'<p class="samples">.*?</p>', report)
+    assert '<code class="sample-request">GET / HTTP/1.1</code><br>status primary 200, candidate 200; ' in report
+    assert "<code>/price</code>: primary <code>10</code>, candidate <code>11</code>" in report
+    for secret in ("s3cr3t-user-token", "c00kie-value"):
+        assert all(secret not in text for text in (report, noise_out, wrong_out)), secret
 
     users.stop()
     # POSTs reached the shadow through the comparator, never the main beyond the users' own.
@@ -286,3 +299,23 @@ def test_the_role_refuses_the_launch_while_its_comparator_has_no_ready_pod(
         assert kube.get(api, kind, name, world.namespace) is None, kind
     assert route_as_written(kube, world) == before and not mirror_exists(kube, world)
     assert users.errors() == 0
+
+
+def test_samples_that_cannot_be_read_are_told_never_a_failure(kube: Any, make_namespace: Callable[[str], str]) -> None:
+    """comparator_samples on the real apiserver: a Service with no ready endpoint (503) and an account without
+    services/proxy (403) give available=false and one message saying why; the module does not fail."""
+    namespace = make_namespace("compare-samples")
+    kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "cart-compare", "namespace": namespace},
+                "spec": {"ports": [{"name": "http", "port": 8099}]}})  # fmt: skip
+    no_endpoint = run_module("comparator_samples", {"route_name": "cart", "namespace": namespace})
+    assert not no_endpoint.get("failed") and no_endpoint["available"] is False, no_endpoint
+    # No controller writes Endpoints here, so the proxy answers 404 (a real cluster: 503 while none is ready).
+    assert no_endpoint["message"].startswith(
+        f"the API server answered 404 to GET /__darklaunch/samples on Service {namespace}/cart-compare:8099 ("
+    ), no_endpoint["message"]
+    viewer = run_module(
+        "comparator_samples",
+        {"route_name": "cart", "namespace": namespace, "kubeconfig": os.environ["DARKLAUNCH_VIEWER_KUBECONFIG"]},
+    )
+    assert not viewer.get("failed") and viewer["available"] is False and viewer["by_path"] == {}, viewer
+    assert f'may not get services/proxy "cart-compare:8099" in namespace "{namespace}"' in viewer["message"], viewer

@@ -125,7 +125,7 @@ class TestLaunchRecord:
         assert record["started"] == record["renewed"]
         assert before - timedelta(seconds=1) <= parse(record["started"]) <= after + timedelta(seconds=1)
         assert parse(record["deadline"]) == parse(record["renewed"]) + timedelta(seconds=300)
-        assert result["launch"] == {**record, "step": 20, "progress": None}
+        assert result["launch"] == {**record, "step": 20, "progress": None, "comparator": None}
         wait_mirror_live(traefik_api_get, world, percent=20)
 
     def test_check_mode_plans_the_renewal_without_writing(self, world: Any, kube: Any, audit: Any) -> None:

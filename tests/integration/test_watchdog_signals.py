@@ -110,7 +110,10 @@ PLAYBOOK = """
         mirror_percent: 20
         attach_to_ingress: true
         confirm_end_weighted_split: true
-        launch: {id: "{{ launch_id }}", lease_seconds: "{{ lease_seconds | default(600) }}", step: 20}
+        # With comparator, the record names the comparator the launch deployed (as the shadow_launch role does).
+        launch: >-
+          {{ {'id': launch_id, 'lease_seconds': lease_seconds | default(600) | int, 'step': 20}
+             | combine({'comparator': comparator} if comparator is defined else {}) }}
 
     - name: Arm again when asked to (replaces the first watchdog)
       darklaunch.traefik.launch_watchdog:
@@ -373,3 +376,51 @@ class TestWatchdogLifecycle:
         assert "the watchdog did not start: cannot read the mirror" in output, output
         assert "127.0.0.1:9" in output
         assert api_key not in output
+
+
+class TestComparatorRemovedAtRollback:
+    def test_the_watchdog_removes_the_comparator_the_launch_deployed_never_a_users_own(
+        self, launch: Callable[..., Launch], kube: Any
+    ) -> None:
+        """The launch record names the comparator the launch deployed ({route}-compare): the watchdog's rollback
+        removes its ConfigMap, Deployment and Service, and only those labelled as the route's comparator, so a
+        user's own Service of that name stays. Admin credentials: the shipped operator Role has no comparator rights."""
+        admin = os.environ["K8S_AUTH_KUBECONFIG"]
+        ours = launch("wd-cmp", kubeconfig=admin, comparator="wd-cmp-route-compare")
+        theirs = launch("wd-cmp-user", kubeconfig=admin, comparator="wd-cmp-user-route-compare")
+        assert (ours.world.route, theirs.world.route) == ("wd-cmp-route", "wd-cmp-user-route")
+        world = ours.world
+        deployed = run_module(
+            "comparator",
+            {
+                "route_name": world.route, "namespace": world.namespace, "candidate_service": world.service("canary"),
+                "primary_service": world.service("stable"), "program": "# the comparator", "wait_seconds": 0,
+            },
+        )  # fmt: skip
+        assert [a["action"] for a in deployed["actions"]] == ["created"] * 3, deployed
+        user_service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": f"{theirs.world.route}-compare", "namespace": theirs.world.namespace},
+            "spec": {"ports": [{"port": 8099}]},
+        }
+        kube.apply(user_service)
+        signalled_at = time.monotonic()
+        for run in (ours, theirs):
+            run.process.send_signal(signal.SIGKILL)
+        for run in (ours, theirs):
+            wait_restored(kube, run.world, run.before, signalled_at)
+        kinds = (("ConfigMap", "v1"), ("Deployment", "apps/v1"), ("Service", "v1"))
+        deadline = time.monotonic() + RESTORE_BOUND_SECONDS
+        while any(kube.get(api, kind, f"{world.route}-compare", world.namespace) for kind, api in kinds):
+            assert time.monotonic() < deadline, "the watchdog left the launch's comparator"
+            time.sleep(0.2)
+        for run in (ours, theirs):
+            run.output()
+            assert_process_gone(run.armed["pid"])
+        log = read_log(ours)
+        assert f"done: deleted Service {world.namespace}/{world.route}-compare (the launch's comparator)" in log, log
+        kept = kube.get("v1", "Service", f"{theirs.world.route}-compare", theirs.world.namespace)
+        assert kept is not None and kept["spec"]["ports"][0]["port"] == 8099
+        log = read_log(theirs)
+        assert "is not a comparator this collection deployed" in log and "left as it is" in log, log

@@ -393,7 +393,13 @@ class Comparator:
             "request_headers": kept,
             "status": {name: answers[name].status for name in ("primary", "candidate", "secondary")},
             "differences": [
-                {"path": d.where, "primary": self._value(d, d.primary), "candidate": self._value(d, d.other)}
+                # label: the path as darklaunch_compare_differences_total counts it (array indexes as *).
+                {
+                    "path": d.where,
+                    "label": d.label,
+                    "primary": self._value(d, d.primary),
+                    "candidate": self._value(d, d.other),
+                }
                 for d in real[:MAX_SAMPLE_DIFFS]
             ],
             "more_differences": max(0, len(real) - MAX_SAMPLE_DIFFS),

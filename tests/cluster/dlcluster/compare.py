@@ -2,9 +2,11 @@
 
 Two JSON services on loopback (``<app>-stable`` and the shadow ``<app>-canary``: ``{"item", "price",
 "timestamp"}``, the timestamp differs per call, and the canary can change the price of every n-th GET) and
-the comparator (roles/shadow_launch/files/darklaunch_compare.py) as a loopback process on the port the local
-Prometheus scrapes (job darklaunch-compare), each behind an ExternalName Service like the harness backends;
-a one-service weighted split (every user on stable) and the IngressRoute.
+the comparator (roles/shadow_launch/files/darklaunch_compare.py) as a process on the port the local
+Prometheus scrapes (job darklaunch-compare). The apps are behind ExternalName Services like the harness
+backends; the comparator also listens on the host's own address, behind a Service whose endpoint the
+apiserver's service proxy accepts (``expose_comparator``); a one-service weighted split (every user on
+stable) and the IngressRoute.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import InstanceConfig
-from .kube import Kube
+from .gateway import host_address, service_documents
+from .kube import Kube, object_path
 from .prometheus import comparator_port
 from .world import manifests
 
@@ -76,10 +79,11 @@ class JsonApp:
 
 
 def start_comparator(port: int, primary: int, candidate: int, route: str) -> subprocess.Popen[str]:
-    """The comparator on 127.0.0.1:``port``, the stable app as primary and secondary."""
+    """The comparator on ``port`` of every address (loopback for the local Prometheus, the host's own for the
+    apiserver's service proxy), the stable app as primary and secondary."""
     return subprocess.Popen(
         [
-            sys.executable, str(PROGRAM), "--listen", f"127.0.0.1:{port}",
+            sys.executable, str(PROGRAM), "--listen", f"0.0.0.0:{port}",
             "--primary", f"http://127.0.0.1:{primary}", "--secondary", f"http://127.0.0.1:{primary}",
             "--candidate", f"http://127.0.0.1:{candidate}", "--route", route, "--timeout", "2",
         ],
@@ -88,12 +92,33 @@ def start_comparator(port: int, primary: int, candidate: int, route: str) -> sub
 
 
 def compare_world_manifests(namespace: str, app: str, route: str, host: str, ports: dict[str, int]) -> list[dict]:
-    """The seed world's objects for stable, canary and ``{route}-compare``, every user on stable."""
-    objects = manifests(namespace, app, route, host, ports, {"stable": 100})
-    for obj in objects:
-        if obj["kind"] == "Service" and obj["metadata"]["name"] == f"{app}-compare":
-            obj["metadata"]["name"] = f"{route}-compare"
-    return objects
+    """The seed world's objects for stable and canary, every user on stable (the comparator's Service comes
+    from ``expose_comparator``)."""
+    return manifests(namespace, app, route, host, {k: v for k, v in ports.items() if k != "compare"}, {"stable": 100})
+
+
+def expose_comparator(kube: Kube, namespace: str, name: str, port: int) -> str:
+    """The Service ``name`` of the comparator listening on this host's own address, reachable through the
+    apiserver's service proxy (the role reads the samples that way): the proxy takes only an endpoint whose
+    targetRef names a Pod with that IP, so a stand-in Pod (never run: no kubelet) gets the host's address in its
+    status. Traefik reaches it through the same Endpoints / EndpointSlice. Returns the address."""
+    address = host_address()
+    pod = f"{name}-harness"
+    kube.apply({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": pod, "namespace": namespace},
+                "spec": {"containers": [{"name": "comparator", "image": "python:3.12-slim"}]}})  # fmt: skip
+    kube.request(
+        "PATCH", object_path("v1", "Pod", namespace, pod) + "/status",
+        {"status": {"podIP": address, "podIPs": [{"ip": address}]}}, content_type="application/merge-patch+json",
+    )  # fmt: skip
+    docs = service_documents(namespace, name, port, address)
+    target = {"kind": "Pod", "name": pod, "namespace": namespace}
+    for doc in docs:
+        if doc["kind"] == "Endpoints":
+            doc["subsets"][0]["addresses"][0]["targetRef"] = target
+        elif doc["kind"] == "EndpointSlice":
+            doc["endpoints"][0]["targetRef"] = target
+    kube.apply_all(docs)
+    return address
 
 
 def run_compare_world(
@@ -110,6 +135,7 @@ def run_compare_world(
         kube.ensure_namespace(namespace)
         ports = {"stable": stable.port, "canary": canary.port, "compare": port}
         kube.apply_all(compare_world_manifests(namespace, app, route, host, ports))
+        expose_comparator(kube, namespace, f"{route}-compare", port)
         world = {
             "namespace": namespace, "route": route, "host": host, "main_service": f"{app}-stable",
             "shadow_service": f"{app}-canary", "compare_service": f"{route}-compare", "compare_port": port,

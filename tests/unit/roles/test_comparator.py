@@ -178,6 +178,11 @@ def test_different_json_field_is_reported_with_both_values(env: Env) -> None:
         "/extra": ("(absent)", "null"),
         "/items/1/price": ("20", "21"),
     }
+    # Each difference also names the path as the metric counts it, so the report can match it to its table.
+    assert {d["path"]: d["label"] for d in sample["differences"]} == {
+        "/extra": "/extra",
+        "/items/1/price": "/items/*/price",
+    }
 
 
 def test_noise_between_primary_and_secondary_is_cancelled(env: Env) -> None:

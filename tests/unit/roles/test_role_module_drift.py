@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / "roles" / "shadow_launch"
 PREFIX = "shadow_launch_"
 # Engine options the role sets itself rather than from a variable of the same name.
-SET_BY_THE_ROLE = {"launch_id", "owner", "anomaly", "steps"}
+SET_BY_THE_ROLE = {"launch_id", "owner", "anomaly", "steps", "comparator"}
 # Engine options whose role variable has another name.
 RENAMED = {"gate": "anomaly_gate"}
 # Role variables with no engine option of their name: read by the role's own tasks (report, lookup options).

@@ -968,3 +968,26 @@ def test_a_refused_connection_is_unavailable_and_nothing_was_sent() -> None:
         client.get("Service", "ns", "x")
     assert caught.value.request_sent is False
     assert caught.value.details["request"] == "GET /api/v1/namespaces/ns/services/x"
+
+
+def test_service_proxy_get_reads_through_the_api_server_and_names_the_right_to_grant(api: FakeApiServer) -> None:
+    path = "/api/v1/namespaces/production/services/shop-compare:8099/proxy/__darklaunch/samples"
+    api.route("GET", path, (200, [{"request": "GET / HTTP/1.1"}]))
+    client = api.client()
+    assert json.loads(client.service_proxy_get("production", "shop-compare", 8099, "/__darklaunch/samples")) == [
+        {"request": "GET / HTTP/1.1"}
+    ]
+    assert api.requests[-1].headers["Authorization"] == "Bearer test-token"  # the API server's own credentials
+    message = 'User "ops" cannot get resource "services/proxy" in API group "" in the namespace "production"'
+    api.route("GET", path, (403, status_body(403, "Forbidden", message)))
+    with pytest.raises(DarklaunchError) as forbidden:
+        client.service_proxy_get("production", "shop-compare", 8099, "__darklaunch/samples")
+    assert forbidden.value.details["api_status"] == 403
+    assert 'user "ops" may not get services/proxy "shop-compare:8099"' in str(forbidden.value)
+    api.route("GET", path, (503, status_body(503, "ServiceUnavailable", 'no endpoints available for service "x"')))
+    with pytest.raises(DarklaunchError) as unavailable:
+        client.service_proxy_get("production", "shop-compare", 8099, "/__darklaunch/samples")
+    assert unavailable.value.details["api_status"] == 503 and str(unavailable.value) == (
+        "the API server answered 503 to GET /__darklaunch/samples on Service production/shop-compare:8099 "
+        '(no endpoints available for service "x")'
+    )

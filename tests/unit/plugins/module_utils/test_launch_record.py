@@ -78,6 +78,7 @@ def test_the_stored_record_is_read_back() -> None:
         "deadline": "2025-11-27T10:05:00.000Z",
         "renewed": "2025-11-27T10:04:00.000Z",
         "progress": None,
+        "comparator": None,
     }
 
 
@@ -102,6 +103,7 @@ def test_strings_from_surveys_are_accepted_for_numbers() -> None:
         ({"id": "r1", "lease_seconds": 30, "progress": "two\nlines"}, "launch.progress must be one line"),
         ({"id": "r1", "lease_seconds": 30, "progress": "x" * 513}, "launch.progress must be one line"),
         ({"id": "r1", "lease_seconds": 30, "checks": 3}, "launch has unknown key checks"),
+        ({"id": "r1", "lease_seconds": 30, "comparator": "Shop_Compare"}, "launch.comparator must be the name"),
     ],
 )
 def test_bad_launch_options_name_the_key(launch: Any, fragment: str) -> None:
@@ -320,3 +322,21 @@ def test_check_mode_plans_the_record_without_writing() -> None:
     assert deadline is not None and before + timedelta(seconds=119) <= deadline
     run_mirror(kube, options, check_mode=False)
     assert kube.writes == ["patch TraefikService"]
+
+
+def test_the_deployed_comparator_is_recorded_and_kept_across_renewals_of_the_same_launch() -> None:
+    # The watchdog reads it to remove the comparator the role deployed when it rolls the launch back.
+    first = parse_launch_request({"id": "run-a1", "lease_seconds": 60, "comparator": "api-service-route-compare"})
+    assert first is not None
+    written = plan_record(first, None, "api-service-route", DEADLINE).record
+    assert written is not None and written.comparator == "api-service-route-compare"
+    assert written.annotations()["darklaunch.traefik/launch-comparator"] == "api-service-route-compare"
+    assert read_launch_record(written.annotations()) == written
+    renewal = parse_launch_request({"id": "run-a1", "lease_seconds": 60})
+    assert renewal is not None
+    kept = plan_record(renewal, written, "api-service-route", DEADLINE + timedelta(seconds=5)).record
+    assert kept is not None and kept.comparator == "api-service-route-compare"
+    other = parse_launch_request({"id": "run-b2", "lease_seconds": 60})
+    assert other is not None
+    replaced = plan_record(other, written, "api-service-route", DEADLINE + timedelta(seconds=5)).record
+    assert replaced is not None and replaced.comparator is None

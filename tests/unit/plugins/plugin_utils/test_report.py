@@ -225,3 +225,30 @@ def test_the_difference_check_gets_a_fourth_chart_and_the_table_of_differing_pat
 def test_without_the_difference_check_there_is_no_fourth_chart() -> None:
     page = parse(render(report_data(params(), now=T0)))
     assert len(page.by_class["chart"]) == 3 and 'id="compare"' not in render(report_data(params(), now=T0))
+
+
+def test_each_differing_path_shows_one_redacted_sample_or_one_line_why_not() -> None:
+    data = params()
+    data["checks"][1]["compare"] = compared("anomalous", 0.05, [("/price", 10.0), ("/items/*/id", 2.0)])
+    price = {
+        "request": "GET /cart?id=<42> HTTP/1.1", "status": {"primary": 200, "candidate": 200}, "path": "/price",
+        "primary": "10", "candidate": "11", "request_headers": {"authorization": "Bearer leaked"},
+    }  # fmt: skip
+    data["compare_samples"] = {"available": True, "message": "2 sample(s)", "by_path": {"/price": price}}
+    report = report_data(data, now=T0)
+    assert "request_headers" not in report["compare_samples"]["by_path"]["/price"]
+    html = render(report)
+    assert "leaked" not in html
+    assert '<code class="sample-request">GET /cart?id=&lt;42&gt; HTTP/1.1</code>' in html
+    assert (
+        "status primary 200, candidate 200; <code>/price</code>: primary <code>10</code>, candidate <code>11</code>"
+        in html
+    )
+    assert html.count("none kept") == 1  # /items/*/id had no sample
+    assert "read at the end of the launch: 2 sample(s)." in html
+
+    data["compare_samples"] = {"available": False, "message": "the API server answered 403: may not get services/proxy"}
+    html = render(report_data(data, now=T0))
+    assert html.count("they could not be read: the API server answered 403: may not get services/proxy.") == 1
+    data.pop("compare_samples")
+    assert "this report was written without them." in render(report_data(data, now=T0))
