@@ -30,6 +30,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_r
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import KIND_HTTP_ROUTE
 from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_view import (
+    describe_http_route,
     find_route,
     http_route_targets,
     label_form,
@@ -115,6 +116,33 @@ def read_traffic(
     result = _listing(group, namespace, traefik_services, routes, now or datetime.now(timezone.utc), client.connection)
     result.setdefault("http_routes", [])
     return result
+
+
+def read_http_routes(
+    client: KubeReader, *, namespace: str | None, route_name: str | None = None, api_group: str | None = None
+) -> dict[str, Any]:
+    """The lookup's ``httproutes`` term: every HTTPRoute of one or all namespaces (listed), or the one named
+    (read by name, with the TraefikServices it reaches), each described rule by rule (describe_http_route).
+    Unlike the listings that merely include HTTPRoutes, a cluster without the Gateway API or credentials that may
+    not read HTTPRoutes is an error here: HTTPRoutes are what was asked for."""
+    validate_scope(namespace, route_name)
+    group = client.traefik_group(api_group)
+    if route_name is not None and namespace is not None:
+        raw = client.get(KIND_HTTP_ROUTE, namespace, route_name)
+        if raw is None:
+            if not client.namespace_exists(namespace):
+                raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+            raise _missing_route(route_name, namespace, KIND_HTTP_ROUTE)
+        routes = [parse_http_route(raw)]
+        reached = _RouteReads(client).reachable(ref for rule in routes[0].routes for ref in rule.services)
+    else:
+        routes = [parse_http_route(raw) for raw in client.list(KIND_HTTP_ROUTE, namespace)]
+        if namespace is not None and not routes and not client.namespace_exists(namespace):
+            raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+        # The mirrors and splits the rules route through (those of other namespaces, as in read_traffic, not).
+        listed = client.list(KIND_TRAEFIK_SERVICE, namespace) if routes else []
+        reached = index_by_key(parse_traefik_service(item) for item in listed)
+    return {"api_group": group, "http_routes": [describe_http_route(route, reached) for route in routes]}
 
 
 def _list_http_routes(client: KubeReader, namespace: str | None) -> list[IngressRouteObj]:

@@ -110,6 +110,14 @@ def test_a_mirrored_httproute_is_described_as_it_serves(
         routes = _lookup(new_lookup, "routes", world)
         assert [m["name"] for m in routes["mirrors"]] == [mirror["name"]]
         assert _lookup(new_lookup, "ingressroutes", world)["http_routes"] == info["http_routes"]
+        # The httproutes term says each rule in the distribution's sentences, by name and in the namespace listing.
+        (described,) = _lookup(new_lookup, "httproutes", world)["http_routes"]
+        assert [rule["explanation"] for rule in described["rules"]] == [
+            r["explanation"] for r in distribution["routes"]
+        ]
+        (listing_answer,) = new_lookup().run(["httproutes"], variables={}, namespace=world.namespace)
+        (listed_route,) = listing_answer["http_routes"]
+        assert listed_route == described and described["attached_by_darklaunch"] is True
 
         # shadow_status.yml finds the HTTPRoute by its name and explains it in the same words.
         status = run_playbook("shadow_status", {"route_name": world.route, "route_namespace": world.namespace})
