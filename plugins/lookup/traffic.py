@@ -76,7 +76,8 @@ options:
         V(routes)). With V(anomalies), the targets are the backends of the rule(s) on its mirror, reached through
         TraefikServices, so their series carry the CRD provider's C(<ns>-<svc>-<port>@kubernetescrd) label; the
         answer's C(route.label_form) says so. A rule's own backendRefs are named by Traefik's Gateway provider in
-        a form that changed across releases and are not judged.
+        a form that changed across releases and are not judged; the main services' history from before the attach
+        is read under those labels, whichever release's form matches (C(history_from)).
     type: str
     choices: [IngressRoute, HTTPRoute]
   query:
@@ -300,6 +301,10 @@ _raw:
       V(latency_p99) or V(request_rate)).
     - With O(route_name), V(anomalies) also has C(route) (C({route, namespace, explanation, route_kind}), plus
       C(label_form) for an HTTPRoute - which metric label form its targets carry, in words).
+    - On an HTTPRoute whose rule is on the mirror, V(anomalies) also has C(history_from) when the main services'
+      history before the attach was found under Traefik's Gateway provider labels - one row per main with
+      C(service), C(history_labels) (the labels found), C(label_forms) (which release's form, in words) and
+      C(windows) (how many history windows they filled).
     - C(queries) counts every Prometheus query of the answer, C(builtin_queries) those of the built-in
       checks (4, whatever the number of services).
     - Each C(metrics) row has C(name), C(rule) (a dict of the rule and its number), C(value) (for comparisons

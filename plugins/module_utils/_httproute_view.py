@@ -37,7 +37,8 @@ ROUTE_KINDS = (KIND_INGRESS_ROUTE, KIND_HTTP_ROUTE)
 # How the metrics' service label of a backend is known, said in the answers (see docs/compatibility.md).
 LABEL_FORM_CRD = (
     "the rule's backends are reached through TraefikServices of the CRD provider, so their series carry "
-    "<ns>-<svc>-<port>@kubernetescrd"
+    "<ns>-<svc>-<port>@kubernetescrd; their history from before the mirror was attached is read from the "
+    "Gateway provider's labels of the saved backendRefs, whichever release's form matches (history_from)"
 )
 LABEL_FORM_GATEWAY = (
     "the rule's own backendRefs are named by Traefik's Gateway provider in a form that changed across releases "

@@ -11,6 +11,7 @@ does not grow with the namespace.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -28,7 +29,11 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_r
     RouteDistribution,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import KIND_HTTP_ROUTE
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_labels import pre_launch_patterns
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import (
+    KIND_HTTP_ROUTE,
+    saved_backend_refs,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_view import (
     describe_http_route,
     find_route,
@@ -258,8 +263,11 @@ def _resolve(
     reached: dict[ObjectKey, TraefikServiceObj],
     services: dict[ObjectKey, KubeServiceObj] | None,
 ) -> RouteDistribution:
-    form = label_form(route) if route.kind == KIND_HTTP_ROUTE else ""
-    return resolve_route(route, reached, services, label_form=form)
+    if route.kind != KIND_HTTP_ROUTE:
+        return resolve_route(route, reached, services)
+    distribution = resolve_route(route, reached, services, label_form=label_form(route))
+    aliases = pre_launch_patterns(route.namespace, route.name, saved_backend_refs(route.raw) or {})
+    return dataclasses.replace(distribution, label_aliases=tuple(aliases.items()))
 
 
 def _with_launch(
@@ -434,10 +442,15 @@ def anomaly_targets(distribution: RouteDistribution) -> list[dict[str, Any]]:
             pairs.setdefault(shadow_label, {}).update(dict.fromkeys(main_labels))
     targets = []
     under_test: set[str] = set()
+    aliases = dict(distribution.label_aliases)
     for backend in distribution.backends(mirrored):
         role = backend["role"]
         pair = list(pairs.get(backend["service_label"], {})) if role == ROLE_SHADOW else []
-        targets.append(_target(backend, role, pair or None))
+        target = _target(backend, role, pair or None)
+        if role != ROLE_SHADOW and aliases.get(backend["service_label"]):
+            # An HTTPRoute's main before attach: its series under the Gateway provider's labels (its history).
+            target["label_patterns"] = list(aliases[backend["service_label"]])
+        targets.append(target)
         under_test.add(backend["service_label"])
     others = [route for route in distribution.routes if not route.carries_mirror]
     for backend in distribution.backends(others):

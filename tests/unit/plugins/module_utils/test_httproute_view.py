@@ -324,3 +324,23 @@ def test_the_httproutes_listing_fails_where_httproutes_cannot_be_read() -> None:
         read_http_routes(FakeKube(plain_world()), namespace=NS, route_name="nope")
     with pytest.raises(DarklaunchError, match='namespace "typo" does not exist'):
         read_http_routes(FakeKube(plain_world()), namespace="typo")
+
+
+def test_a_mirrored_rules_mains_carry_their_pre_launch_patterns() -> None:
+    import json
+
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_labels import (
+        gateway_label_patterns,
+        pre_launch_patterns,
+    )
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import SAVED_ANNOTATION
+
+    saved = {"1": [{"name": "web-stable", "port": 8080, "weight": 50}, {"name": "web-canary", "port": 8080}]}
+    world = mirrored_world(20)
+    world[0]["metadata"]["annotations"] = {SAVED_ANNOTATION: json.dumps(saved)}
+    targets = anomaly_targets(read_distribution(FakeKube(world), namespace=NS, route_name=ROUTE))
+    patterns = {t["name"]: t.get("label_patterns") for t in targets}
+    assert patterns["web-canary"] == list(gateway_label_patterns("shop", ROUTE, 1, 1, "shop", "web-canary", 8080))
+    assert patterns["web-stable"] == list(gateway_label_patterns("shop", ROUTE, 1, 0, "shop", "web-stable", 8080))
+    assert patterns["web-staging"] is None  # the shadow has no history before the launch
+    assert pre_launch_patterns(NS, ROUTE, {"x": []}) == {}
