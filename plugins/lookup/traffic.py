@@ -17,6 +17,10 @@ description:
     and the launch recorded on it by M(darklaunch.traefik.traefik_mirror)), and the launches whose process
     stopped renewing their deadline (C(abandoned_launches)), each with the command that rolls it back.
   - V(ingressroutes) lists every IngressRoute with the live targets of each route.
+  - V(httproutes) lists every Gateway API HTTPRoute (or the one O(route_name) names) rule by rule, each rule with
+    its live targets and one plain sentence - who answers users, what is copied and at what percent - in the words
+    of V(distribution), so a split over backendRefs and a mirror put in front of a rule by
+    M(darklaunch.traefik.traefik_mirror) read as they do on an IngressRoute.
   - V(anomalies) judges Traefik's Prometheus metrics. Per route (O(route_name) and O(namespace)), while the
     route mirrors to a shadow, what decides the verdict is the shadow against its main backend over the same
     window, so the same users' traffic - 6 comparisons - (1) the copies it completed against what the mirror's
@@ -50,7 +54,7 @@ options:
     required: true
     type: list
     elements: str
-    choices: [distribution, routes, ingressroutes, anomalies, series]
+    choices: [distribution, routes, ingressroutes, httproutes, anomalies, series]
   route_name:
     description:
       - IngressRoute (or HTTPRoute, see O(route_kind)) name. Required for V(distribution); optional for
@@ -58,10 +62,11 @@ options:
       - With V(routes) or V(ingressroutes), narrows the answer to that route (the TraefikServices it reaches
         and its default mirror C(<route_name>-mirror)), read by name instead of listing the namespace.
         C(referenced_by) and C(active) then count that route only.
+      - With V(httproutes), the HTTPRoute of that name, read by name with the TraefikServices it reaches.
     type: str
   namespace:
     description:
-      - Namespace. Omit to read all namespaces for V(routes), V(ingressroutes) and V(anomalies).
+      - Namespace. Omit to read all namespaces for V(routes), V(ingressroutes), V(httproutes) and V(anomalies).
     type: str
   route_kind:
     description:
@@ -71,7 +76,8 @@ options:
         V(routes)). With V(anomalies), the targets are the backends of the rule(s) on its mirror, reached through
         TraefikServices, so their series carry the CRD provider's C(<ns>-<svc>-<port>@kubernetescrd) label; the
         answer's C(route.label_form) says so. A rule's own backendRefs are named by Traefik's Gateway provider in
-        a form that changed across releases and are not judged.
+        a form that changed across releases and are not judged; the main services' history from before the attach
+        is read under those labels, whichever release's form matches (C(history_from)).
     type: str
     choices: [IngressRoute, HTTPRoute]
   query:
@@ -211,6 +217,12 @@ EXAMPLES = r"""
       {{ lookup('darklaunch.traefik.traffic', 'distribution',
                 route_name='api-service-route', namespace='production').explanation }}
 
+- name: Each HTTPRoute rule of the namespace in one sentence
+  ansible.builtin.debug:
+    msg: >-
+      {{ lookup('darklaunch.traefik.traffic', 'httproutes', namespace='production',
+                query='http_routes[].rules[].explanation') }}
+
 - name: Names of mirrors copying more than 10%
   ansible.builtin.debug:
     msg: >-
@@ -271,7 +283,9 @@ _raw:
     - One dict per term. V(distribution) is the same dict as the C(distribution) return of
       M(darklaunch.traefik.traefik_traffic_info); V(routes) is C({mirrors, weighted, abandoned_launches}),
       the same lists as that module returns; V(ingressroutes) is
-      C({ingress_routes}) (C({ingress_routes, http_routes}) when HTTPRoutes were found); V(anomalies)
+      C({ingress_routes}) (C({ingress_routes, http_routes}) when HTTPRoutes were found); V(httproutes) is
+      C({api_group, http_routes}), each HTTPRoute C({name, namespace, gateways, hostnames, attached_by_darklaunch,
+      explanation, rules}) and each rule C({index, match, filters, targets, explanation, traffic_split}); V(anomalies)
       is C({verdict, summary, anomalies, informational, insufficient_data,
       services, window, sigma, sigma_applied, comparisons, checks_per_step, false_alarm_budget,
       client_error_codes, queries, builtin_queries}), plus C(metrics) with O(metrics), C(compare) with
@@ -287,6 +301,10 @@ _raw:
       V(latency_p99) or V(request_rate)).
     - With O(route_name), V(anomalies) also has C(route) (C({route, namespace, explanation, route_kind}), plus
       C(label_form) for an HTTPRoute - which metric label form its targets carry, in words).
+    - On an HTTPRoute whose rule is on the mirror, V(anomalies) also has C(history_from) when the main services'
+      history before the attach was found under Traefik's Gateway provider labels - one row per main with
+      C(service), C(history_labels) (the labels found), C(label_forms) (which release's form, in words) and
+      C(windows) (how many history windows they filled).
     - C(queries) counts every Prometheus query of the answer, C(builtin_queries) those of the built-in
       checks (4, whatever the number of services).
     - Each C(metrics) row has C(name), C(rule) (a dict of the rule and its number), C(value) (for comparisons
@@ -324,6 +342,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import (
     anomaly_targets,
     read_distribution,
+    read_http_routes,
     read_route_listing,
     read_traffic,
     validate_scope,
@@ -343,7 +362,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only where jmespath is missing
     HAS_JMESPATH = False
 
-TERMS = ("distribution", "routes", "ingressroutes", "anomalies", "series")
+TERMS = ("distribution", "routes", "ingressroutes", "httproutes", "anomalies", "series")
 DEFAULT_SERIES_SECONDS = 15 * 60.0
 _PROMETHEUS_OPTION_NAMES = (
     "prometheus_url",
@@ -466,6 +485,8 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             return self._anomalies(namespace, route_name, api_group)
         if term == "series":
             return self._series(namespace, route_name, api_group)
+        if term == "httproutes":
+            return read_http_routes(self._kube(), namespace=namespace, route_name=route_name, api_group=api_group)
         if route_name and namespace:
             # One route: read by name, at a cost that does not grow with the namespace.
             view = read_route_listing(

@@ -141,6 +141,9 @@ class RouteDistribution:
     # How the metrics' service labels of the backends were derived, in words (see _httproute_view); "" for the
     # IngressRoute forms.
     label_form: str = ""
+    # An HTTPRoute's mirrored backends: (CRD-provider label, the Gateway provider's patterns of the same backend
+    # before attach), so the anomaly checks find their pre-launch history (see _httproute_labels).
+    label_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def primary(self) -> RouteResolution | None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -19,6 +20,13 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan
     parent_gateways,
     plan_absent,
     plan_present,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_resolution import (
+    CRD_PROVIDER_HINT,
+    GATEWAY_TRAEFIK_GROUP,
+    require_traefik_service_crd,
+    traefik_parents,
+    wait_for_resolution,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import check_mirror_percent
 
@@ -36,6 +44,8 @@ class Client(Protocol):
     def json_patch(self, kind: str, namespace: str | None, name: str, ops: Any) -> dict[str, Any]: ...
 
     def delete(self, kind: str, namespace: str | None, name: str, resource_version: str | None = None) -> None: ...
+
+    def serves(self, group: str, plural: str) -> bool: ...
 
 
 def route_kind(client: Client, options: Mapping[str, Any]) -> str:
@@ -132,10 +142,51 @@ def _apply(client: Client, params: HTTPRouteParams, result: HTTPRoutePlan, propa
         previous = write.kind
 
 
+def _confirm_attach(
+    client: Client, params: HTTPRouteParams, result: HTTPRoutePlan, observed: HTTPRouteObserved, propagation: float
+) -> list[str]:
+    """After a rule was pointed at the mirror: Traefik's status for the route must not say the TraefikService is
+    unresolved (its CRD provider off, or not watching the namespace). If it does, put the rule back and delete the
+    TraefikServices this run created, then fail. Warnings when Traefik reports nothing to check."""
+    if params.state != "present" or not any(w.kind == KIND_HTTP_ROUTE for w in result.writes):
+        return []
+    where = f"HTTPRoute {params.namespace}/{params.route_name}"
+    if not traefik_parents(observed.route):
+        return [
+            f"Traefik reports no status on {where} (Traefik 3.0 writes none), so whether it resolved rule "
+            f"{result.rule_index}'s backendRef to TraefikService {params.mirror_name} was not checked."
+        ]
+    found = wait_for_resolution(client, params.namespace, params.route_name)
+    if found.resolved is None:
+        return [
+            f"Traefik did not report {where}'s status for the change in time; check that its status.parents "
+            f"say ResolvedRefs=True for rule {result.rule_index}'s backendRef to TraefikService {params.mirror_name}."
+        ]
+    if found.resolved:
+        return []
+    created = {w.name for w in result.writes if w.verb == "create"}
+    restore = dataclasses.replace(params, state="absent", restore=True)
+    back, _observed = plan(client, restore)
+    back.writes = [w for w in back.writes if w.kind == KIND_HTTP_ROUTE or w.name in created]
+    _apply(client, restore, back, propagation)
+    raise DarklaunchError(
+        f"Traefik does not resolve {where} rule {result.rule_index}'s backendRef to TraefikService "
+        f"{params.mirror_name} ({found.message}), so the rule's users would get errors. {CRD_PROVIDER_HINT} "
+        "The rule was put back on its original backendRefs and the TraefikServices this run created were deleted.",
+        field="route_kind",
+    )
+
+
 def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mode: bool) -> dict[str, Any]:
     """Converge; returns the module's result (changed, status, actions, rule_index, httproute, diff, warnings)."""
-    api_group = client.traefik_group(options.get("api_group"))
-    params = params_from(options, api_group)
+    requested = options.get("api_group")
+    params = params_from(options, GATEWAY_TRAEFIK_GROUP)
+    if params.state == "present":
+        # Before any write: a rule pointed at a TraefikService Traefik cannot resolve answers its users with errors.
+        group = requested if requested not in (None, "", "auto") else GATEWAY_TRAEFIK_GROUP
+        require_traefik_service_crd(client, group, f"HTTPRoute {params.namespace}/{params.route_name}")
+    api_group = client.traefik_group(requested)
+    params = dataclasses.replace(params, api_group=api_group)
     propagation = float(options.get("propagation_seconds") or 0)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         result, observed = plan(client, params)
@@ -148,6 +199,8 @@ def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mo
             # Changed between our read and our write: planning again from fresh objects is idempotent.
             if attempt == MAX_ATTEMPTS:
                 raise
+    if not check_mode:
+        result.warnings += _confirm_attach(client, params, result, observed, propagation)
     before = copy.deepcopy(observed.route)
     after = result.route_after or before
     rules = sorted({result.rule_index} if result.rule_index is not None else set()) or list(

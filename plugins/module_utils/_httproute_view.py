@@ -30,14 +30,15 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     RouteObj,
     ServiceRef,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import target_dict
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route, target_dict
 
 ROUTE_KINDS = (KIND_INGRESS_ROUTE, KIND_HTTP_ROUTE)
 
 # How the metrics' service label of a backend is known, said in the answers (see docs/compatibility.md).
 LABEL_FORM_CRD = (
     "the rule's backends are reached through TraefikServices of the CRD provider, so their series carry "
-    "<ns>-<svc>-<port>@kubernetescrd"
+    "<ns>-<svc>-<port>@kubernetescrd; their history from before the mirror was attached is read from the "
+    "Gateway provider's labels of the saved backendRefs, whichever release's form matches (history_from)"
 )
 LABEL_FORM_GATEWAY = (
     "the rule's own backendRefs are named by Traefik's Gateway provider in a form that changed across releases "
@@ -187,3 +188,15 @@ def http_route_targets(
             for rule in route.routes
         ],
     }
+
+
+def describe_http_route(route: IngressRouteObj, traefik_services: TraefikServices) -> dict[str, Any]:
+    """The HTTPRoute as the lookup's ``httproutes`` term lists it: its targets (``http_route_targets``), one
+    sentence for the route and one for each rule, in the words of ``distribution`` (Services are not read)."""
+    entry = http_route_targets(route, traefik_services)
+    distribution = resolve_route(route, traefik_services, None, label_form=label_form(route))
+    entry["explanation"] = distribution.explanation
+    for rule, resolution in zip(entry["rules"], distribution.routes, strict=True):
+        rule["explanation"] = resolution.explanation
+        rule["traffic_split"] = resolution.traffic_split()
+    return entry

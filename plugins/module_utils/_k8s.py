@@ -172,6 +172,18 @@ class KubeClient:
         resources = json.loads(body).get("resources") or []
         return any(resource.get("name") == plural for resource in resources)
 
+    def serves(self, group: str, plural: str) -> bool:
+        """Whether the API server serves ``plural`` in ``group`` (a CRD that is installed), from the group's
+        discovery document, which every authenticated user may read."""
+        status, body = self._transport.send("GET", f"/apis/{group}/{CRD_VERSION}")
+        if status == 404:
+            return False
+        if not 200 <= status < 300:
+            call = ApiCall("get", "APIResourceList", f"{plural}.{group}", None, f"/apis/{group}/{CRD_VERSION}")
+            raise translate_api_error(status, body, call, host=self._transport.host)
+        resources = json.loads(body).get("resources") or []
+        return any(resource.get("name") == plural for resource in resources)
+
     # -- reads -----------------------------------------------------------------------------------
 
     def get(self, kind: str, namespace: str | None, name: str) -> KubeObject | None:

@@ -11,6 +11,7 @@ does not grow with the namespace.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -28,8 +29,13 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_r
     RouteDistribution,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import KIND_HTTP_ROUTE
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_labels import pre_launch_patterns
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import (
+    KIND_HTTP_ROUTE,
+    saved_backend_refs,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_view import (
+    describe_http_route,
     find_route,
     http_route_targets,
     label_form,
@@ -115,6 +121,33 @@ def read_traffic(
     result = _listing(group, namespace, traefik_services, routes, now or datetime.now(timezone.utc), client.connection)
     result.setdefault("http_routes", [])
     return result
+
+
+def read_http_routes(
+    client: KubeReader, *, namespace: str | None, route_name: str | None = None, api_group: str | None = None
+) -> dict[str, Any]:
+    """The lookup's ``httproutes`` term: every HTTPRoute of one or all namespaces (listed), or the one named
+    (read by name, with the TraefikServices it reaches), each described rule by rule (describe_http_route).
+    Unlike the listings that merely include HTTPRoutes, a cluster without the Gateway API or credentials that may
+    not read HTTPRoutes is an error here: HTTPRoutes are what was asked for."""
+    validate_scope(namespace, route_name)
+    group = client.traefik_group(api_group)
+    if route_name is not None and namespace is not None:
+        raw = client.get(KIND_HTTP_ROUTE, namespace, route_name)
+        if raw is None:
+            if not client.namespace_exists(namespace):
+                raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+            raise _missing_route(route_name, namespace, KIND_HTTP_ROUTE)
+        routes = [parse_http_route(raw)]
+        reached = _RouteReads(client).reachable(ref for rule in routes[0].routes for ref in rule.services)
+    else:
+        routes = [parse_http_route(raw) for raw in client.list(KIND_HTTP_ROUTE, namespace)]
+        if namespace is not None and not routes and not client.namespace_exists(namespace):
+            raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+        # The mirrors and splits the rules route through (those of other namespaces, as in read_traffic, not).
+        listed = client.list(KIND_TRAEFIK_SERVICE, namespace) if routes else []
+        reached = index_by_key(parse_traefik_service(item) for item in listed)
+    return {"api_group": group, "http_routes": [describe_http_route(route, reached) for route in routes]}
 
 
 def _list_http_routes(client: KubeReader, namespace: str | None) -> list[IngressRouteObj]:
@@ -230,8 +263,11 @@ def _resolve(
     reached: dict[ObjectKey, TraefikServiceObj],
     services: dict[ObjectKey, KubeServiceObj] | None,
 ) -> RouteDistribution:
-    form = label_form(route) if route.kind == KIND_HTTP_ROUTE else ""
-    return resolve_route(route, reached, services, label_form=form)
+    if route.kind != KIND_HTTP_ROUTE:
+        return resolve_route(route, reached, services)
+    distribution = resolve_route(route, reached, services, label_form=label_form(route))
+    aliases = pre_launch_patterns(route.namespace, route.name, saved_backend_refs(route.raw) or {})
+    return dataclasses.replace(distribution, label_aliases=tuple(aliases.items()))
 
 
 def _with_launch(
@@ -406,10 +442,15 @@ def anomaly_targets(distribution: RouteDistribution) -> list[dict[str, Any]]:
             pairs.setdefault(shadow_label, {}).update(dict.fromkeys(main_labels))
     targets = []
     under_test: set[str] = set()
+    aliases = dict(distribution.label_aliases)
     for backend in distribution.backends(mirrored):
         role = backend["role"]
         pair = list(pairs.get(backend["service_label"], {})) if role == ROLE_SHADOW else []
-        targets.append(_target(backend, role, pair or None))
+        target = _target(backend, role, pair or None)
+        if role != ROLE_SHADOW and aliases.get(backend["service_label"]):
+            # An HTTPRoute's main before attach: its series under the Gateway provider's labels (its history).
+            target["label_patterns"] = list(aliases[backend["service_label"]])
+        targets.append(target)
         under_test.add(backend["service_label"])
     others = [route for route in distribution.routes if not route.carries_mirror]
     for backend in distribution.backends(others):

@@ -170,6 +170,14 @@ options:
     description:
       - The kind of route O(route_name) names. Unset, it is V(HTTPRoute) when only a Gateway API HTTPRoute of that
         name exists, else V(IngressRoute).
+      - On an V(HTTPRoute), a rule can only be pointed at a TraefikService that Traefik resolves. O(state=present)
+        is refused, with nothing written, where the API server does not serve the TraefikService CRD
+        (C(traefikservices.traefik.io)) or O(api_group) is C(traefik.containo.us). After attach, where Traefik
+        reports the route's status (3.1 and later), the module waits up to 20 seconds for Traefik's
+        C(ResolvedRefs) condition of the new generation; if Traefik says the TraefikService is unresolved (its CRD
+        provider is off, or does not watch the namespace), the rule is put back on its backendRefs, the
+        TraefikServices this run created are deleted and the module fails. A warning says when Traefik reported
+        nothing to check (Traefik 3.0 writes no route status).
       - On an V(HTTPRoute) (served by Traefik's Gateway provider, with its CRD provider on too), O(state=present)
         creates the C({route_name}-mirror) TraefikService and, with O(attach_to_ingress=true), points one rule's
         backendRefs at it. Its main is what the rule

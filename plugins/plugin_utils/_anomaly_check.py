@@ -18,6 +18,11 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_r
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _compare_check
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly import evaluate
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_aliases import (
+    fill_history,
+    history_patterns,
+    parse_patterns,
+)
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_metrics import (
     CheckContext,
     MetricCheck,
@@ -93,14 +98,19 @@ def check_anomalies(
     if since is not None:
         settings = replace(settings, mirror_seconds=evaluated_at - since)
     labels = _labels_to_fetch(parsed_targets)
+    history_from: list[dict[str, Any]] = []
     if labels is not None and not labels:
         series: dict[str, ServiceSeries] = {}
         queries_sent = 0
     else:
-        queries = build_queries(labels, settings, evaluated_at, extra_matchers, methods)
+        patterns = history_patterns(parsed_targets or [])
+        queries = build_queries(labels, settings, evaluated_at, extra_matchers, methods, patterns)
         series = fetch_service_series(client, queries, settings.is_client_error)
         queries_sent = queries.count
+        history_from = fill_history(series, parsed_targets or [])
     report = evaluate(series, parsed_targets, settings).to_dict()
+    if history_from:
+        report["history_from"] = history_from
     report["scope"] = "cluster" if parsed_targets is None else "services"
     report["evaluated_at"] = round(evaluated_at, 3)
     report["builtin_queries"] = queries_sent
@@ -201,6 +211,7 @@ def _parse_target(index: int, raw: Mapping[str, Any]) -> Target:
         namespace=_optional_text(raw.get("namespace")),
         pairs=_pairs(label, role, raw.get("pair")),
         percent=_optional_percent(label, raw.get("percent")),
+        aliases=parse_patterns(label, raw.get("label_patterns")),
     )
 
 

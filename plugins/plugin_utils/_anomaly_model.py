@@ -107,6 +107,9 @@ class Target:
     namespace: str | None = None
     pairs: tuple[str, ...] = ()
     percent: float | None = None
+    # Regular expressions of other labels of the same backend: its history where ``service`` has none (an
+    # HTTPRoute's main before attach, see _anomaly_aliases).
+    aliases: tuple[str, ...] = ()
 
     @property
     def display_name(self) -> str:

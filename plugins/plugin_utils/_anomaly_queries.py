@@ -60,14 +60,16 @@ def promql_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def service_matcher(service_labels: Iterable[str] | None) -> str:
-    """``service=~"a|b"`` for the given labels, or the cluster-wide matcher for ``None``."""
+def service_matcher(service_labels: Iterable[str] | None, patterns: Iterable[str] = ()) -> str:
+    """``service=~"a|b"`` for the given labels (and regular expressions ``patterns``, as they are), or the
+    cluster-wide matcher for ``None``."""
     if service_labels is None:
         return INTERNAL_SERVICES_MATCHER
     labels = sorted(set(service_labels))
     if not labels:
         raise ValueError("service_matcher needs at least one service label (or None for all services)")
-    return "service=~" + promql_string("|".join(escape_regex(label) for label in labels))
+    alternatives = [escape_regex(label) for label in labels] + sorted(set(patterns))
+    return "service=~" + promql_string("|".join(alternatives))
 
 
 def build_queries(
@@ -76,12 +78,13 @@ def build_queries(
     end: float,
     extra_matchers: str = "",
     methods: Iterable[str] = (),
+    patterns: Iterable[str] = (),
 ) -> AnomalyQueries:
     """The four queries of a check ending at ``end`` (Unix seconds). ``extra_matchers`` (the
     ``prometheus_selector``, e.g. ``cluster="prod-eu"``) narrow every query to one set of series. ``methods``
     (the mirror's mirror_methods) narrow them to requests of those HTTP methods (Traefik's ``method`` label), so
     that the main's traffic is the same subset as the shadow's copies."""
-    selector = service_matcher(service_labels) + (f",{extra_matchers}" if extra_matchers else "")
+    selector = service_matcher(service_labels, patterns) + (f",{extra_matchers}" if extra_matchers else "")
     chosen = sorted({str(method).upper() for method in methods})
     if chosen:
         selector += ",method=~" + promql_string("|".join(escape_regex(method) for method in chosen))

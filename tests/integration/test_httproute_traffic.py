@@ -110,6 +110,14 @@ def test_a_mirrored_httproute_is_described_as_it_serves(
         routes = _lookup(new_lookup, "routes", world)
         assert [m["name"] for m in routes["mirrors"]] == [mirror["name"]]
         assert _lookup(new_lookup, "ingressroutes", world)["http_routes"] == info["http_routes"]
+        # The httproutes term says each rule in the distribution's sentences, by name and in the namespace listing.
+        (described,) = _lookup(new_lookup, "httproutes", world)["http_routes"]
+        assert [rule["explanation"] for rule in described["rules"]] == [
+            r["explanation"] for r in distribution["routes"]
+        ]
+        (listing_answer,) = new_lookup().run(["httproutes"], variables={}, namespace=world.namespace)
+        (listed_route,) = listing_answer["http_routes"]
+        assert listed_route == described and described["attached_by_darklaunch"] is True
 
         # shadow_status.yml finds the HTTPRoute by its name and explains it in the same words.
         status = run_playbook("shadow_status", {"route_name": world.route, "route_namespace": world.namespace})
@@ -176,15 +184,24 @@ def test_the_anomaly_gate_judges_an_httproute_shadow(
     world = httproute_world(app="hranom")
     if not cluster.prometheus_url:
         pytest.skip("this cluster runs no Prometheus")
-    _attach(world, 50)
-    world.reset_backends()
+    # Users before the launch: the mains' series then carry the Gateway provider's labels, their history after.
     users = SteadyTraffic(cluster.traefik_url, world.host, RATE, 300.0).start()
     staging = world.backends["staging"]
     try:
+        time.sleep(2 * WINDOW_SECONDS + 3)
+        _attach(world, 50)
+        world.reset_backends()
         time.sleep(WINDOW_SECONDS + 3)  # a whole window of mirrored traffic, scraped
         healthy = _wait_for(new_lookup, world, "ok")
         assert healthy["route"]["route_kind"] == "HTTPRoute"
         assert "@kubernetescrd" in healthy["route"]["label_form"], healthy["route"]
+        # The mains' windows before attach were found under the running release's Gateway provider label.
+        history = {row["service"]: row for row in healthy.get("history_from") or []}
+        assert set(history) == {_label(world, "stable"), _label(world, "canary")}, healthy.get("history_from")
+        for row in history.values():
+            assert row["windows"] >= 1 and all("kubernetesgateway" in label for label in row["history_labels"]), row
+            assert len(row["label_forms"]) == 1 and row["label_forms"][0].startswith("Traefik 3."), row
+        print(f"\n[httproute anomalies] history from {sorted({f for r in history.values() for f in r['label_forms']})}")
         rows = {row["service"]: row for row in healthy["services"]}
         shadow = rows[_label(world, "staging")]
         assert shadow["role"] == "shadow" and shadow["checks"]["shadow_vs_main"] == "ok", _brief(healthy)

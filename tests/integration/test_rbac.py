@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from dlcluster import gateway
 from dlcluster.audit import AuditLog
 from dlcluster.kube import Kube
 from modrun import run_module, store_report
@@ -39,6 +40,8 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 OPERATOR_ROLE = REPO / "docs" / "rbac" / "shadow-operator-role.yaml"
 VIEWER_CLUSTER_ROLE = REPO / "docs" / "rbac" / "shadow-viewer-clusterrole.yaml"
+GATEWAY_CLUSTER_ROLE = REPO / "docs" / "rbac" / "shadow-operator-gateway-clusterrole.yaml"
+GATEWAY_API = "gateway.networking.k8s.io"
 RBAC = "rbac.authorization.k8s.io"
 IO = "traefik.io"
 
@@ -359,12 +362,191 @@ def test_viewer_cluster_role_without_one_permission_names_it(
     )
 
 
+# --- HTTPRoutes: the Gateway API rules -------------------------------------------------------------
+
+
+def _http_mirror(scene: Scene, **extra: Any) -> dict[str, Any]:
+    return run_module(
+        "traefik_mirror",
+        {
+            "route_name": scene.route,
+            "namespace": scene.namespace,
+            "route_kind": "HTTPRoute",
+            "mirror_service": scene.canary,
+            "rule_index": 1,
+            "propagation_seconds": 0.5,
+            **scene.auth,
+            **extra,
+        },
+    )
+
+
+def _http_info(scene: Scene) -> dict[str, Any]:
+    result = run_module(
+        "traefik_traffic_info",
+        {"namespace": scene.namespace, "route_name": scene.route, "route_kind": "HTTPRoute", **scene.auth},
+    )
+    if not result.get("failed") and [r["name"] for r in result["http_routes"]] != [scene.route]:
+        return {"failed": True, "msg": f"the HTTPRoute is missing from the answer: {result['http_routes']}"}
+    return result
+
+
+def _http_listing(scene: Scene, namespace: str | None) -> dict[str, Any]:
+    answer = _lookup(scene, "httproutes", **({"namespace": namespace} if namespace else {}))
+    if answer.get("failed"):
+        return answer
+    names = {(r["namespace"], r["name"]) for r in answer["result"][0]["http_routes"]}
+    if (scene.namespace, scene.route) not in names:
+        return {"failed": True, "msg": f"{scene.route} is not among the listed HTTPRoutes: {sorted(names)}"}
+    return answer
+
+
+# The operator Role and the gateway ClusterRole on an HTTPRoute, in the order of a launch.
+HTTPROUTE_OPERATOR_OPERATIONS: dict[str, Callable[[Scene], dict[str, Any]]] = {
+    "attach on the HTTPRoute": lambda s: _http_mirror(s, mirror_percent=20, attach_to_ingress=True),
+    "traffic_info of the HTTPRoute": _http_info,
+    "lookup httproutes of the namespace": lambda s: _http_listing(s, s.namespace),
+    "teardown on the HTTPRoute": lambda s: _http_mirror(s, state="absent"),
+}
+HTTPROUTE_VIEWER_OPERATIONS: dict[str, Callable[[Scene], dict[str, Any]]] = {
+    "traffic_info of the HTTPRoute": _http_info,
+    "lookup httproutes of all namespaces": lambda s: _http_listing(s, None),
+}
+# (resource, verb) of the Gateway API group removed -> the first operation that fails, and the namespace its
+# 403 names ("route": the route's, "gateway": the Gateway's, "cluster": none, the resource is cluster-scoped).
+HTTPROUTE_OPERATOR_REMOVALS = {
+    ("httproutes", "get"): ("attach on the HTTPRoute", "route"),
+    ("httproutes", "patch"): ("attach on the HTTPRoute", "route"),
+    ("httproutes", "list"): ("lookup httproutes of the namespace", "route"),
+    ("gateways", "get"): ("attach on the HTTPRoute", "gateway"),
+    ("gatewayclasses", "get"): ("attach on the HTTPRoute", "cluster"),
+}
+HTTPROUTE_VIEWER_REMOVALS = {
+    ("httproutes", "get"): ("traffic_info of the HTTPRoute", "route"),
+    ("httproutes", "list"): ("lookup httproutes of all namespaces", "all namespaces"),
+}
+
+
+@pytest.fixture
+def http_scene(httproute_world: Callable[..., Any], admin_kubeconfig: Path) -> Scene:
+    """An HTTPRoute of the cluster's Gateway (rule 1 split 50/50) in the module's namespace; a fresh user."""
+    world = httproute_world(app=f"rbac{secrets.token_hex(2)}")
+    return Scene(
+        namespace=world.namespace,
+        route=world.route,
+        stable=world.service("stable"),
+        canary=world.service("staging"),
+        auth={"kubeconfig": str(admin_kubeconfig), "impersonate_user": f"rbac-{secrets.token_hex(4)}"},
+    )
+
+
+def _http_route(kube: Kube, scene: Scene) -> dict[str, Any]:
+    obj = kube.get(f"{GATEWAY_API}/v1", "HTTPRoute", scene.route, scene.namespace) or {}
+    meta = obj.get("metadata") or {}
+    return {"labels": meta.get("labels"), "annotations": meta.get("annotations"), "spec": obj.get("spec")}
+
+
+def _gateway_permissions(*roles: dict[str, Any]) -> set[tuple[str, str, str]]:
+    return {g for role in roles for g in granted(role) if g[0] == GATEWAY_API}
+
+
+def test_operator_roles_run_traefik_mirror_on_an_httproute(
+    kube: Kube, http_scene: Scene, audit: AuditLog, bind_cluster_role: Callable[[Scene, dict[str, Any]], None]
+) -> None:
+    role, gateway_role = load(OPERATOR_ROLE), load(GATEWAY_CLUSTER_ROLE)
+    bind_role(kube, http_scene, role)
+    bind_cluster_role(http_scene, gateway_role)
+    original = _http_route(kube, http_scene)
+    mark = audit.mark()
+    for name, operation in HTTPROUTE_OPERATOR_OPERATIONS.items():
+        ok(name, operation(http_scene))
+    assert _http_route(kube, http_scene) == original, "teardown must restore the HTTPRoute exactly"
+    user = http_scene.auth["impersonate_user"]
+    events = [e for e in audit.events_since(mark) if (e.get("impersonatedUser") or {}).get("username") == user]
+    used = {
+        (e["objectRef"].get("apiGroup", ""), e["objectRef"]["resource"], e["verb"])
+        for e in events
+        if e["responseStatus"]["code"] < 400
+    }
+    assert used <= granted(role) | granted(gateway_role), used - granted(role) - granted(gateway_role)
+    unused = _gateway_permissions(role, gateway_role) - used
+    assert not unused, f"the Gateway API rules grant permissions no operation used: {sorted(unused)}"
+
+
+def test_viewer_cluster_role_reads_httproutes(
+    http_scene: Scene, bind_cluster_role: Callable[[Scene, dict[str, Any]], None]
+) -> None:
+    bind_cluster_role(http_scene, load(VIEWER_CLUSTER_ROLE))
+    for name, operation in HTTPROUTE_VIEWER_OPERATIONS.items():
+        ok(name, operation(http_scene))
+    refused = _http_mirror(http_scene, mirror_percent=20, attach_to_ingress=True)
+    assert refused.get("failed") and refused.get("api_status") == 403, refused
+
+
+def _assert_gateway_403(result: dict[str, Any], scene: Scene, verb: str, resource: str, scope: str) -> None:
+    message = str(result.get("msg"))
+    assert f'user "{scene.auth["impersonate_user"]}" may not {verb} {resource}.{GATEWAY_API}' in message, message
+    if scope == "route":
+        assert f'in namespace "{scene.namespace}"' in message, message
+    elif scope == "gateway":
+        assert f'in namespace "{gateway.GATEWAY_NAMESPACE}"' in message, message
+    elif scope == "all namespaces":
+        assert "in all namespaces" in message, message
+    assert "grant" in message, f"the message must say what to grant: {message}"
+
+
+@pytest.mark.parametrize(("resource", "verb"), list(HTTPROUTE_OPERATOR_REMOVALS), ids=str)
+def test_operator_roles_without_one_gateway_permission_name_it(
+    kube: Kube,
+    http_scene: Scene,
+    bind_cluster_role: Callable[[Scene, dict[str, Any]], None],
+    resource: str,
+    verb: str,
+) -> None:
+    role, gateway_role = load(OPERATOR_ROLE), load(GATEWAY_CLUSTER_ROLE)
+    if resource == "httproutes":
+        role = without(role, resource, verb, GATEWAY_API)
+    else:
+        gateway_role = without(gateway_role, resource, verb, GATEWAY_API)
+    bind_role(kube, http_scene, role)
+    bind_cluster_role(http_scene, gateway_role)
+    original = _http_route(kube, http_scene)
+    expected_operation, scope = HTTPROUTE_OPERATOR_REMOVALS[(resource, verb)]
+    failure = run_until_failure(HTTPROUTE_OPERATOR_OPERATIONS, http_scene)
+    assert failure is not None, f"every operation still works without {verb} {resource}: the rule is not needed"
+    operation, result = failure
+    assert operation == expected_operation, f"{operation} failed first, expected {expected_operation}: {result}"
+    _assert_gateway_403(result, http_scene, verb, resource, scope)
+    if operation == "attach on the HTTPRoute":
+        # A refused attach left the users' rule as it was.
+        assert _http_route(kube, http_scene)["spec"] == original["spec"]
+
+
+@pytest.mark.parametrize(("resource", "verb"), list(HTTPROUTE_VIEWER_REMOVALS), ids=str)
+def test_viewer_cluster_role_without_one_httproute_permission_names_it(
+    http_scene: Scene, bind_cluster_role: Callable[[Scene, dict[str, Any]], None], resource: str, verb: str
+) -> None:
+    bind_cluster_role(http_scene, without(load(VIEWER_CLUSTER_ROLE), resource, verb, GATEWAY_API))
+    expected_operation, scope = HTTPROUTE_VIEWER_REMOVALS[(resource, verb)]
+    failure = run_until_failure(HTTPROUTE_VIEWER_OPERATIONS, http_scene)
+    assert failure is not None, f"every read still works without {verb} {resource}: the rule is not needed"
+    operation, result = failure
+    assert operation == expected_operation, f"{operation} failed first, expected {expected_operation}: {result}"
+    _assert_gateway_403(result, http_scene, verb, resource, scope)
+
+
 def test_every_permission_of_the_shipped_rules_is_covered() -> None:
     """The tables above cover every traefik.io / core permission the two files grant, so none is untested."""
     operator = {(r, v) for g, r, v in granted(load(OPERATOR_ROLE)) if g in ("", IO)}
     viewer = {(r, v) for g, r, v in granted(load(VIEWER_CLUSTER_ROLE)) if g in ("", IO)}
     assert operator == set(OPERATOR_REMOVALS), operator ^ set(OPERATOR_REMOVALS)
     assert viewer == set(VIEWER_REMOVALS), viewer ^ set(VIEWER_REMOVALS)
+    gateway_rules = {
+        (r, v) for g, r, v in _gateway_permissions(load(OPERATOR_ROLE), load(GATEWAY_CLUSTER_ROLE)) if g == GATEWAY_API
+    }
+    assert gateway_rules == set(HTTPROUTE_OPERATOR_REMOVALS), gateway_rules ^ set(HTTPROUTE_OPERATOR_REMOVALS)
+    viewer_gateway = {(r, v) for g, r, v in _gateway_permissions(load(VIEWER_CLUSTER_ROLE))}
+    assert viewer_gateway == set(HTTPROUTE_VIEWER_REMOVALS), viewer_gateway ^ set(HTTPROUTE_VIEWER_REMOVALS)
     # Traefik v2 clusters serve the same resources under traefik.containo.us: the same permissions.
     for path in (OPERATOR_ROLE, VIEWER_CLUSTER_ROLE):
         rules = granted(load(path))

@@ -42,6 +42,7 @@ def _config(args: argparse.Namespace, for_up: bool) -> InstanceConfig:
         prometheus=not args.no_prometheus,
         backends=not args.no_backends,
         operator_namespace=args.operator_namespace,
+        crd_provider=not args.no_crd_provider,
     )
 
 
@@ -79,6 +80,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--no-traefik", action="store_true", help="control plane only (implies no Prometheus, no backends)")
     up.add_argument("--no-prometheus", action="store_true")
     up.add_argument("--no-backends", action="store_true")
+    up.add_argument(
+        "--no-crd-provider",
+        action="store_true",
+        help="Traefik 3.x with its Gateway provider only (no --providers.kubernetescrd): IngressRoutes are not "
+        "served and an HTTPRoute backendRef to a TraefikService does not resolve",
+    )
     up.add_argument(
         "--operator-namespace",
         default="shadow-ops",

@@ -79,6 +79,8 @@ class InstanceConfig:
     prometheus: bool = True
     backends: bool = True
     operator_namespace: str = "shadow-ops"
+    # False: Traefik runs its Gateway provider only, so an HTTPRoute backendRef to a TraefikService is unresolved.
+    crd_provider: bool = True
     ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -201,6 +203,7 @@ class InstanceConfig:
             "prometheus",
             "backends",
             "operator_namespace",
+            "crd_provider",
             "ports",
         }
         return cls(**{key: value for key, value in data.items() if key in known})

@@ -28,6 +28,7 @@ AUDIT_POLICY = {
             "resources": [
                 {"group": "traefik.io"},
                 {"group": "traefik.containo.us"},
+                {"group": "gateway.networking.k8s.io"},
                 {"group": "", "resources": ["services", "namespaces", "configmaps"]},
             ],
         },

@@ -127,6 +127,19 @@ def argv(cfg: InstanceConfig, binary: str) -> list[str]:
         "--metrics.prometheus.addRoutersLabels=true",
         # Apply configuration changes quickly so tests do not wait on Traefik.
         "--providers.providersThrottleDuration=100ms",
+        *(crd_flags(cfg, token) if cfg.crd_provider else []),
+        *(
+            flag
+            for flag in optional
+            if flag.split("=", 1)[0].lower() in known and (cfg.crd_provider or not flag.startswith(crd))
+        ),
+        *(gateway_flags(cfg, token) if gateway.enabled(cfg) else []),
+    ]
+
+
+def crd_flags(cfg: InstanceConfig, token: str) -> list[str]:
+    crd = "--providers.kubernetescrd"
+    return [
         f"{crd}=true",
         f"{crd}.endpoint={cfg.apiserver_url}",
         f"{crd}.token={token}",
@@ -135,8 +148,6 @@ def argv(cfg: InstanceConfig, binary: str) -> list[str]:
         f"{crd}.allowCrossNamespace=true",
         f"{crd}.allowEmptyServices=false",
         f"{crd}.throttleDuration=0s",
-        *(flag for flag in optional if flag.split("=", 1)[0].lower() in known),
-        *(gateway_flags(cfg, token) if gateway.enabled(cfg) else []),
     ]
 
 
@@ -191,6 +202,9 @@ def http_get(url: str, host: str | None = None, timeout: float = 5.0) -> tuple[i
 
 def is_ready(cfg: InstanceConfig) -> bool:
     try:
+        if not cfg.crd_provider:
+            # No IngressRoute is served: Traefik's own ping (the Gateway is waited for apart, gateway.wait_ready).
+            return http_get(cfg.traefik_api_url + "/ping", timeout=2)[0] == 200
         return http_get(cfg.traefik_url + "/", host=SENTINEL_HOST, timeout=2)[0] == 200
     except OSError:
         return False

@@ -304,6 +304,46 @@ def test_routes_and_ingressroutes_terms_of_one_route_are_read_by_name(lookup: An
     assert lookup.fake.lists == []
 
 
+def test_httproutes_term_lists_httproutes_rule_by_rule(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    http_route = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "shop-route", "namespace": NS, "resourceVersion": "1"},
+        "spec": {
+            "parentRefs": [{"name": "traefik-gateway"}],
+            "rules": [
+                {
+                    "backendRefs": [
+                        {"name": "api-service-stable", "port": 80, "weight": 3},
+                        {"name": "api-service-canary", "port": 80, "weight": 1},
+                    ]
+                },
+                {
+                    "backendRefs": [
+                        {"group": "traefik.io", "kind": "TraefikService", "name": "api-service-route-mirror"}
+                    ]
+                },
+            ],
+        },
+    }
+    monkeypatch.setitem(OBJECTS, "HTTPRoute", [http_route])
+    (listed,) = lookup.run(["httproutes"], variables={}, namespace=NS)
+    (route,) = listed["http_routes"]
+    assert listed["api_group"] == "traefik.io" and route["gateways"] == [f"{NS}/traefik-gateway"]
+    assert [rule["explanation"] for rule in route["rules"]] == [
+        "User responses come 75% from api-service-stable, 25% from api-service-canary; nothing is mirrored.",
+        "All user responses come from api-service-stable; 20% of requests are copied to api-service-canary and its "
+        "responses are discarded.",
+    ]
+    # By name: the same entry, read by name, and jmespath over it as over any term.
+    (one,) = lookup.run(["httproutes"], variables={}, namespace=NS, route_name="shop-route")
+    assert one == listed
+    (sentences,) = lookup.run(
+        ["httproutes"], variables={}, namespace=NS, query="http_routes[].rules[].traffic_split.type"
+    )
+    assert sentences == ["weighted", "mirror"]
+
+
 def test_routes_term_reports_an_abandoned_launch(lookup: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     mirror = copy.deepcopy(OBJECTS["TraefikService"][0])
     mirror["metadata"]["annotations"] = {

@@ -286,3 +286,61 @@ def test_the_namespace_listing_counts_httproute_rules_that_route_through_a_mirro
     # Where HTTPRoutes cannot be listed (no Gateway API, or a Role without them), the rest is answered.
     blind = read_traffic(FakeKube(mirrored_world(20), unreadable=("HTTPRoute",)), namespace=NS)
     assert blind["http_routes"] == [] and blind["mirrors"][0]["active"] is False
+
+
+def test_the_httproutes_listing_says_each_rule_in_a_sentence() -> None:
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_http_routes
+
+    plain = read_http_routes(FakeKube(plain_world()), namespace=NS)
+    (route,) = plain["http_routes"]
+    assert plain["api_group"] == "traefik.io" and route["gateways"] == ["gateways/traefik-gateway"]
+    assert [rule["explanation"] for rule in route["rules"]] == [
+        "All user responses come from web-stable; nothing is mirrored.",
+        "User responses come 50% from web-stable, 50% from web-canary; nothing is mirrored.",
+    ]
+    assert route["rules"][1]["traffic_split"]["type"] == "weighted" and route["attached_by_darklaunch"] is False
+
+    kube = FakeKube(mirrored_world(20))
+    mirrored = read_http_routes(kube, namespace=NS)
+    rule = mirrored["http_routes"][0]["rules"][1]
+    assert rule["explanation"] == (
+        "User responses come 50% from web-stable, 50% from web-canary; 20% of requests are copied to web-staging "
+        "and its responses are discarded."
+    )
+    assert rule["traffic_split"] == {"type": "mirror", "wraps_weighted": True, "layers": ["mirror", "weighted"]}
+    assert "20% of requests are copied to web-staging" in mirrored["http_routes"][0]["explanation"]
+    # One route by name: the same entry, from by-name reads only (the route and the TraefikServices it reaches).
+    kube = FakeKube(mirrored_world(20))
+    one = read_http_routes(kube, namespace=NS, route_name=ROUTE)
+    assert one == mirrored and not [read for read in kube.reads if read.startswith("list")]
+
+
+def test_the_httproutes_listing_fails_where_httproutes_cannot_be_read() -> None:
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_http_routes
+
+    with pytest.raises(DarklaunchError, match="forbidden"):
+        read_http_routes(FakeKube(plain_world(), unreadable=("HTTPRoute",)), namespace=NS)
+    with pytest.raises(DarklaunchError, match='HTTPRoute "nope" was not found in namespace "shop"'):
+        read_http_routes(FakeKube(plain_world()), namespace=NS, route_name="nope")
+    with pytest.raises(DarklaunchError, match='namespace "typo" does not exist'):
+        read_http_routes(FakeKube(plain_world()), namespace="typo")
+
+
+def test_a_mirrored_rules_mains_carry_their_pre_launch_patterns() -> None:
+    import json
+
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_labels import (
+        gateway_label_patterns,
+        pre_launch_patterns,
+    )
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import SAVED_ANNOTATION
+
+    saved = {"1": [{"name": "web-stable", "port": 8080, "weight": 50}, {"name": "web-canary", "port": 8080}]}
+    world = mirrored_world(20)
+    world[0]["metadata"]["annotations"] = {SAVED_ANNOTATION: json.dumps(saved)}
+    targets = anomaly_targets(read_distribution(FakeKube(world), namespace=NS, route_name=ROUTE))
+    patterns = {t["name"]: t.get("label_patterns") for t in targets}
+    assert patterns["web-canary"] == list(gateway_label_patterns("shop", ROUTE, 1, 1, "shop", "web-canary", 8080))
+    assert patterns["web-stable"] == list(gateway_label_patterns("shop", ROUTE, 1, 0, "shop", "web-stable", 8080))
+    assert patterns["web-staging"] is None  # the shadow has no history before the launch
+    assert pre_launch_patterns(NS, ROUTE, {"x": []}) == {}

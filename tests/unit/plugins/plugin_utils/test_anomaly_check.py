@@ -42,7 +42,7 @@ FAST_MEAN, SLOW_MEAN = 0.3525, 1.22  # midpoint means of those shapes
 class Traffic:
     """A service's requests per 1m window (oldest first, last = current), error shares and latency."""
 
-    requests: Sequence[float]
+    requests: Sequence[float | None]  # None: the series did not exist in that window
     error_share: float = 0.0
     latency_mean: float = FAST_MEAN
     shares: Sequence[float] = FAST_SHARES
@@ -64,7 +64,10 @@ class FakePrometheus:
         metric, services = self._parse(promql)
         assert metric.endswith("_bucket"), promql
         return [
-            {"metric": {"service": name, "le": bound}, "value": [time, str(self.traffic[name].requests[-1] * share)]}
+            {
+                "metric": {"service": name, "le": bound},
+                "value": [time, str((self.traffic[name].requests[-1] or 0) * share)],
+            }
             for name in services
             for bound, share in zip(BOUNDS, self.traffic[name].shares, strict=True)
         ]
@@ -77,26 +80,25 @@ class FakePrometheus:
             traffic = self.traffic[name]
             times = [end - step * (len(traffic.requests) - 1 - index) for index in range(len(traffic.requests))]
             for label_values, per_window in self._series(metric, traffic):
-                points = [[t, str(value)] for t, value in zip(times, per_window, strict=True)]
+                points = [[t, str(value)] for t, value in zip(times, per_window, strict=True) if value is not None]
                 result.append({"metric": {**label_values, "service": name}, "values": points})
         return result
 
     @staticmethod
-    def _series(metric: str, traffic: Traffic) -> list[tuple[dict[str, str], list[float]]]:
+    def _series(metric: str, traffic: Traffic) -> list[tuple[dict[str, str], list[float | None]]]:
         requests = list(traffic.requests)
+
+        def times(share: float) -> list[float | None]:
+            return [None if count is None else count * share for count in requests]
+
         if metric == "traefik_service_requests_total":
             ok_share = 1 - traffic.error_share - traffic.client_error_share
-            by_code = [
-                ({"code": "200"}, [count * ok_share for count in requests]),
-                ({"code": "500"}, [count * traffic.error_share for count in requests]),
-            ]
+            by_code = [({"code": "200"}, times(ok_share)), ({"code": "500"}, times(traffic.error_share))]
             if traffic.client_error_share:
-                by_code.append(
-                    ({"code": traffic.client_error_code}, [count * traffic.client_error_share for count in requests])
-                )
+                by_code.append(({"code": traffic.client_error_code}, times(traffic.client_error_share)))
             return by_code
         if metric.endswith("_sum"):
-            return [({}, [count * traffic.latency_mean for count in requests])]
+            return [({}, times(traffic.latency_mean))]
         return [({}, requests)]
 
     def _parse(self, promql: str) -> tuple[str, list[str]]:
@@ -504,3 +506,49 @@ def test_a_mirror_of_some_methods_counts_the_mains_requests_of_those_methods() -
     assert result["verdict"] == "ok" and result["methods"] == ["GET", "HEAD"]
     assert len(fake.calls) == 4 and all('method=~"GET|HEAD"' in query for _kind, query, _args in fake.calls)
     assert "methods" not in run(FakePrometheus({MAIN: steady(), SHADOW: steady()}), route())
+
+
+# --- an HTTPRoute's main: its history before attach under the Gateway provider's labels -------------------------
+
+GATEWAY_374 = "production-api-service-stable-http-80@kubernetesgateway"
+GATEWAY_3713 = (
+    "httproute-production-api-route-gw-infra-traefik-gateway-ep-web-1-4a99d300094a93cec00d-svc-production-"
+    "api-service-stable-0@kubernetesgateway"
+)
+
+
+@pytest.mark.parametrize(("gateway_label", "form"), [(GATEWAY_374, "3.2-3.7.5"), (GATEWAY_3713, "3.7.6 and later")])
+def test_an_httproute_main_keeps_its_history_from_before_attach(gateway_label: str, form: str) -> None:
+    from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_labels import gateway_label_patterns
+
+    patterns = gateway_label_patterns("production", "api-route", 1, 0, "production", "api-service-stable", 80)
+    targets = route()
+    targets[0]["label_patterns"] = list(patterns)
+    # The mirror was attached in the current window: before, the main counted under the Gateway label only.
+    fake = FakePrometheus(
+        {
+            MAIN: Traffic([None] * 6 + [600], error_share=0.3),
+            gateway_label: Traffic([600] * 6 + [0], error_share=0.01),
+            SHADOW: steady(error_share=0.01),
+            # Another backend of the cluster is never taken for the main's history.
+            "production-api-service-stable-9000@kubernetescrd": steady(),
+        }
+    )
+    report = run(fake, targets)
+    (used,) = report["history_from"]
+    assert (used["service"], used["history_labels"], used["windows"]) == (MAIN, [gateway_label], 6)
+    assert [f"Traefik {form} " in text for text in used["label_forms"]] == [True]
+    # Six windows of history at 1% errors: the main's 30% now is judged against them (without them: too little).
+    main = next(row for row in report["services"] if row["service"] == MAIN)
+    assert main["checks"]["history"] == "anomalous", main
+    assert report["builtin_queries"] == 4
+    without = run(FakePrometheus(dict(fake.traffic)), route())
+    main = next(row for row in without["services"] if row["service"] == MAIN)
+    assert main["checks"]["history"] == "insufficient_data" and "history_from" not in without
+
+
+def test_label_patterns_must_be_regular_expressions() -> None:
+    targets = route()
+    targets[0]["label_patterns"] = ["("]
+    with pytest.raises(DarklaunchError, match="label_patterns"):
+        run(FakePrometheus({MAIN: steady(), SHADOW: steady()}), targets)
