@@ -32,10 +32,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_con
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, prometheus_secrets, scrub
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _playbook_inputs as inputs
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
-    ControllerAction,
-    module_kwargs_of,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import ControllerAction
 
 display = Display()
 
@@ -47,10 +44,6 @@ def argument_spec() -> dict[str, Any]:
         "cluster_wide": {"type": "bool", "default": False},
         "say": {"type": "bool", "default": True},
     }
-
-
-def module_kwargs() -> dict[str, Any]:
-    return module_kwargs_of(argument_spec())
 
 
 class ActionModule(ControllerAction):

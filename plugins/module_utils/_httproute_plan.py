@@ -222,20 +222,20 @@ def _labels() -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 
 
-def split_object(params: HTTPRouteParams, refs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The weighted TraefikService with the rule's backendRefs and their weights (Gateway API default 1)."""
+def _traefik_service(params: HTTPRouteParams, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A TraefikService of the route's namespace that traefik_mirror owns (its label)."""
     return {
         "apiVersion": f"{params.api_group}/v1alpha1",
         "kind": "TraefikService",
-        "metadata": {"name": params.split_name, "namespace": params.namespace, "labels": _labels()},
-        "spec": {
-            "weighted": {
-                "services": [
-                    {"name": ref["name"], "port": ref["port"], "weight": int(ref.get("weight", 1))} for ref in refs
-                ]
-            }
-        },
+        "metadata": {"name": name, "namespace": params.namespace, "labels": _labels()},
+        "spec": spec,
     }
+
+
+def split_object(params: HTTPRouteParams, refs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The weighted TraefikService with the rule's backendRefs and their weights (Gateway API default 1)."""
+    services = [{"name": ref["name"], "port": ref["port"], "weight": int(ref.get("weight", 1))} for ref in refs]
+    return _traefik_service(params, params.split_name, {"weighted": {"services": services}})
 
 
 def _mirror_port(params: HTTPRouteParams, observed: HTTPRouteObserved) -> int | str:
@@ -259,17 +259,8 @@ def _mirror_port(params: HTTPRouteParams, observed: HTTPRouteObserved) -> int | 
 
 
 def mirror_object(params: HTTPRouteParams, main: Mapping[str, Any], mirror_port: int | str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{params.api_group}/v1alpha1",
-        "kind": "TraefikService",
-        "metadata": {"name": params.mirror_name, "namespace": params.namespace, "labels": _labels()},
-        "spec": {
-            "mirroring": {
-                **main,
-                "mirrors": [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}],
-            }
-        },
-    }
+    mirrors = [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}]
+    return _traefik_service(params, params.mirror_name, {"mirroring": {**main, "mirrors": mirrors}})
 
 
 def _version_test(obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -178,7 +178,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import route_spec, with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_deploy import (
     deploy,
     remove,
@@ -194,17 +194,14 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_man
     service_url,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    KubeClient,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 
 
 def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
-            "route_name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
+            **route_spec(),
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "name": {"type": "str", "default": ""},
             "port": {"type": "int", "default": 8099},

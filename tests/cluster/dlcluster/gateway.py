@@ -9,6 +9,7 @@ Endpoints and an EndpointSlice written here (no controller-manager runs to write
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -262,24 +263,12 @@ def create_httproute_world(
     weights: dict[str, int] | None = None,
 ) -> Any:
     """The seed world on an HTTPRoute (SeedWorld's fields; ``api_group`` is the Gateway API's)."""
-    from .world import ROLES, SeedWorld
+    from .world import seed_world
 
-    route = route or f"{app}-route"
-    host = host or f"{route}.{namespace}.test"
-    weights = weights or {"stable": 50, "canary": 50}
     address = host_address()
-    handles = {role: backends.add(f"{namespace}/{app}-{role}", name=f"{app}-{role}", also_on=address) for role in ROLES}
-    kube.ensure_namespace(namespace)
-    ports = {role: handle.port for role, handle in handles.items()}
-    kube.apply_all(httproute_manifests(namespace, app, route, host, ports, weights, address))
-    return SeedWorld(
-        namespace=namespace,
-        app=app,
-        route=route,
-        host=host,
-        api_group=GROUP,
-        backends=handles,
-        weights=dict(weights),
+    objects = functools.partial(httproute_manifests, namespace, app, address=address)
+    return seed_world(
+        kube, backends, namespace, app, route, host, weights, api_group=GROUP, objects=objects, also_on=address
     )
 
 
