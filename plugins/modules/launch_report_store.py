@@ -29,14 +29,8 @@ author:
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
   - darklaunch.traefik.attributes
+  - darklaunch.traefik.attributes.converges
   - darklaunch.traefik.attributes.actiongroup_traefik
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   route_name:
     description: Name of the IngressRoute of the launch.

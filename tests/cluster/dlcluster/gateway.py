@@ -206,7 +206,7 @@ def httproute_manifests(
     """Pure: the Services of ``ports`` and an HTTPRoute on the harness Gateway with two rules: ``/`` split
     by ``weights`` (with a header filter), and ``/static`` to ``<app>-stable`` alone. It carries the
     seed world's label and annotation, so tests can check that changes keep them."""
-    from .world import ANNOTATION, LABEL, REQUEST_HEADER
+    from .world import REQUEST_HEADER, route_metadata
 
     docs: list[dict[str, Any]] = []
     for role, port in ports.items():
@@ -215,12 +215,7 @@ def httproute_manifests(
         {
             "apiVersion": f"{GROUP}/v1",
             "kind": "HTTPRoute",
-            "metadata": {
-                "name": route,
-                "namespace": namespace,
-                "labels": {"app": app, LABEL[0]: LABEL[1]},
-                "annotations": {ANNOTATION[0]: ANNOTATION[1]},
-            },
+            "metadata": route_metadata(namespace, app, route),
             "spec": {
                 "parentRefs": [
                     {"group": GROUP, "kind": "Gateway", "name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}

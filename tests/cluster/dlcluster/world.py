@@ -91,6 +91,16 @@ class SeedWorld:
         }
 
 
+def route_metadata(namespace: str, app: str, route: str) -> dict[str, Any]:
+    """The seed route's metadata (an IngressRoute's or an HTTPRoute's): its label and owner annotation."""
+    return {
+        "name": route,
+        "namespace": namespace,
+        "labels": {"app": app, LABEL[0]: LABEL[1]},
+        "annotations": {ANNOTATION[0]: ANNOTATION[1]},
+    }
+
+
 def manifests(
     namespace: str,
     app: str,
@@ -145,12 +155,7 @@ def manifests(
         {
             "apiVersion": version,
             "kind": "IngressRoute",
-            "metadata": {
-                "name": route,
-                "namespace": namespace,
-                "labels": {"app": app, LABEL[0]: LABEL[1]},
-                "annotations": {ANNOTATION[0]: ANNOTATION[1]},
-            },
+            "metadata": route_metadata(namespace, app, route),
             "spec": {
                 "entryPoints": ["web"],
                 "routes": [
