@@ -162,31 +162,32 @@ class SyntheticTraefik:
             self._advance(max(0.0, now - self._last))
             self._last = now
             self.scrapes += 1
-            services = [self._internal, *self._services]
+            # Every (service, status code) series: its labels, as Traefik writes them.
+            series = [
+                (service, code_index, f'code="{code}",method="GET",protocol="http",service="{service.label}"')
+                for service in (self._internal, *self._services)
+                for code_index, code in enumerate(CODES)
+            ]
             lines = [
                 "# HELP traefik_service_requests_total How many HTTP requests processed on a service, "
                 "partitioned by status code, protocol, and method.",
                 "# TYPE traefik_service_requests_total counter",
             ]
-            for service in services:
-                for code_index, code in enumerate(CODES):
-                    labels = f'code="{code}",method="GET",protocol="http",service="{service.label}"'
-                    lines.append(f"traefik_service_requests_total{{{labels}}} {service.requests[code_index]:.0f}")
+            for service, code_index, labels in series:
+                lines.append(f"traefik_service_requests_total{{{labels}}} {service.requests[code_index]:.0f}")
             lines += [
                 "# HELP traefik_service_request_duration_seconds How long it took to process the request on a "
                 "service, partitioned by status code, protocol, and method.",
                 "# TYPE traefik_service_request_duration_seconds histogram",
             ]
-            for service in services:
-                for code_index, code in enumerate(CODES):
-                    labels = f'code="{code}",method="GET",protocol="http",service="{service.label}"'
-                    name = "traefik_service_request_duration_seconds"
-                    for bound, count in zip(BUCKETS, service.buckets[code_index], strict=True):
-                        lines.append(f'{name}_bucket{{{labels},le="{bound:g}"}} {count:.0f}')
-                    total = service.requests[code_index]
-                    lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {total:.0f}')
-                    lines.append(f"{name}_sum{{{labels}}} {service.sums[code_index]:.6f}")
-                    lines.append(f"{name}_count{{{labels}}} {total:.0f}")
+            name = "traefik_service_request_duration_seconds"
+            for service, code_index, labels in series:
+                for bound, count in zip(BUCKETS, service.buckets[code_index], strict=True):
+                    lines.append(f'{name}_bucket{{{labels},le="{bound:g}"}} {count:.0f}')
+                total = service.requests[code_index]
+                lines.append(f'{name}_bucket{{{labels},le="+Inf"}} {total:.0f}')
+                lines.append(f"{name}_sum{{{labels}}} {service.sums[code_index]:.6f}")
+                lines.append(f"{name}_count{{{labels}}} {total:.0f}")
         return ("\n".join(lines) + "\n").encode()
 
     # -- HTTP ---------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ instance at the end (``--keep`` leaves it). ``--ref`` measures a commit instead 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -38,7 +37,6 @@ import tempfile
 import threading
 import time
 import traceback
-import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -52,7 +50,7 @@ from _bench_cluster import CLUSTER_DIR, COLLECTIONS, REPO_ROOT, cluster_down, cl
 sys.path.insert(0, str(CLUSTER_DIR))
 from dlcluster.backends import BackendsClient
 from dlcluster.kube import Kube
-from dlcluster.traffic import send
+from dlcluster.traffic import ScheduledTraffic, send
 from dlcluster.world import SeedWorld, create_world, remove_world_backends
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -132,41 +130,19 @@ def log(message: str) -> None:
 # --- users' traffic -------------------------------------------------------------------------------
 
 
-class LiveTraffic:
-    """Users' requests through Traefik's web entrypoint with one Host header, at a rate that can change or
-    ramp while it runs, from a few keep-alive threads. The schedule is absolute (a slow moment is caught up),
-    so every window gets the planned number of requests even on a busy machine."""
+class LiveTraffic(ScheduledTraffic):
+    """Users' requests (see ScheduledTraffic) at a rate that can change or ramp while it runs."""
 
     WORKERS = 6
 
     def __init__(self, base_url: str, host: str, rate: float, limit: float = 1800.0) -> None:
-        url = urllib.parse.urlsplit(base_url)
-        assert url.hostname in ("127.0.0.1", "localhost"), "bench traffic stays on loopback"
-        self.address = (url.hostname, url.port or 80)
-        self.host = host
-        self.limit = limit
-        self.statuses: Counter[int] = Counter()
-        self.failures = 0
-        self._lock = threading.Lock()
+        super().__init__(base_url, host, limit)
         self._plan = (0.0, rate, 0.0, rate)  # the rate goes linearly from plan[1] at plan[0] to plan[3] at plan[2]
         self._next_due = 0.0
-        self._started = 0.0
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._work, daemon=True) for _worker in range(self.WORKERS)]
 
     def start(self) -> LiveTraffic:
-        self._started = time.monotonic()
-        for thread in self._threads:
-            thread.start()
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-    def _elapsed(self) -> float:
-        return time.monotonic() - self._started
 
     def _rate_at(self, t: float) -> float:
         t0, r0, t1, r1 = self._plan
@@ -191,48 +167,11 @@ class LiveTraffic:
         with self._lock:
             return self._rate_at(self._elapsed())
 
-    def errors(self) -> int:
-        """Responses a user would count as failed: connection failures and every non-2xx status."""
-        with self._lock:
-            return self.failures + sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
-
-    def sent(self) -> int:
-        with self._lock:
-            return sum(self.statuses.values()) + self.failures
-
     def _slot(self) -> float:
         with self._lock:
             due = self._next_due
             self._next_due += 1.0 / max(self._rate_at(due), 0.1)
             return due
-
-    def _work(self) -> None:
-        conn: http.client.HTTPConnection | None = None
-        while not self._stop.is_set():
-            due = self._slot()
-            if due > self.limit:
-                break
-            wait = due - self._elapsed()
-            if wait > 0 and self._stop.wait(wait):
-                break
-            if conn is None:
-                conn = http.client.HTTPConnection(*self.address, timeout=10)
-            try:
-                conn.request("GET", "/", headers={"Host": self.host})
-                response = conn.getresponse()
-                response.read()
-                status = response.status
-            except (OSError, http.client.HTTPException):
-                status = 0
-                conn.close()
-                conn = None
-            with self._lock:
-                if status:
-                    self.statuses[status] += 1
-                else:
-                    self.failures += 1
-        if conn is not None:
-            conn.close()
 
 
 # --- the code under test ----------------------------------------------------------------------------
@@ -419,7 +358,7 @@ def run_one(bench: Bench, scenario: Scenario, number: int) -> dict[str, Any]:
             shadow.set_knobs(error_rate=0, latency_ms=0, slow_rate=0, slow_ms=0, hang=False)  # releases held requests
         finally:
             remove_world_backends(bench.backends, world)
-    record["user_requests"] = traffic.sent()
+    record["user_requests"] = traffic.sent
     record["user_errors"] = traffic.errors()
     record["seconds"] = round(time.monotonic() - started, 1)
     return record

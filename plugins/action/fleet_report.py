@@ -12,25 +12,18 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
-    ControllerAction,
-    module_kwargs_of,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import route_spec
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._fleet_report_html import fleet_summary, render_fleet
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_files import slug, write_page
 
 
 def argument_spec() -> dict[str, Any]:
     return {
-        "route_name": {"type": "str", "required": True},
-        "namespace": {"type": "str", "default": "default"},
+        **route_spec(),
         "dest_dir": {"type": "path", "default": "."},
         "clusters": {"type": "list", "elements": "dict", "required": True},
     }
-
-
-def module_kwargs() -> dict[str, Any]:
-    return module_kwargs_of(argument_spec())
 
 
 class ActionModule(ControllerAction):

@@ -12,6 +12,7 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import route_spec
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
     HAS_KUBERNETES,
     build_configuration,
@@ -21,10 +22,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_con
     default_kubeconfig,
     kubeconfig_context,
 )
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
-    ControllerAction,
-    module_kwargs_of,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_data import report_data
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_files import slug, write_page
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_html import render
@@ -32,8 +30,7 @@ from ansible_collections.darklaunch.traefik.plugins.plugin_utils._report_html im
 
 def argument_spec() -> dict[str, Any]:
     return {
-        "route_name": {"type": "str", "required": True},
-        "namespace": {"type": "str", "default": "default"},
+        **route_spec(),
         "dest_dir": {"type": "path", "default": "."},
         "outcome": {"type": "str", "required": True},
         "summary": {"type": "str", "default": ""},
@@ -49,10 +46,6 @@ def argument_spec() -> dict[str, Any]:
         "launch_id": {"type": "str"},
         "gate": {"type": "dict", "default": {}},
     }
-
-
-def module_kwargs() -> dict[str, Any]:
-    return module_kwargs_of(argument_spec())
 
 
 class ActionModule(ControllerAction):

@@ -13,7 +13,7 @@ from typing import Any
 
 from ansible.utils.display import Display
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import route_spec, with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
     HAS_KUBERNETES,
@@ -23,10 +23,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth impor
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, scrub
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
-    ControllerAction,
-    module_kwargs_of,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._watchdog_control import (
     absolute_paths,
     arm_for_route,
@@ -45,8 +42,7 @@ def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
             "state": {"type": "str", "choices": ["armed", "disarmed"], "default": "armed"},
-            "route_name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
+            **route_spec(),
             "mirror_name": {"type": "str"},
             "wrr_name": {"type": "str"},
             "restore_ingress_to_wrr": {"type": "bool", "default": True},
@@ -56,10 +52,6 @@ def argument_spec() -> dict[str, Any]:
             "api_group": {"type": "str", "choices": list(TRAEFIK_GROUPS)},
         }
     )
-
-
-def module_kwargs() -> dict[str, Any]:
-    return module_kwargs_of(argument_spec())
 
 
 class ActionModule(ControllerAction):

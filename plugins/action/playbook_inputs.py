@@ -32,10 +32,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_con
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import auth_secrets, prometheus_secrets, scrub
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils import _playbook_inputs as inputs
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
-    ControllerAction,
-    module_kwargs_of,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import ControllerAction
 
 display = Display()
 
@@ -47,10 +44,6 @@ def argument_spec() -> dict[str, Any]:
         "cluster_wide": {"type": "bool", "default": False},
         "say": {"type": "bool", "default": True},
     }
-
-
-def module_kwargs() -> dict[str, Any]:
-    return module_kwargs_of(argument_spec())
 
 
 class ActionModule(ControllerAction):
@@ -72,6 +65,10 @@ class ActionModule(ControllerAction):
             launch_source = given
             if params["playbook"] in inputs.HOST_VARS_PLAYBOOKS:
                 launch_source = self._host_launch_vars(task_vars, params["playbook"])
+            # Survey text (metrics, ...) parsed once: the role gets it parsed, and so does the playbook (answers).
+            known = inputs.known_names(params["playbook"])
+            answers = inputs.text_answers({name: value for name, value in launch_source.items() if name in known})
+            launch_source = {**launch_source, **answers}
             prometheus_auth = json.loads(json.dumps(inputs.prometheus_extra_vars(launch_source)))
             secrets = auth_secrets(auth) | prometheus_secrets(prometheus_auth)
             target = self._target(auth, task_vars.get(inputs.NAMESPACE_VAR))
@@ -97,6 +94,7 @@ class ActionModule(ControllerAction):
             k8s_auth=auth,
             prometheus_auth=prometheus_auth,
             role_vars=role_vars,
+            answers=answers,
             namespace=target.namespace,
             namespace_source=target.namespace_source,
             namespace_given=target.namespace_source == inputs.NAMESPACE_VAR,

@@ -25,6 +25,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import
     auth_argument_spec,
     mirror_match_spec,
     mirror_target_spec,
+    route_spec,
     with_auth,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
@@ -48,10 +49,7 @@ from ansible_collections.darklaunch.traefik.plugins.modules.traefik_mirror impor
     argument_spec as mirror_argument_spec,
 )
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._anomaly_settings import parse_prometheus_duration
-from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import (
-    ControllerAction,
-    module_kwargs_of,
-)
+from ansible_collections.darklaunch.traefik.plugins.plugin_utils._controller_action import ControllerAction
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_engine import LaunchEngine
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_ports import JudgeUnavailable, LaunchPlan
 from ansible_collections.darklaunch.traefik.plugins.plugin_utils._launch_rules import (
@@ -77,8 +75,7 @@ _MIRROR_MATCH_OPTIONS = tuple(mirror_match_spec())
 def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
-            "route_name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
+            **route_spec(),
             **mirror_target_spec(),
             **mirror_match_spec(),
             "steps": {"type": "list", "elements": "int", "required": True},
@@ -105,10 +102,6 @@ def argument_spec() -> dict[str, Any]:
             **{name: {"type": mirror_argument_spec()[name]["type"]} for name in _MIRROR_WRITE_OPTIONS},
         }
     )
-
-
-def module_kwargs() -> dict[str, Any]:
-    return module_kwargs_of(argument_spec())
 
 
 class ActionModule(ControllerAction):

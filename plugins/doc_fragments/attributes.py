@@ -3,8 +3,8 @@
 """Attribute documentation for the collection's modules.
 
 Modules extend ``darklaunch.traefik.attributes`` (the descriptions) plus the variants that state their
-support: ``.info_module`` for read-only modules, ``.report_file`` for the report writers and
-``.actiongroup_traefik`` for ``module_defaults``.
+support: ``.info_module`` for read-only modules, ``.report_file`` for the report writers, ``.converges`` for
+modules that converge Kubernetes objects without a diff, and ``.actiongroup_traefik`` for ``module_defaults``.
 """
 
 from __future__ import annotations
@@ -57,6 +57,19 @@ attributes:
     support: none
     details:
       - Every run writes a new file, named after the time.
+"""
+
+    # For modules that converge Kubernetes objects to their options and report no diff (comparator,
+    # launch_report_store); use together with DOCUMENTATION.
+    CONVERGES = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
 """
 
     ACTIONGROUP_TRAEFIK = r"""

@@ -332,6 +332,7 @@ from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import auth_argument_spec
+from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import RouteDistribution
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import HAS_KUBERNETES, KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._redact import (
@@ -469,6 +470,16 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
             self._client = KubeClient.from_params(auth, given_kubeconfig=getattr(self, "_given_kubeconfig", None))
         return self._client
 
+    def _distribution(self, namespace: str | None, route_name: str, api_group: str | None) -> RouteDistribution:
+        """The named route's traffic split (the anomalies and series terms judge its backends)."""
+        return read_distribution(
+            self._kube(),
+            namespace=namespace or "",
+            route_name=route_name,
+            api_group=api_group,
+            route_kind=self.get_option("route_kind"),
+        )
+
     def _answer(self, term: str) -> Any:
         namespace = self.get_option("namespace")
         route_name = self.get_option("route_name")
@@ -515,13 +526,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
         route = None
         methods: tuple[str, ...] = ()
         if route_name:
-            distribution = read_distribution(
-                self._kube(),
-                namespace=namespace or "",
-                route_name=route_name,
-                api_group=api_group,
-                route_kind=self.get_option("route_kind"),
-            )
+            distribution = self._distribution(namespace, route_name, api_group)
             targets = anomaly_targets(distribution)
             # A mirror that copies only some methods: the main's requests of the same methods are compared.
             methods = distribution.mirrored_methods
@@ -571,13 +576,7 @@ class LookupModule(LookupBase):  # type: ignore[misc]  # ansible-core ships no t
                 )
             labels = {role: [str(label) for label in labels.get(role) or []] for role in ("shadow", "main")}
         else:
-            distribution = read_distribution(
-                self._kube(),
-                namespace=namespace or "",
-                route_name=route_name,
-                api_group=api_group,
-                route_kind=self.get_option("route_kind"),
-            )
+            distribution = self._distribution(namespace, route_name, api_group)
             labels = labels_by_role(anomaly_targets(distribution))
         end = self.get_option("end") or time.time()
         start = self.get_option("start") or end - DEFAULT_SERIES_SECONDS

@@ -59,6 +59,17 @@ def with_auth(spec: Mapping[str, Mapping[str, Any]]) -> ArgumentSpec:
     return merged
 
 
+_ROUTE_SPEC: Final[ArgumentSpec] = {
+    "route_name": {"type": "str", "required": True},
+    "namespace": {"type": "str", "default": "default"},
+}
+
+
+def route_spec() -> ArgumentSpec:
+    """The options that name the route a module or action acts on (a fresh copy)."""
+    return copy.deepcopy(_ROUTE_SPEC)
+
+
 _MIRROR_TARGET_SPEC: Final[ArgumentSpec] = {
     "main_service": {"type": "str"},
     "main_kind": {"type": "str", "choices": ["Service", "TraefikService"], "default": "Service"},

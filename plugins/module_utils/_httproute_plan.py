@@ -222,20 +222,20 @@ def _labels() -> dict[str, str]:
     return {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
 
 
-def split_object(params: HTTPRouteParams, refs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The weighted TraefikService with the rule's backendRefs and their weights (Gateway API default 1)."""
+def _traefik_service(params: HTTPRouteParams, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A TraefikService of the route's namespace that traefik_mirror owns (its label)."""
     return {
         "apiVersion": f"{params.api_group}/v1alpha1",
         "kind": "TraefikService",
-        "metadata": {"name": params.split_name, "namespace": params.namespace, "labels": _labels()},
-        "spec": {
-            "weighted": {
-                "services": [
-                    {"name": ref["name"], "port": ref["port"], "weight": int(ref.get("weight", 1))} for ref in refs
-                ]
-            }
-        },
+        "metadata": {"name": name, "namespace": params.namespace, "labels": _labels()},
+        "spec": spec,
     }
+
+
+def split_object(params: HTTPRouteParams, refs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The weighted TraefikService with the rule's backendRefs and their weights (Gateway API default 1)."""
+    services = [{"name": ref["name"], "port": ref["port"], "weight": int(ref.get("weight", 1))} for ref in refs]
+    return _traefik_service(params, params.split_name, {"weighted": {"services": services}})
 
 
 def _mirror_port(params: HTTPRouteParams, observed: HTTPRouteObserved) -> int | str:
@@ -259,17 +259,15 @@ def _mirror_port(params: HTTPRouteParams, observed: HTTPRouteObserved) -> int | 
 
 
 def mirror_object(params: HTTPRouteParams, main: Mapping[str, Any], mirror_port: int | str) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{params.api_group}/v1alpha1",
-        "kind": "TraefikService",
-        "metadata": {"name": params.mirror_name, "namespace": params.namespace, "labels": _labels()},
-        "spec": {
-            "mirroring": {
-                **main,
-                "mirrors": [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}],
-            }
-        },
-    }
+    mirrors = [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}]
+    return _traefik_service(params, params.mirror_name, {"mirroring": {**main, "mirrors": mirrors}})
+
+
+def _route_patch(params: HTTPRouteParams, route: Mapping[str, Any], ops: list[dict[str, Any]], what: str) -> Write:
+    """The JSON Patch of the HTTPRoute ``route`` (as read), summarised as ``what`` it does."""
+    return Write(
+        "patch", KIND_HTTP_ROUTE, params.route_name, ops, f"patch HTTPRoute {params.route_name}: {what}", _rv(route)
+    )
 
 
 def _version_test(obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -351,17 +349,11 @@ def plan_present(params: HTTPRouteParams, observed: HTTPRouteObserved) -> HTTPRo
         else:
             ops.append({"op": "add", "path": "/metadata/annotations", "value": {SAVED_ANNOTATION: value}})
         targets = ", ".join(f"{ref['name']}:{ref['port']}" for ref in original)
-        plan.writes.append(
-            Write(
-                "patch",
-                KIND_HTTP_ROUTE,
-                params.route_name,
-                ops,
-                f"patch HTTPRoute {params.route_name}: rule {index} now targets TraefikService {params.mirror_name} "
-                f"(was {targets}); the previous backendRefs are saved in annotation {SAVED_ANNOTATION}",
-                _rv(route),
-            )
+        what = (
+            f"rule {index} now targets TraefikService {params.mirror_name} (was {targets}); the previous "
+            f"backendRefs are saved in annotation {SAVED_ANNOTATION}"
         )
+        plan.writes.append(_route_patch(params, route, ops, what))
         after["spec"]["rules"][index]["backendRefs"] = new_refs
         after["metadata"].setdefault("annotations", {})[SAVED_ANNOTATION] = value
     plan.route_after = after
@@ -406,17 +398,10 @@ def plan_absent(params: HTTPRouteParams, observed: HTTPRouteObserved) -> HTTPRou
             # Attach added the whole map: remove it whole, so the restored object is exactly the original.
             ops.append({"op": "remove", "path": "/metadata/annotations"})
             del after["metadata"]["annotations"]
-        plan.writes.append(
-            Write(
-                "patch",
-                KIND_HTTP_ROUTE,
-                params.route_name,
-                ops,
-                f"patch HTTPRoute {params.route_name}: rule(s) {', '.join(map(str, on_mirror)) or 'none'} back on "
-                "their original backendRefs; annotation removed",
-                _rv(route),
-            )
+        what = (
+            f"rule(s) {', '.join(map(str, on_mirror)) or 'none'} back on their original backendRefs; annotation removed"
         )
+        plan.writes.append(_route_patch(params, route, ops, what))
     for obj in (observed.mirror, observed.split):
         if obj is None:
             continue

@@ -17,13 +17,16 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution i
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._distribution_records import percent_value
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import LaunchRecord
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import (
     ROUTES_ANNOTATION,
     RequestMatch,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import (
     STATE_PRESENT,
+    Action,
     MirrorParams,
+    MirrorPlan,
     Observed,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
@@ -307,3 +310,34 @@ def resolved_options(ctx: PlanContext, main_port: PortValue | None, mirror_port:
             "ended": ctx.ended_weighted_split,
         },
     }
+
+
+def observed_copy(obj: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A plan's own copy of an object as read (the plan may change it; the read stays as it was)."""
+    return copy.deepcopy(dict(obj)) if obj else None
+
+
+def finish_plan(
+    ctx: PlanContext,
+    actions: list[Action],
+    status: str,
+    *,
+    mirror_after: dict[str, Any] | None,
+    ingress_route_after: dict[str, Any] | None,
+    ports: tuple[PortValue | None, PortValue | None] = (None, None),
+    launch: LaunchRecord | None = None,
+) -> MirrorPlan:
+    """The plan reported for what was decided: both objects before (as read) and after, the traffic split after,
+    and the options as resolved (``ports``: the main and mirror ports chosen)."""
+    return MirrorPlan(
+        actions=actions,
+        warnings=ctx.warnings,
+        status=status,
+        mirror_before=observed_copy(ctx.observed.mirror),
+        mirror_after=mirror_after,
+        ingress_route_before=observed_copy(ctx.observed.ingress_route),
+        ingress_route_after=ingress_route_after,
+        distribution=distribution_after(ctx, ingress_route_after, mirror_after),
+        launch=launch,
+        resolved=resolved_options(ctx, *ports),
+    )

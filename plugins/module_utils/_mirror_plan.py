@@ -15,7 +15,6 @@ its own: ``_mirror_params`` (options, inputs, outputs), ``_mirror_context`` (wha
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -31,9 +30,9 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_context
     build_context,
     choose_main_port,
     choose_mirror_port,
-    distribution_after,
+    finish_plan,
+    observed_copy,
     referencing_routes,
-    resolved_options,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_object import (
     plan_mirror_object,
@@ -139,25 +138,21 @@ def _plan_present(ctx: PlanContext) -> MirrorPlan:
     mirror_port = choose_mirror_port(ctx)
     actions: list[Action] = []
     mirror_after, launch = plan_mirror_object(ctx, main_port, mirror_port, actions)
-    ingress_route_before = copy.deepcopy(dict(ctx.observed.ingress_route)) if ctx.observed.ingress_route else None
-    ingress_route_after = ingress_route_before
+    ingress_route_after = observed_copy(ctx.observed.ingress_route)
     if ctx.params.attach_to_ingress:
         ingress_route_after = plan_attach(ctx, actions)
     referencing = referencing_routes(ctx, ingress_route_after, mirror_after)
     _check_backends(ctx, will_be_active=bool(referencing))
     status = STATUS_ACTIVE if referencing else STATUS_INACTIVE
     _present_warnings(ctx, status, mirror_after)
-    return MirrorPlan(
-        actions=actions,
-        warnings=ctx.warnings,
-        status=status,
-        mirror_before=copy.deepcopy(dict(ctx.observed.mirror)) if ctx.observed.mirror else None,
+    return finish_plan(
+        ctx,
+        actions,
+        status,
         mirror_after=mirror_after,
-        ingress_route_before=ingress_route_before,
         ingress_route_after=ingress_route_after,
-        distribution=distribution_after(ctx, ingress_route_after, mirror_after),
+        ports=(main_port, mirror_port),
         launch=launch,
-        resolved=resolved_options(ctx, main_port, mirror_port),
     )
 
 

@@ -17,10 +17,10 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch imp
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_context import (
     PlanContext,
     assert_preserved,
-    distribution_after,
+    finish_plan,
+    observed_copy,
     raw_route_services,
     referencing_routes,
-    resolved_options,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_match import (
     ROUTES_ANNOTATION,
@@ -199,8 +199,7 @@ def plan_absent(ctx: PlanContext) -> MirrorPlan:
                 field="restore_ingress_to_wrr",
             )
     actions: list[Action] = []
-    ingress_route_before = copy.deepcopy(dict(ctx.observed.ingress_route)) if ctx.observed.ingress_route else None
-    ingress_route_after = ingress_route_before
+    ingress_route_after = observed_copy(ctx.observed.ingress_route)
     if params.restore_ingress_to_wrr:
         ingress_route_after = _plan_restore(ctx, actions)
     elif on_mirror:
@@ -220,14 +219,4 @@ def plan_absent(ctx: PlanContext) -> MirrorPlan:
                 ctx.mirror.resource_version if ctx.mirror else None,
             )
         )
-    return MirrorPlan(
-        actions=actions,
-        warnings=ctx.warnings,
-        status=STATUS_ABSENT,
-        mirror_before=copy.deepcopy(dict(ctx.observed.mirror)) if ctx.observed.mirror else None,
-        mirror_after=None,
-        ingress_route_before=ingress_route_before,
-        ingress_route_after=ingress_route_after,
-        distribution=distribution_after(ctx, ingress_route_after, None),
-        resolved=resolved_options(ctx, None, None),
-    )
+    return finish_plan(ctx, actions, STATUS_ABSENT, mirror_after=None, ingress_route_after=ingress_route_after)

@@ -45,6 +45,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     parse_traefik_service,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._propagation import propagation_waits
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_reads import RouteReads, require_namespace
 
 MAX_ATTEMPTS = 3
 
@@ -111,11 +112,12 @@ def _observe(client: KubeWriter, params: MirrorParams) -> tuple[Observed, _Named
     else:
         routes = []
         ingress_route = client.get("IngressRoute", ns, params.route_name)
-    if mirror is None and ingress_route is None and not client.namespace_exists(ns):
-        raise DarklaunchError(f'namespace "{ns}" does not exist: check namespace.', field="namespace")
-    traefik_services = client.list(KIND_TRAEFIK_SERVICE, ns) if lists_references else []
-    reads = _NamedReads(client, ns, traefik_services)
-    reads.remember(KIND_TRAEFIK_SERVICE, params.mirror_name, mirror)
+    if mirror is None and ingress_route is None:
+        require_namespace(client, ns)
+    reads = _NamedReads(client, ns)
+    if lists_references:
+        reads.walk.add_listing(ns, client.list(KIND_TRAEFIK_SERVICE, ns))
+    reads.walk.remember(KIND_TRAEFIK_SERVICE, ns, params.mirror_name, mirror)
     # The WRR counts only where the route may go through it: attaching repoints what targets it (the sign-off
     # reads its split) and removing may restore the route to it. A route already on the mirror does not reach
     # it, so an idempotent rerun does not read it (if the planned route reaches it, _plan reads it then).
@@ -200,46 +202,25 @@ def _targets(ingress_route: Mapping[str, Any], namespace: str, traefik_service: 
 
 
 class _NamedReads:
-    """By-name reads of one namespace's Services and TraefikServices, each name read at most once (a miss is
-    remembered too). Whatever was read is handed to the planner, which resolves the traffic split from it."""
+    """What the planner is handed: the route's namespace's objects read by name through the one route walk
+    (_route_reads), which also reads what a planned IngressRoute reaches so the reported traffic split is
+    complete."""
 
-    def __init__(
-        self,
-        client: KubeWriter,
-        namespace: str,
-        traefik_services: list[dict[str, Any]],
-    ) -> None:
-        self._client = client
+    def __init__(self, client: KubeWriter, namespace: str) -> None:
         self._namespace = namespace
         self._objects: dict[str, Any] = {}
-        self.count = 0  # requests made
-        # A listed namespace already holds every TraefikService: a name that is not there does not exist.
-        self._listed = bool(traefik_services)
-        self._known: dict[tuple[str, str], dict[str, Any] | None] = {
-            (KIND_TRAEFIK_SERVICE, _name(item)): item for item in traefik_services
-        }
-
-    def remember(self, kind: str, name: str, obj: dict[str, Any] | None) -> None:
-        self._known[(kind, name)] = obj
+        self.walk = RouteReads(client, namespaces=(namespace,))
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:
-        key = (kind, name)
-        if key not in self._known:
-            if kind == KIND_TRAEFIK_SERVICE and self._listed:
-                self._known[key] = None
-            else:
-                self.count += 1
-                self._known[key] = self._client.get(kind, self._namespace, name)
-        return self._known[key]
+        return self.walk.read(kind, self._namespace, name)
 
     def observed(self, **objects: Any) -> Observed:
         """Observed from ``objects`` (the named ones; the last ones given when empty) and everything read."""
         self._objects = objects or self._objects
-        found = [(kind, obj) for (kind, _name_), obj in self._known.items() if obj is not None]
         return Observed(
             **self._objects,
-            traefik_services=[obj for kind, obj in found if kind == KIND_TRAEFIK_SERVICE],
-            services=[obj for kind, obj in found if kind == KIND_SERVICE],
+            traefik_services=self.walk.known(KIND_TRAEFIK_SERVICE),
+            services=self.walk.known(KIND_SERVICE),
         )
 
     def read_reachable(self, plan: MirrorPlan) -> bool:
@@ -249,21 +230,12 @@ class _NamedReads:
         if route is None:
             return False
         # The planned mirror, not the one read: the route reaches what the mirror will mirror.
-        planned = {_name(plan.mirror_after): plan.mirror_after} if plan.mirror_after else {}
-        pending = [ref for r in parse_ingress_route(route).routes for ref in r.services]
-        seen: set[tuple[str, str]] = set()
-        count_before = self.count
-        while pending:
-            ref = pending.pop()
-            if ref.namespace != self._namespace or (ref.kind, ref.name) in seen:
-                continue
-            seen.add((ref.kind, ref.name))
-            obj = planned.get(ref.name) if ref.kind == KIND_TRAEFIK_SERVICE else None
-            if obj is None:
-                obj = self.get(ref.kind, ref.name)
-            if obj is not None and ref.kind == KIND_TRAEFIK_SERVICE:
-                pending.extend(parse_traefik_service(obj).children())
-        return self.count > count_before
+        mirror = parse_traefik_service(plan.mirror_after) if plan.mirror_after else None
+        planned = {mirror.key: mirror} if mirror else {}
+        requests_before = self.walk.requests
+        refs = [ref for r in parse_ingress_route(route).routes for ref in r.services]
+        self.walk.services(self._namespace, refs, self.walk.reachable(refs, planned=planned))
+        return self.walk.requests > requests_before
 
 
 # The planner words an ended weighted split as done; a dry run (check mode) changed nothing, so it says what

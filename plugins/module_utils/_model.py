@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar, Union
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
@@ -173,13 +173,7 @@ class ServiceRef:
         return 1 if self.weight is None else max(self.weight, 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "namespace": self.namespace,
-            "port": self.port,
-            "weight": self.weight,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -200,13 +194,7 @@ class MirrorRef:
         return ServiceRef(name=self.name, kind=self.kind, namespace=self.namespace, port=self.port)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "namespace": self.namespace,
-            "port": self.port,
-            "percent": self.percent,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)

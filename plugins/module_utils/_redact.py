@@ -152,12 +152,7 @@ def auth_secrets(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
     back to): the credentials of a kubeconfig dict, ``api_key``, ``password`` and passwords inside URLs."""
     environ = os.environ if environ is None else environ
     found = kubeconfig_secrets(params.get("kubeconfig"))
-    for option in _SECRET_AUTH_OPTIONS:
-        _add_strings(params.get(option), found)
-    for option in _URL_AUTH_OPTIONS:
-        password = url_password(params.get(option))
-        if password:
-            found.add(password)
+    found |= _option_secrets(params, _SECRET_AUTH_OPTIONS, _URL_AUTH_OPTIONS)
     for option in _PATH_AUTH_OPTIONS:
         # A PEM key pasted where its path belongs (client_key is not no_log: it is normally a path).
         value = params.get(option)
@@ -170,6 +165,18 @@ def auth_secrets(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
         given = proxy_headers.get(key) if isinstance(proxy_headers, Mapping) else None
         for credentials in (given, environ.get(variable)):
             found.update(_basic_auth_forms(credentials))
+    return found
+
+
+def _option_secrets(options: Mapping[str, Any], whole: Iterable[str], urls: Iterable[str]) -> set[str]:
+    """The options ``whole`` (secrets as a whole) and the passwords inside the URLs of the options ``urls``."""
+    found: set[str] = set()
+    for option in whole:
+        _add_strings(options.get(option), found)
+    for option in urls:
+        password = url_password(options.get(option))
+        if password:
+            found.add(password)
     return found
 
 
@@ -193,13 +200,7 @@ _SECRET_HEADER_NAME: Final = re.compile(r"authorization|token|secret|password|ke
 def prometheus_secrets(options: Mapping[str, Any]) -> set[str]:
     """Every secret among the Prometheus options: token, password, passwords inside URLs and the values of
     credential-like headers in ``prometheus_headers`` (``Authorization``, ``X-Api-Key``, ...)."""
-    found: set[str] = set()
-    for option in _SECRET_PROMETHEUS_OPTIONS:
-        _add_strings(options.get(option), found)
-    for option in _URL_PROMETHEUS_OPTIONS:
-        password = url_password(options.get(option))
-        if password:
-            found.add(password)
+    found = _option_secrets(options, _SECRET_PROMETHEUS_OPTIONS, _URL_PROMETHEUS_OPTIONS)
     headers = options.get("prometheus_headers")
     if isinstance(headers, Mapping):
         for name, value in headers.items():

@@ -12,7 +12,7 @@ does not grow with the namespace.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -48,7 +48,6 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record 
     read_launch_record,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
-    KIND_SERVICE,
     KIND_TRAEFIK_SERVICE,
     SPEC_MIRRORING,
     SPEC_WEIGHTED,
@@ -60,9 +59,9 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
     check_name,
     index_by_key,
     parse_ingress_route,
-    parse_kube_service,
     parse_traefik_service,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_reads import RouteReads, require_namespace
 from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 
 
@@ -115,9 +114,8 @@ def read_traffic(
     ingress_routes = [parse_ingress_route(raw) for raw in client.list("IngressRoute", namespace)]
     http_routes = _list_http_routes(client, namespace)
     routes = ingress_routes + http_routes
-    if namespace is not None and not traefik_services and not routes and not client.namespace_exists(namespace):
-        # An empty answer would read as "no mirror here" when the namespace is a typo.
-        raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+    if namespace is not None and not traefik_services and not routes:
+        require_namespace(client, namespace)
     result = _listing(group, namespace, traefik_services, routes, now or datetime.now(timezone.utc), client.connection)
     result.setdefault("http_routes", [])
     return result
@@ -135,15 +133,14 @@ def read_http_routes(
     if route_name is not None and namespace is not None:
         raw = client.get(KIND_HTTP_ROUTE, namespace, route_name)
         if raw is None:
-            if not client.namespace_exists(namespace):
-                raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+            require_namespace(client, namespace)
             raise _missing_route(route_name, namespace, KIND_HTTP_ROUTE)
         routes = [parse_http_route(raw)]
-        reached = _RouteReads(client).reachable(ref for rule in routes[0].routes for ref in rule.services)
+        reached = RouteReads(client).reachable(ref for rule in routes[0].routes for ref in rule.services)
     else:
         routes = [parse_http_route(raw) for raw in client.list(KIND_HTTP_ROUTE, namespace)]
-        if namespace is not None and not routes and not client.namespace_exists(namespace):
-            raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+        if namespace is not None and not routes:
+            require_namespace(client, namespace)
         # The mirrors and splits the rules route through (those of other namespaces, as in read_traffic, not).
         listed = client.list(KIND_TRAEFIK_SERVICE, namespace) if routes else []
         reached = index_by_key(parse_traefik_service(item) for item in listed)
@@ -236,7 +233,7 @@ def _read_one_route(
     IngressRoute only: finding every other route through a service is what listing is for. An HTTPRoute is
     reported in ``http_routes`` (``ingress_routes`` is then empty).
     """
-    reads = _RouteReads(client)
+    reads = RouteReads(client)
     ingress_route = _read_route(client, namespace, route_name, api_group, route_kind)
     group = client.traefik_group(api_group)
     route_refs = [ref for route in ingress_route.routes for ref in route.services]
@@ -251,11 +248,21 @@ def _read_one_route(
     own = [listed[key] for key in sorted(listed) if key[0] == namespace]
     result = _listing(group, namespace, own, [ingress_route], now, client.connection)
     if with_distribution:
-        services = reads.services(
-            namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())]
-        )
+        services = _services(reads, namespace, route_refs, reached)
         result["distribution"] = _resolve(ingress_route, reached, services).to_dict()
     return result
+
+
+def _services(
+    reads: RouteReads, namespace: str, route_refs: list[ServiceRef], reached: dict[ObjectKey, TraefikServiceObj]
+) -> dict[ObjectKey, KubeServiceObj] | None:
+    """The route namespace's Services the route reaches; None when they may not be read."""
+    try:
+        return reads.services(namespace, route_refs, reached)
+    except DarklaunchError:
+        # Reading Services is a bonus (it finds broken backends); users without that right still get the
+        # TraefikService-level answer.
+        return None
 
 
 def _resolve(
@@ -321,10 +328,10 @@ def read_distribution(
     it reaches (in any namespace) and the Services they reference in the route's namespace."""
     validate_scope(namespace, route_name)
     ingress_route = _read_route(client, namespace, route_name, api_group, route_kind)
-    reads = _RouteReads(client)
+    reads = RouteReads(client)
     route_refs = [ref for route in ingress_route.routes for ref in route.services]
     reached = reads.reachable(route_refs)
-    services = reads.services(namespace, [*route_refs, *(child for ts in reached.values() for child in ts.children())])
+    services = _services(reads, namespace, route_refs, reached)
     return _resolve(ingress_route, reached, services)
 
 
@@ -337,87 +344,9 @@ def _read_route(
         client.traefik_group(api_group)
     kind, raw = find_route(client, namespace, route_name, route_kind)
     if raw is None:
-        if not client.namespace_exists(namespace):
-            # "route not found" would send the user looking for a route when the namespace is a typo.
-            raise DarklaunchError(f'namespace "{namespace}" does not exist: check namespace.', field="namespace")
+        require_namespace(client, namespace)
         raise _missing_route(route_name, namespace, kind)
     return parse_http_route(raw) if kind == KIND_HTTP_ROUTE else parse_ingress_route(raw)
-
-
-class _RouteReads:
-    """By-name reads of the TraefikServices and Services one route reaches, each name read at most once.
-
-    Credentials that may list TraefikServices but not get them (the shipped viewer ClusterRole) get them
-    from one listing of that namespace instead: the same answer, at the cost of a listing.
-    """
-
-    def __init__(self, client: KubeReader) -> None:
-        self._client = client
-        self._traefik: dict[ObjectKey, TraefikServiceObj | None] = {}
-        self._listed: dict[str, dict[ObjectKey, TraefikServiceObj]] = {}
-
-    def reachable(self, refs: Iterable[ServiceRef]) -> dict[ObjectKey, TraefikServiceObj]:
-        """Every existing TraefikService ``refs`` reach, directly or through each other (loops cut)."""
-        found: dict[ObjectKey, TraefikServiceObj] = {}
-        seen: set[ObjectKey] = set()
-        pending = list(refs)
-        while pending:
-            ref = pending.pop()
-            if ref.kind != KIND_TRAEFIK_SERVICE or ref.is_cross_provider or ref.key in seen:
-                continue
-            seen.add(ref.key)
-            service = self._traefik_service(ref)
-            if service is not None:
-                found[ref.key] = service
-                pending.extend(service.children())
-        return found
-
-    def _traefik_service(self, ref: ServiceRef) -> TraefikServiceObj | None:
-        if ref.key not in self._traefik:
-            self._traefik[ref.key] = self._read_traefik_service(ref) if _readable(ref) else None
-        return self._traefik[ref.key]
-
-    def _read_traefik_service(self, ref: ServiceRef) -> TraefikServiceObj | None:
-        if ref.namespace not in self._listed:
-            try:
-                raw = self._client.get(KIND_TRAEFIK_SERVICE, ref.namespace, ref.name)
-            except DarklaunchError as error:
-                if error.details.get("api_status") != 403:
-                    raise
-                self._listed[ref.namespace] = index_by_key(
-                    parse_traefik_service(item) for item in self._client.list(KIND_TRAEFIK_SERVICE, ref.namespace)
-                )
-            else:
-                return parse_traefik_service(raw) if raw is not None else None
-        return self._listed[ref.namespace].get(ref.key)
-
-    def services(self, namespace: str, refs: Iterable[ServiceRef]) -> dict[ObjectKey, KubeServiceObj] | None:
-        """The v1 Services of ``namespace`` that ``refs`` name, for existence and port checks (a missing one is
-        left out); None when they may not be read. Services of other namespaces are not checked."""
-        found: dict[ObjectKey, KubeServiceObj] = {}
-        wanted = {ref.key: ref for ref in refs if ref.kind == KIND_SERVICE and ref.namespace == namespace}
-        for key, ref in sorted(wanted.items()):
-            if ref.is_cross_provider or not _readable(ref):
-                continue
-            try:
-                raw = self._client.get(KIND_SERVICE, namespace, ref.name)
-            except DarklaunchError:
-                # Reading Services is a bonus (it finds broken backends); users without that right still get
-                # the TraefikService-level answer.
-                return None
-            if raw is not None:
-                found[key] = parse_kube_service(raw)
-        return found
-
-
-def _readable(ref: ServiceRef) -> bool:
-    """Whether a reference names an object the API could hold; any other name simply does not exist."""
-    try:
-        check_name(ref.namespace, "namespace", "label")
-        check_name(ref.name, "name", "subdomain")
-    except DarklaunchError:
-        return False
-    return True
 
 
 def anomaly_targets(distribution: RouteDistribution) -> list[dict[str, Any]]:

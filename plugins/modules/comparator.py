@@ -27,14 +27,8 @@ author:
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
   - darklaunch.traefik.attributes
+  - darklaunch.traefik.attributes.converges
   - darklaunch.traefik.attributes.actiongroup_traefik
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   route_name:
     description: Name of the IngressRoute whose copies the comparator judges.
@@ -178,7 +172,7 @@ from typing import Any
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import route_spec, with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_deploy import (
     deploy,
     remove,
@@ -194,17 +188,14 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_man
     service_url,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    KubeClient,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 
 
 def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
-            "route_name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
+            **route_spec(),
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "name": {"type": "str", "default": ""},
             "port": {"type": "int", "default": 8099},

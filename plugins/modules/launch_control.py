@@ -214,11 +214,9 @@ diff:
 
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import route_spec, with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    KubeClient,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_control_runner import run_control
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
@@ -227,8 +225,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import T
 def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
-            "route_name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
+            **route_spec(),
             "mirror_name": {"type": "str"},
             "command": {"type": "str", "choices": ["pause", "resume", "abort"], "required": True},
             "by": {"type": "str"},

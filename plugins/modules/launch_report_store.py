@@ -29,14 +29,8 @@ author:
 extends_documentation_fragment:
   - darklaunch.traefik.k8s_auth
   - darklaunch.traefik.attributes
+  - darklaunch.traefik.attributes.converges
   - darklaunch.traefik.attributes.actiongroup_traefik
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
 options:
   route_name:
     description: Name of the IngressRoute of the launch.
@@ -135,11 +129,9 @@ pruned:
 
 from typing import Any
 
-from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
+from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import route_spec, with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    KubeClient,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._report_store import (
     report_body,
@@ -151,8 +143,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._report_store i
 def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
-            "route_name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
+            **route_spec(),
             "launch_id": {"type": "str", "required": True},
             "report_path": {"type": "path", "required": True},
             "summary": {"type": "dict", "default": {}},

@@ -97,6 +97,15 @@ k8s_auth_secret:
       hidden), so that a task passing it to a lookup can set C(no_log).
   returned: success
   type: bool
+answers:
+  description:
+    - The extra vars a survey's text box gives as text, parsed (C(metrics), C(compare_resources) and
+      C(compare_labels) as YAML or JSON; C(compare_ignore_json_pointers) and C(compare_ignore_headers) as a list,
+      comma-separated or YAML); only those given as text, so a playbook uses C(answers.metrics | default(metrics)).
+      Text that is not valid YAML or JSON fails the task, naming the extra var.
+  returned: success
+  type: dict
+  sample: {metrics: [{name: p99, query: "...", max: 0.5}]}
 namespace:
   description: The namespace the run acts on; empty for every namespace (O(cluster_wide)).
   returned: success

@@ -635,6 +635,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import (
     mirror_match_spec,
     mirror_target_spec,
+    route_spec,
     with_auth,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
@@ -642,9 +643,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_runn
     route_kind,
     run_httproute_mirror,
 )
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    KubeClient,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import DEFAULT_PROPAGATION_SECONDS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
@@ -654,8 +653,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._model import T
 def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
-            "route_name": {"type": "str", "required": True},
-            "namespace": {"type": "str", "default": "default"},
+            **route_spec(),
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "mirror_percent": {"type": "int"},
             **mirror_target_spec(),

@@ -356,9 +356,7 @@ from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import with_auth
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
-from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import (
-    KubeClient,
-)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kube_module import kube_module
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import TRAEFIK_GROUPS
 from ansible_collections.darklaunch.traefik.plugins.module_utils._traffic_view import read_traffic, validate_scope

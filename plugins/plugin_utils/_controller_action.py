@@ -24,7 +24,7 @@ class ControllerAction(ActionBase):  # type: ignore[misc]  # ansible-core ships 
         _validation, params = self.validate_argument_spec(argument_spec=self.spec())
         return result, params
 
-
-def module_kwargs_of(argument_spec: dict[str, Any]) -> dict[str, Any]:
-    """What an AnsibleModule of such an action would be given (tests compare it with the documentation)."""
-    return {"argument_spec": argument_spec, "supports_check_mode": True}
+    @classmethod
+    def module_kwargs(cls) -> dict[str, Any]:
+        """What an AnsibleModule of such an action would be given (tests compare it with the documentation)."""
+        return {"argument_spec": cls.spec(), "supports_check_mode": True}

@@ -251,19 +251,9 @@ def launch_role_vars(
             values[ROLE_PREFIX + name] = given[name]
     if ROLE_PREFIX + "steps" not in values and _given(given.get("mirror_percent")):
         values[ROLE_PREFIX + "steps"] = given["mirror_percent"]
-    for name, example in _TEXT_AS_YAML.items():
-        text = values.get(ROLE_PREFIX + name)
-        if isinstance(text, str):
-            values[ROLE_PREFIX + name] = _yaml_answer(name, text, example)
-    for name in _TEXT_AS_LIST:
-        text = values.get(ROLE_PREFIX + name)
-        if isinstance(text, str):
-            listed = text.strip().startswith("[")
-            values[ROLE_PREFIX + name] = (
-                _yaml_answer(name, text, "[a, b]")
-                if listed
-                else [item.strip() for item in text.split(",") if item.strip()]
-            )
+    for name, value in text_answers(given).items():
+        if ROLE_PREFIX + name in values:
+            values[ROLE_PREFIX + name] = value
     return values
 
 
@@ -274,6 +264,27 @@ _TEXT_AS_YAML: Final = {
     "compare_labels": '{"team": "shop"}',
 }
 _TEXT_AS_LIST: Final = ("compare_ignore_json_pointers", "compare_ignore_headers")
+
+
+def text_answers(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The extra vars among ``given`` that a survey's text box gives as text (``metrics``, ...), parsed once here
+    for the playbooks and the role: a YAML or JSON value, or a comma-separated list. Values that are not text
+    (given with -e as YAML) and unset ones are left out; text that is not YAML is refused by name."""
+    answers: dict[str, Any] = {}
+    for name, example in _TEXT_AS_YAML.items():
+        text = given.get(name)
+        if isinstance(text, str) and _given(text):
+            answers[name] = _yaml_answer(name, text, example)
+    for name in _TEXT_AS_LIST:
+        text = given.get(name)
+        if isinstance(text, str) and _given(text):
+            listed = text.strip().startswith("[")
+            answers[name] = (
+                _yaml_answer(name, text, "[a, b]")
+                if listed
+                else [item.strip() for item in text.split(",") if item.strip()]
+            )
+    return answers
 
 
 def _yaml_answer(name: str, text: str, example: str) -> Any:

@@ -1,7 +1,8 @@
 # Copyright: darklaunch.traefik contributors
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Keep the code's shape (docs/dev/design.md, "Where each rule lives"): small files with one job, each default
-name and verdict word defined once, and no block of YAML written twice in the playbooks, the role or AWX's files.
+name, verdict word and the missing-namespace error defined once, no extra var parsed by a playbook, and no block of
+YAML written twice in the playbooks, the role or AWX's files.
 
 Run by scripts/checks/static; prints each finding with its file and line and exits 1 when there is any.
 """
@@ -21,7 +22,10 @@ SIZED = ("plugins/module_utils", "plugins/plugin_utils")
 DEFINED_ONCE = {
     "plugins/module_utils/_default_names.py": re.compile(r"""["'][^"'\n]*-(?:mirror|wrr|stable|staging)["']"""),
     "plugins/plugin_utils/_anomaly_model.py": re.compile(r"""["'](?:anomalous|insufficient_data)["']"""),
+    "plugins/module_utils/_route_reads.py": re.compile(r"does not exist: check namespace"),
 }
+# Text a playbook would parse (a survey's YAML answer): playbook_inputs parses it once and returns it (answers).
+PARSED_IN_PLAYBOOK = re.compile(r"\b(?:from_yaml|from_json)\b")
 # AWX's survey files are data AWX imports whole, one per job template: their questions repeat by design.
 YAML_DIRS = ("playbooks", "roles")
 YAML_BLOCK = 6  # lines: a repeated run this long is a copy to make one
@@ -101,8 +105,20 @@ def repeated_yaml() -> list[str]:
     return found
 
 
+def parsed_in_playbooks() -> list[str]:
+    found = []
+    for path in sorted((ROOT / "playbooks").glob("*.yml")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if PARSED_IN_PLAYBOOK.search(line) and not line.strip().startswith("#"):
+                found.append(
+                    f"{path.relative_to(ROOT)}:{number}: an extra var parsed in a playbook: use playbook_inputs' "
+                    "answers (plugin_utils/_playbook_inputs.text_answers)"
+                )
+    return found
+
+
 def main() -> int:
-    findings = oversized() + spelled_twice() + repeated_yaml()
+    findings = oversized() + spelled_twice() + parsed_in_playbooks() + repeated_yaml()
     for finding in findings:
         print(finding, file=sys.stderr)
     return 1 if findings else 0

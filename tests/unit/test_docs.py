@@ -149,7 +149,7 @@ def _module_kwargs(name: str) -> dict[str, Any]:
     if not hasattr(module, "main"):
         # A documentation-only module: its action plugin does the work and exposes the same kwargs.
         action = importlib.import_module(f"ansible_collections.darklaunch.traefik.plugins.action.{name}")
-        kwargs: dict[str, Any] = action.module_kwargs()
+        kwargs: dict[str, Any] = action.ActionModule.module_kwargs()
         return kwargs
 
     def capture(**kwargs: Any) -> None:

@@ -9,6 +9,7 @@ Endpoints and an EndpointSlice written here (no controller-manager runs to write
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -205,7 +206,7 @@ def httproute_manifests(
     """Pure: the Services of ``ports`` and an HTTPRoute on the harness Gateway with two rules: ``/`` split
     by ``weights`` (with a header filter), and ``/static`` to ``<app>-stable`` alone. It carries the
     seed world's label and annotation, so tests can check that changes keep them."""
-    from .world import ANNOTATION, LABEL, REQUEST_HEADER
+    from .world import REQUEST_HEADER, route_metadata
 
     docs: list[dict[str, Any]] = []
     for role, port in ports.items():
@@ -214,12 +215,7 @@ def httproute_manifests(
         {
             "apiVersion": f"{GROUP}/v1",
             "kind": "HTTPRoute",
-            "metadata": {
-                "name": route,
-                "namespace": namespace,
-                "labels": {"app": app, LABEL[0]: LABEL[1]},
-                "annotations": {ANNOTATION[0]: ANNOTATION[1]},
-            },
+            "metadata": route_metadata(namespace, app, route),
             "spec": {
                 "parentRefs": [
                     {"group": GROUP, "kind": "Gateway", "name": GATEWAY_NAME, "namespace": GATEWAY_NAMESPACE}
@@ -262,24 +258,12 @@ def create_httproute_world(
     weights: dict[str, int] | None = None,
 ) -> Any:
     """The seed world on an HTTPRoute (SeedWorld's fields; ``api_group`` is the Gateway API's)."""
-    from .world import ROLES, SeedWorld
+    from .world import seed_world
 
-    route = route or f"{app}-route"
-    host = host or f"{route}.{namespace}.test"
-    weights = weights or {"stable": 50, "canary": 50}
     address = host_address()
-    handles = {role: backends.add(f"{namespace}/{app}-{role}", name=f"{app}-{role}", also_on=address) for role in ROLES}
-    kube.ensure_namespace(namespace)
-    ports = {role: handle.port for role, handle in handles.items()}
-    kube.apply_all(httproute_manifests(namespace, app, route, host, ports, weights, address))
-    return SeedWorld(
-        namespace=namespace,
-        app=app,
-        route=route,
-        host=host,
-        api_group=GROUP,
-        backends=handles,
-        weights=dict(weights),
+    objects = functools.partial(httproute_manifests, namespace, app, address=address)
+    return seed_world(
+        kube, backends, namespace, app, route, host, weights, api_group=GROUP, objects=objects, also_on=address
     )
 
 

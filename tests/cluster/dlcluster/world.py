@@ -10,6 +10,8 @@ The IngressRoute carries ANNOTATION and LABEL so tests can check that changes pr
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +91,16 @@ class SeedWorld:
         }
 
 
+def route_metadata(namespace: str, app: str, route: str) -> dict[str, Any]:
+    """The seed route's metadata (an IngressRoute's or an HTTPRoute's): its label and owner annotation."""
+    return {
+        "name": route,
+        "namespace": namespace,
+        "labels": {"app": app, LABEL[0]: LABEL[1]},
+        "annotations": {ANNOTATION[0]: ANNOTATION[1]},
+    }
+
+
 def manifests(
     namespace: str,
     app: str,
@@ -143,12 +155,7 @@ def manifests(
         {
             "apiVersion": version,
             "kind": "IngressRoute",
-            "metadata": {
-                "name": route,
-                "namespace": namespace,
-                "labels": {"app": app, LABEL[0]: LABEL[1]},
-                "annotations": {ANNOTATION[0]: ANNOTATION[1]},
-            },
+            "metadata": route_metadata(namespace, app, route),
             "spec": {
                 "entryPoints": ["web"],
                 "routes": [
@@ -165,6 +172,10 @@ def manifests(
     return docs
 
 
+# What a seed world's objects are made from: (route, host, ports by role, weights by role) -> manifests.
+ObjectsOf = Callable[[str, str, dict[str, int], dict[str, int]], list[dict[str, Any]]]
+
+
 def create_world(
     kube: Kube,
     backends: BackendsClient,
@@ -176,13 +187,32 @@ def create_world(
     api_group: str = "traefik.io",
 ) -> SeedWorld:
     """Start fresh backends (ids ``<namespace>/<service>``) and apply the seed objects."""
+    objects = functools.partial(manifests, namespace, app, api_group=api_group)
+    return seed_world(kube, backends, namespace, app, route, host, weights, api_group=api_group, objects=objects)
+
+
+def seed_world(
+    kube: Kube,
+    backends: BackendsClient,
+    namespace: str,
+    app: str,
+    route: str | None,
+    host: str | None,
+    weights: dict[str, int] | None,
+    *,
+    api_group: str,
+    objects: ObjectsOf,
+    also_on: str = "",
+) -> SeedWorld:
+    """A seed world whose route is made by ``objects`` (an IngressRoute, an HTTPRoute): fresh backends, one a
+    role (``also_on``: a second address each listens on), its namespace and its objects applied."""
     route = route or f"{app}-route"
     host = host or f"{route}.{namespace}.test"
     weights = weights or {"stable": 50, "canary": 50}
-    handles = {role: backends.add(f"{namespace}/{app}-{role}", name=f"{app}-{role}") for role in ROLES}
+    handles = {role: backends.add(f"{namespace}/{app}-{role}", name=f"{app}-{role}", also_on=also_on) for role in ROLES}
     kube.ensure_namespace(namespace)
     ports = {role: handle.port for role, handle in handles.items()}
-    kube.apply_all(manifests(namespace, app, route, host, ports, weights, api_group))
+    kube.apply_all(objects(route, host, ports, weights))
     return SeedWorld(
         namespace=namespace,
         app=app,

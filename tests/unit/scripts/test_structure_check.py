@@ -34,6 +34,7 @@ def test_the_real_tree_passes() -> None:
     check = load()
     assert check.oversized() == []
     assert check.spelled_twice() == []
+    assert check.parsed_in_playbooks() == []
     assert check.repeated_yaml() == []
 
 
@@ -53,6 +54,23 @@ def test_a_default_name_or_verdict_spelled_outside_its_owner_is_found(planted: M
         ["plugins/module_utils/_other.py", "3"],
         ["plugins/module_utils/_other.py", "4"],
     ]
+
+
+def test_the_missing_namespace_error_spelled_outside_its_owner_is_found(planted: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "plugins/module_utils/_route_reads.py").write_text("msg = 'does not exist: check namespace.'\n")
+    (tmp_path / "plugins/module_utils/_view.py").write_text(
+        "msg = f'namespace {ns} does not exist: check namespace.'\n"
+    )
+    found = planted.spelled_twice()
+    assert [line.split(":", 2)[:2] for line in found] == [["plugins/module_utils/_view.py", "1"]]
+
+
+def test_an_extra_var_parsed_in_a_playbook_is_found(planted: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "playbooks/a.yml").write_text(
+        '---\n# metrics | from_yaml is what this check keeps out\n- vars:\n    m: "{{ metrics | from_yaml }}"\n'
+    )
+    found = planted.parsed_in_playbooks()
+    assert len(found) == 1 and found[0].startswith("playbooks/a.yml:4: an extra var parsed in a playbook")
 
 
 def test_a_yaml_block_written_twice_is_found(planted: ModuleType, tmp_path: Path) -> None:

@@ -337,6 +337,20 @@ def test_the_reported_split_reads_what_the_route_reaches() -> None:
     assert "get Service api-service-stable" in kube.reads
 
 
+def test_the_reported_split_does_not_read_traefiks_own_services() -> None:
+    # The /healthz route answers from Traefik's internal ping service: outside the cluster's objects, so it is
+    # reported as such and never asked of the API (the same rule as traefik_traffic_info's).
+    kube = FakeKube(WORLD)
+    route = load("ir-to-wrr")
+    route["spec"]["routes"][1]["services"] = [{"name": "ping@internal", "kind": "TraefikService"}]
+    kube._store(route)
+
+    run = run_mirror(kube, ATTACH, check_mode=True)
+
+    assert not [read for read in kube.reads if "@" in read], kube.reads
+    assert run.plan.distribution is not None and not run.plan.distribution.get("broken"), run.plan.distribution
+
+
 def test_teardown_reads_no_service_it_does_not_need() -> None:
     kube = FakeKube([*WORLD, "svc-api-service-staging"])
     run_mirror(kube, ATTACH, check_mode=False)

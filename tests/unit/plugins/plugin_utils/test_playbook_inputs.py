@@ -194,6 +194,18 @@ def test_metrics_that_are_not_yaml_are_refused_by_name() -> None:
     assert caught.value.field == "metrics"
 
 
+def test_survey_text_is_parsed_once_for_the_playbooks() -> None:
+    # anomaly_check.yml uses these answers (playbook_inputs' answers) instead of parsing metrics itself.
+    checks = [{"name": "p99", "query": "up", "max": 1}]
+    given = {"metrics": '[{"name": "p99", "query": "up", "max": 1}]', "compare_ignore_headers": "date, x-id"}
+    assert inputs.text_answers(given) == {"metrics": checks, "compare_ignore_headers": ["date", "x-id"]}
+    # Given with -e as YAML already, or left blank: nothing to parse, the extra var is used as it is.
+    assert inputs.text_answers({"metrics": checks, "compare_labels": "", "sigma": "2"}) == {}
+    with pytest.raises(DarklaunchError) as caught:
+        inputs.text_answers({"metrics": "[{name: p99"})
+    assert caught.value.field == "metrics" and "not valid YAML or JSON" in caught.value.msg
+
+
 def test_survey_text_for_the_comparator_is_read_as_yaml_or_a_list() -> None:
     role_vars = inputs.launch_role_vars(
         {
