@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
@@ -20,6 +21,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan
     plan_absent,
     plan_present,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import parse_launch_request
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import check_mirror_percent
 
 ROUTE_KINDS = ("IngressRoute", KIND_HTTP_ROUTE)
@@ -55,7 +57,7 @@ def route_kind(client: Client, options: Mapping[str, Any]) -> str:
 
 
 # Options of the IngressRoute path that have no meaning on an HTTPRoute yet: refused rather than ignored.
-UNSUPPORTED = ("launch", "mirror_methods", "mirror_match", "mirror_body", "max_body_size", "main_port", "mirror_name",
+UNSUPPORTED = ("mirror_methods", "mirror_match", "mirror_body", "max_body_size", "main_port", "mirror_name",
                "wrr_name")  # fmt: skip
 
 
@@ -68,8 +70,15 @@ def params_from(options: Mapping[str, Any], api_group: str) -> HTTPRouteParams:
         raise DarklaunchError(
             f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not supported on an HTTPRoute yet (route_kind "
             f"HTTPRoute, {options.get('namespace') or 'default'}/{route}); leave {'it' if len(given) == 1 else 'them'} "
-            "unset. The launch engine (role shadow_launch) does not run on HTTPRoutes yet.",
+            "unset; nothing was changed.",
             field=given[0],
+        )
+    launch = parse_launch_request(options.get("launch"))
+    if launch is not None and (options.get("state") or "present") != "present":
+        raise DarklaunchError(
+            "launch only applies with state=present (it records a running launch on the mirror); state=absent "
+            "deletes the mirror and its launch record. Remove launch from this call.",
+            field="launch",
         )
     percent = options.get("mirror_percent")
     if options.get("state", "present") == "present":
@@ -86,6 +95,7 @@ def params_from(options: Mapping[str, Any], api_group: str) -> HTTPRouteParams:
         api_group=api_group,
         attach=bool(options.get("attach_to_ingress")),
         restore=options.get("restore_ingress_to_wrr") is not False,
+        launch=launch,
     )
 
 
@@ -112,7 +122,8 @@ def observe(client: Client, params: HTTPRouteParams) -> HTTPRouteObserved:
 def plan(client: Client, params: HTTPRouteParams) -> tuple[HTTPRoutePlan, HTTPRouteObserved]:
     observed = observe(client, params)
     if params.state == "present":
-        return plan_present(params, observed), observed
+        # The clock is read here, not in the pure planner: the launch record's deadline counts from it.
+        return plan_present(params, observed, datetime.now(timezone.utc)), observed
     return plan_absent(params, observed), observed
 
 
@@ -159,11 +170,19 @@ def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mo
         "status": result.status,
         "route_kind": KIND_HTTP_ROUTE,
         "actions": [
-            {"verb": w.verb, "kind": w.kind, "name": w.name, "namespace": params.namespace, "summary": w.summary}
+            {
+                "verb": w.verb,
+                "kind": w.kind,
+                "name": w.name,
+                "namespace": params.namespace,
+                "summary": w.summary,
+                "record_only": w.record_only,
+            }
             for w in result.writes
         ],
         "mirror": result.mirror_after,
-        "launch": None,
+        "launch": result.launch.to_dict() if result.launch else None,
+        "resolved": copy.deepcopy(result.resolved),
         "httproute": {
             "name": params.route_name,
             "namespace": params.namespace,
