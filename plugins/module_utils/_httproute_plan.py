@@ -53,6 +53,9 @@ class HTTPRouteParams:
     attach: bool = True
     # restore_ingress_to_wrr: on teardown, put the rule back (else a rule still on the mirror is refused).
     restore: bool = True
+    # mirror_body / max_body_size: the mirror's mirrorBody / maxBodySize (None: Traefik's default).
+    mirror_body: bool | None = None
+    max_body_size: int | None = None
     # The launch record to write on the mirror (traefik_mirror's launch option, validated); None leaves it alone.
     launch: LaunchRequest | None = None
 
@@ -272,16 +275,18 @@ def _mirror_port(params: HTTPRouteParams, observed: HTTPRouteObserved) -> int | 
 
 
 def mirror_object(params: HTTPRouteParams, main: Mapping[str, Any], mirror_port: int | str) -> dict[str, Any]:
+    mirroring: dict[str, Any] = dict(main)
+    # The mirror is a TraefikService as on an IngressRoute, so body copying is set the same way.
+    if params.mirror_body is not None:
+        mirroring["mirrorBody"] = params.mirror_body
+    if params.max_body_size is not None:
+        mirroring["maxBodySize"] = params.max_body_size
+    mirroring["mirrors"] = [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}]
     return {
         "apiVersion": f"{params.api_group}/v1alpha1",
         "kind": "TraefikService",
         "metadata": {"name": params.mirror_name, "namespace": params.namespace, "labels": _labels()},
-        "spec": {
-            "mirroring": {
-                **main,
-                "mirrors": [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}],
-            }
-        },
+        "spec": {"mirroring": mirroring},
     }
 
 

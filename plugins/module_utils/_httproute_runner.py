@@ -57,15 +57,20 @@ def route_kind(client: Client, options: Mapping[str, Any]) -> str:
 
 
 # Options of the IngressRoute path that have no meaning on an HTTPRoute yet: refused rather than ignored.
-UNSUPPORTED = ("mirror_methods", "mirror_match", "mirror_body", "max_body_size", "main_port", "mirror_name",
-               "wrr_name")  # fmt: skip
+UNSUPPORTED = ("mirror_methods", "mirror_match", "main_port", "mirror_name", "wrr_name")
+
+
+def ingress_route_only(options: Mapping[str, Any]) -> list[str]:
+    """The options among ``options`` that only an IngressRoute takes (given: set, and not an empty list/text)."""
+    given = [name for name in UNSUPPORTED if options.get(name) not in (None, "", [])]
+    if (options.get("main_kind") or "Service") != "Service":
+        given.append("main_kind")
+    return given
 
 
 def params_from(options: Mapping[str, Any], api_group: str) -> HTTPRouteParams:
     route = options["route_name"]
-    given = [name for name in UNSUPPORTED if options.get(name) is not None]
-    if options.get("main_kind", "Service") != "Service":
-        given.append("main_kind")
+    given = ingress_route_only(options)
     if given:
         raise DarklaunchError(
             f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not supported on an HTTPRoute yet (route_kind "
@@ -96,6 +101,8 @@ def params_from(options: Mapping[str, Any], api_group: str) -> HTTPRouteParams:
         attach=bool(options.get("attach_to_ingress")),
         restore=options.get("restore_ingress_to_wrr") is not False,
         launch=launch,
+        mirror_body=options.get("mirror_body"),
+        max_body_size=options.get("max_body_size"),
     )
 
 

@@ -179,11 +179,10 @@ options:
         deletes both TraefikServices (with O(restore_ingress_to_wrr=false), a rule still on the mirror is
         refused). A route whose Gateway's class is not Traefik's is refused. O(mirror_percent), O(mirror_service),
         O(mirror_port), O(main_service) (which rule), O(rule_index), O(attach_to_ingress),
-        O(restore_ingress_to_wrr) and O(launch) (the same launch record on the mirror, so the
-        M(darklaunch.traefik.shadow_launch) launch, resume and its watchdog run on HTTPRoutes too) apply;
-        O(mirror_methods), O(mirror_match), O(mirror_body), O(max_body_size), O(main_kind), O(main_port),
-        O(mirror_name) and O(wrr_name) are refused, naming the option, with nothing changed (not supported on
-        HTTPRoutes yet).
+        O(restore_ingress_to_wrr), O(mirror_body), O(max_body_size) and O(launch) (the same launch record on
+        the mirror, so the M(darklaunch.traefik.shadow_launch) launch, resume and its watchdog run on HTTPRoutes
+        too) apply; O(mirror_methods), O(mirror_match), O(main_kind), O(main_port), O(mirror_name) and
+        O(wrr_name) are refused, naming the option, with nothing changed (not supported on HTTPRoutes yet).
       - The weighted split of a rule stays behind the mirror, so an attach never ends it and
         O(confirm_end_weighted_split) is not needed.
     type: str

@@ -207,9 +207,9 @@ def test_options_not_supported_on_an_httproute_are_refused() -> None:
 
     base = {"route_name": "api", "namespace": NS, "state": "present", "mirror_percent": 20}
     assert params_from(base, "traefik.io").mirror_service == "api-staging"
-    with pytest.raises(DarklaunchError, match="mirror_body is not supported on an HTTPRoute yet") as err:
-        params_from({**base, "mirror_body": True}, "traefik.io")
-    assert err.value.field == "mirror_body" and "nothing was changed" in err.value.msg
+    with pytest.raises(DarklaunchError, match="main_port is not supported on an HTTPRoute yet") as err:
+        params_from({**base, "main_port": 80}, "traefik.io")
+    assert err.value.field == "main_port" and "nothing was changed" in err.value.msg
     with pytest.raises(DarklaunchError, match=r"launch\.lease_seconds is required") as err:
         params_from({**base, "launch": {"id": "x"}}, "traefik.io")
     assert err.value.field == "launch"
@@ -248,3 +248,9 @@ def test_the_launch_record_is_written_renewed_and_closed_on_the_mirror() -> None
     assert done.writes[0].record_only and "annotations" not in closed["metadata"] and done.launch is None
     # Without launch, the record is left alone and a rerun writes nothing.
     assert plan_present(params(), observed(after, mirror=mirror, split=split)).writes == []
+
+
+def test_body_copying_is_set_on_the_mirror_as_on_an_ingressroute() -> None:
+    plan = plan_present(params(mirror_body=False, max_body_size=1024), observed(route(SPLIT_RULES)))
+    mirroring = plan.writes[1].body["spec"]["mirroring"]
+    assert mirroring["mirrorBody"] is False and mirroring["maxBodySize"] == 1024
