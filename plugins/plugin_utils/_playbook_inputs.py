@@ -87,6 +87,8 @@ _LAUNCH: Final = (
     | _GATE
     | _COMPARE
     | {
+        "route_kind",
+        "rule_index",
         "main_kind",
         "main_port",
         "mirror_port",
