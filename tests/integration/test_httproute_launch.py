@@ -221,6 +221,8 @@ def test_a_healthy_shadow_passes_the_gate_at_20_then_50_percent(stand: Stand, re
     for line in (
         "Step 20%: ok",
         "Step 50%: ok",
+        f"Before: User responses come 50% from {world.service('stable')}, 50% from {world.service('canary')}; "
+        "nothing is mirrored.",
         "Real users keep their weighted split",
         f"patch HTTPRoute {world.route}: rule(s) 1 back on their original backendRefs",
         f"HTTPRoute {world.route} targets exactly what it targeted before the launch",
