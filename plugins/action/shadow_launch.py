@@ -289,9 +289,6 @@ class _Cluster:
         answer: dict[str, Any]
         if self._http_route:
             answer = run_httproute_mirror(self._client, checked.validated_parameters, check_mode=check_mode)
-            if not check_mode:
-                # Who answers users after the write, for the attach's line (the IngressRoute path plans it).
-                answer["distribution"] = self.read_route()
         else:
             answer = run_mirror(self._client, checked.validated_parameters, check_mode=check_mode).plan.to_dict()
         if answer.get("resolved"):

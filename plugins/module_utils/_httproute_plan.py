@@ -102,6 +102,8 @@ class HTTPRoutePlan:
     mirror_after: dict[str, Any] | None = None
     launch: LaunchRecord | None = None
     resolved: dict[str, Any] = field(default_factory=dict)
+    # The {route}-split TraefikService as planned (None: the rule has one backend, or a teardown).
+    split_after: dict[str, Any] | None = None
 
 
 def parent_gateways(route: Mapping[str, Any], namespace: str) -> list[tuple[str, str]]:
@@ -368,7 +370,8 @@ def plan_present(params: HTTPRouteParams, observed: HTTPRouteObserved, now: date
     if not original:
         raise DarklaunchError(f"HTTPRoute rule {index} has no backendRefs to mirror.", field="rule_index")
     if len(original) > 1:
-        _ensure(plan, observed.split, split_object(params, original), "the rule's weighted backendRefs")
+        plan.split_after = split_object(params, original)
+        _ensure(plan, observed.split, plan.split_after, "the rule's weighted backendRefs")
         main: dict[str, Any] = {"name": params.split_name, "kind": "TraefikService"}
     else:
         main = {"name": original[0]["name"], "port": original[0]["port"]}

@@ -21,8 +21,19 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan
     plan_absent,
     plan_present,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_view import label_form, parse_http_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import parse_launch_request
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import check_mirror_percent
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import (
+    KIND_SERVICE,
+    KIND_TRAEFIK_SERVICE,
+    KubeServiceObj,
+    ObjectKey,
+    TraefikServiceObj,
+    parse_kube_service,
+    parse_traefik_service,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 
 ROUTE_KINDS = ("IngressRoute", KIND_HTTP_ROUTE)
 MAX_ATTEMPTS = 3
@@ -150,6 +161,47 @@ def _apply(client: Client, params: HTTPRouteParams, result: HTTPRoutePlan, propa
         previous = write.kind
 
 
+def _distribution(client: Client, namespace: str, result: HTTPRoutePlan) -> dict[str, Any] | None:
+    """The route's traffic split after the run (planned, in check mode): the route, the mirror and the split as
+    planned, every other object it reaches as read now. Same shape as traefik_traffic_info's."""
+    if result.route_after is None:
+        return None
+    route = parse_http_route(result.route_after)
+    reached: dict[ObjectKey, TraefikServiceObj] = {}
+    for planned in (result.mirror_after, result.split_after):
+        if planned is not None:
+            parsed = parse_traefik_service(planned)
+            reached[parsed.key] = parsed
+    services: dict[ObjectKey, KubeServiceObj] = {}
+    pending = [ref for rule in route.routes for ref in rule.services]
+    seen: set[tuple[str, ObjectKey]] = set()
+    while pending:
+        ref = pending.pop()
+        if (ref.kind, ref.key) in seen or ref.namespace != namespace or ref.is_cross_provider:
+            continue
+        seen.add((ref.kind, ref.key))
+        if ref.kind == KIND_TRAEFIK_SERVICE:
+            if ref.key not in reached:
+                raw = client.get(KIND_TRAEFIK_SERVICE, namespace, ref.name)
+                if raw is None:
+                    continue
+                reached[ref.key] = parse_traefik_service(raw)
+            pending.extend(reached[ref.key].children())
+        elif ref.kind == KIND_SERVICE:
+            raw = client.get(KIND_SERVICE, namespace, ref.name)
+            if raw is not None:
+                services[ref.key] = parse_kube_service(raw)
+    return resolve_route(route, reached, services, label_form=label_form(route)).to_dict()
+
+
+def _readable_distribution(client: Client, namespace: str, result: HTTPRoutePlan) -> dict[str, Any] | None:
+    """_distribution, or None when what it reads may not be read: the run's own work is done either way."""
+    try:
+        return _distribution(client, namespace, result)
+    except DarklaunchError:
+        return None
+
+
 def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mode: bool) -> dict[str, Any]:
     """Converge; returns the module's result (changed, status, actions, rule_index, httproute, diff, warnings)."""
     api_group = client.traefik_group(options.get("api_group"))
@@ -197,6 +249,7 @@ def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mo
             "before": [{"rule": i, "backendRefs": before["spec"]["rules"][i].get("backendRefs")} for i in rules],
             "after": [{"rule": i, "backendRefs": after["spec"]["rules"][i].get("backendRefs")} for i in rules],
         },
+        "distribution": _readable_distribution(client, params.namespace, result),
         "diff": {"before": before.get("spec"), "after": after.get("spec")},
         "warnings": result.warnings,
     }

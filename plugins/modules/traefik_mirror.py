@@ -502,7 +502,9 @@ distribution:
   description:
     - The resolved traffic split of the route after the run, same shape as
       M(darklaunch.traefik.traefik_traffic_info)'s RV(darklaunch.traefik.traefik_traffic_info#module:distribution).
-  returned: when the IngressRoute exists
+    - On an HTTPRoute, from the route, the mirror and the split as planned and the Services read; null when they
+      may not be read.
+  returned: when the route exists
   type: dict
 launch:
   description:
