@@ -43,6 +43,7 @@ def argument_spec() -> dict[str, Any]:
         {
             "state": {"type": "str", "choices": ["armed", "disarmed"], "default": "armed"},
             **route_spec(),
+            "route_kind": {"type": "str", "choices": ["IngressRoute", "HTTPRoute"], "default": "IngressRoute"},
             "mirror_name": {"type": "str"},
             "wrr_name": {"type": "str"},
             "restore_ingress_to_wrr": {"type": "bool", "default": True},

@@ -29,6 +29,13 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._argspec import
     with_auth,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import KIND_HTTP_ROUTE
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_runner import (
+    UNSUPPORTED,
+    ingress_route_only,
+    route_kind,
+    run_httproute_mirror,
+)
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s_auth import (
     HAS_KUBERNETES,
@@ -70,12 +77,16 @@ _MIRROR_OPTIONS = (*mirror_target_spec(), *_MIRROR_WRITE_OPTIONS)
 # The options that choose which requests are copied: passed only on the writes that attach (and the plan),
 # as traefik_mirror refuses them without attach_to_ingress (the launch's first write does not attach).
 _MIRROR_MATCH_OPTIONS = tuple(mirror_match_spec())
+# What an HTTPRoute's traefik_mirror does not take (refused when given, see _refuse_ingress_route_options).
+_INGRESS_ROUTE_ONLY = (*UNSUPPORTED, "main_kind")
 
 
 def argument_spec() -> dict[str, Any]:
     return with_auth(
         {
             **route_spec(),
+            "route_kind": {"type": "str", "choices": ["IngressRoute", "HTTPRoute"]},
+            "rule_index": {"type": "int"},
             **mirror_target_spec(),
             **mirror_match_spec(),
             "steps": {"type": "list", "elements": "int", "required": True},
@@ -179,6 +190,8 @@ class ActionModule(ControllerAction):
         )
         auth = resolve_auth_options({name: params.get(name) for name in auth_argument_spec()})
         cluster = _Cluster(params, auth, lease_seconds(params["lease_seconds"], rules))
+        # The route's kind settles once, before anything is written: every later call goes the same way.
+        params = cluster.params
         judge = _Judge(self, params, task_vars, checks_per_step(rules)) if rules.gate else None
         watchdog = _Watchdog(params, auth) if params["watchdog"] and not plan.check_mode else None
         return LaunchEngine(plan, cluster, judge, watchdog, _Clock(), say)
@@ -230,28 +243,48 @@ class _Cluster:
     """traefik_mirror's Python and by-name reads, on one client for the whole launch."""
 
     def __init__(self, params: dict[str, Any], auth: dict[str, Any], lease: int) -> None:
-        self._params = params
         self._lease = lease
         self._client = KubeClient.from_params({**auth, "api_group": params["api_group"]})
         self._auth = auth
         self._names: dict[str, Any] = {}
+        # route_kind as given, else found (an HTTPRoute when only an HTTPRoute has the name).
+        self._params = {**params, "route_kind": route_kind(self._client, params)}
+        if self._params["route_kind"] == KIND_HTTP_ROUTE:
+            _refuse_ingress_route_options(self._params)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The launch's options with ``route_kind`` settled."""
+        return self._params
+
+    @property
+    def _http_route(self) -> bool:
+        return bool(self._params["route_kind"] == KIND_HTTP_ROUTE)
 
     def _match(self, attach: bool) -> dict[str, Any]:
-        """mirror_methods / mirror_match for a write that attaches; nothing for one that does not."""
-        return request_match_options(self._params) if attach else {}
+        """mirror_methods / mirror_match for a write that attaches; nothing for one that does not (nor on an
+        HTTPRoute, which does not take them)."""
+        return request_match_options(self._params) if attach and not self._http_route else {}
 
     def _mirror(self, check_mode: bool = False, **options: Any) -> dict[str, Any]:
         """One traefik_mirror run with the module's own argument spec (its defaults included)."""
-        given = {name: self._params[name] for name in ("route_name", "namespace", "api_group", *_MIRROR_OPTIONS)}
+        names = ("route_name", "namespace", "api_group", "route_kind", *_MIRROR_OPTIONS)
+        given = {name: self._params[name] for name in names}
+        if self._http_route:
+            # Refused up front when given (_refuse_ingress_route_options); main_kind's default is one of them.
+            given = {name: value for name, value in given.items() if name not in _INGRESS_ROUTE_ONLY}
+            given["rule_index"] = self._params["rule_index"]
         given.update(options)
         checked = ArgumentSpecValidator(mirror_argument_spec()).validate(
             {name: value for name, value in given.items() if value is not None}
         )
         if checked.error_messages:
             raise DarklaunchError("; ".join(checked.error_messages))
-        answer: dict[str, Any] = run_mirror(
-            self._client, checked.validated_parameters, check_mode=check_mode
-        ).plan.to_dict()
+        answer: dict[str, Any]
+        if self._http_route:
+            answer = run_httproute_mirror(self._client, checked.validated_parameters, check_mode=check_mode)
+        else:
+            answer = run_mirror(self._client, checked.validated_parameters, check_mode=check_mode).plan.to_dict()
         if answer.get("resolved"):
             self._names = dict(answer["resolved"])
         return answer
@@ -302,7 +335,7 @@ class _Cluster:
         namespace = self._params["namespace"]
         return (
             self._client.get("TraefikService", namespace, self._mirror_name()),
-            self._client.get("IngressRoute", namespace, self._params["route_name"]),
+            self._client.get(self._params["route_kind"], namespace, self._params["route_name"]),
         )
 
     def rollback_command(self) -> str:
@@ -319,10 +352,25 @@ class _Cluster:
                 namespace=self._params["namespace"],
                 route_name=self._params["route_name"],
                 api_group=self._params["api_group"],
+                route_kind=self._params["route_kind"],
             )
         except DarklaunchError:
             return None
         return distribution.to_dict()
+
+
+def _refuse_ingress_route_options(params: dict[str, Any]) -> None:
+    """An HTTPRoute launch given an option only IngressRoutes take: refused, naming it, before any write."""
+    given = ingress_route_only(params)
+    if not given:
+        return
+    names = ", ".join(f"shadow_launch_{name}" for name in given)
+    raise DarklaunchError(
+        f"{names} {'applies' if len(given) == 1 else 'apply'} to IngressRoutes only, and {params['namespace']}/"
+        f"{params['route_name']} is an HTTPRoute (route_kind HTTPRoute). Nothing was changed. Leave "
+        f"{'it' if len(given) == 1 else 'them'} unset, or launch on an IngressRoute.",
+        field=f"shadow_launch_{given[0]}",
+    )
 
 
 class _Judge:

@@ -16,10 +16,17 @@ import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_launch import (
+    launch_after,
+    mirror_write,
+    resolved_options,
+)
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import LaunchRecord, LaunchRequest
 
 GATEWAY_GROUP = "gateway.networking.k8s.io"
 KIND_HTTP_ROUTE = "HTTPRoute"
@@ -46,6 +53,11 @@ class HTTPRouteParams:
     attach: bool = True
     # restore_ingress_to_wrr: on teardown, put the rule back (else a rule still on the mirror is refused).
     restore: bool = True
+    # mirror_body / max_body_size: the mirror's mirrorBody / maxBodySize (None: Traefik's default).
+    mirror_body: bool | None = None
+    max_body_size: int | None = None
+    # The launch record to write on the mirror (traefik_mirror's launch option, validated); None leaves it alone.
+    launch: LaunchRequest | None = None
 
     @property
     def mirror_name(self) -> str:
@@ -76,6 +88,8 @@ class Write:
     body: Any = None
     summary: str = ""
     resource_version: str | None = None
+    # True when the write only starts, renews or closes the launch record: routing is unchanged.
+    record_only: bool = False
 
 
 @dataclass
@@ -86,6 +100,10 @@ class HTTPRoutePlan:
     rule_index: int | None = None
     route_after: dict[str, Any] | None = None
     mirror_after: dict[str, Any] | None = None
+    launch: LaunchRecord | None = None
+    resolved: dict[str, Any] = field(default_factory=dict)
+    # The {route}-split TraefikService as planned (None: the rule has one backend, or a teardown).
+    split_after: dict[str, Any] | None = None
 
 
 def parent_gateways(route: Mapping[str, Any], namespace: str) -> list[tuple[str, str]]:
@@ -259,8 +277,14 @@ def _mirror_port(params: HTTPRouteParams, observed: HTTPRouteObserved) -> int | 
 
 
 def mirror_object(params: HTTPRouteParams, main: Mapping[str, Any], mirror_port: int | str) -> dict[str, Any]:
-    mirrors = [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}]
-    return _traefik_service(params, params.mirror_name, {"mirroring": {**main, "mirrors": mirrors}})
+    mirroring: dict[str, Any] = dict(main)
+    # The mirror is a TraefikService as on an IngressRoute, so body copying is set the same way.
+    if params.mirror_body is not None:
+        mirroring["mirrorBody"] = params.mirror_body
+    if params.max_body_size is not None:
+        mirroring["maxBodySize"] = params.max_body_size
+    mirroring["mirrors"] = [{"name": params.mirror_service, "port": mirror_port, "percent": params.mirror_percent}]
+    return _traefik_service(params, params.mirror_name, {"mirroring": mirroring})
 
 
 def _route_patch(params: HTTPRouteParams, route: Mapping[str, Any], ops: list[dict[str, Any]], what: str) -> Write:
@@ -302,8 +326,32 @@ def _escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def plan_present(params: HTTPRouteParams, observed: HTTPRouteObserved) -> HTTPRoutePlan:
-    """Attach (or ramp): the split and mirror TraefikServices, then the rule's backendRefs on the mirror."""
+def _ensure_mirror(
+    plan: HTTPRoutePlan, params: HTTPRouteParams, current: Mapping[str, Any] | None, desired: dict[str, Any], now: Any
+) -> None:
+    """The mirror as ``desired``, with the launch record the call asks for, in one write (or none)."""
+    if current is not None:
+        labels = (current.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+            raise DarklaunchError(
+                f"TraefikService {params.mirror_name} exists and is not managed by darklaunch.traefik; rename or "
+                "remove it.",
+                field="route_name",
+            )
+    record, change, warnings = launch_after(params.launch, current, params.route_name, now)
+    plan.warnings.extend(warnings)
+    plan.launch = record
+    verb, body, summary, record_only, after = mirror_write(current, desired, record, change, params.mirror_service)
+    if verb is not None:
+        plan.writes.append(
+            Write(verb, "TraefikService", params.mirror_name, body, summary, _rv(current or {}), record_only)
+        )
+    plan.mirror_after = after
+
+
+def plan_present(params: HTTPRouteParams, observed: HTTPRouteObserved, now: datetime | None = None) -> HTTPRoutePlan:
+    """Attach (or ramp): the split and mirror TraefikServices, then the rule's backendRefs on the mirror.
+    ``now`` (aware, UTC) is required with ``params.launch``: the record's deadline counts from it."""
     plan = HTTPRoutePlan(warnings=check_traefik_gateways(params, observed))
     route = observed.route
     index = choose_rule(params, route)
@@ -324,13 +372,24 @@ def plan_present(params: HTTPRouteParams, observed: HTTPRouteObserved) -> HTTPRo
     if not original:
         raise DarklaunchError(f"HTTPRoute rule {index} has no backendRefs to mirror.", field="rule_index")
     if len(original) > 1:
-        _ensure(plan, observed.split, split_object(params, original), "the rule's weighted backendRefs")
+        plan.split_after = split_object(params, original)
+        _ensure(plan, observed.split, plan.split_after, "the rule's weighted backendRefs")
         main: dict[str, Any] = {"name": params.split_name, "kind": "TraefikService"}
     else:
         main = {"name": original[0]["name"], "port": original[0]["port"]}
     desired = mirror_object(params, main, _mirror_port(params, observed))
-    _ensure(plan, observed.mirror, desired, "mirror")
-    plan.mirror_after = desired
+    _ensure_mirror(plan, params, observed.mirror, desired, now)
+    plan.resolved = resolved_options(
+        route_name=params.route_name,
+        namespace=params.namespace,
+        mirror_name=params.mirror_name,
+        split_name=params.split_name,
+        mirror_service=params.mirror_service,
+        rule_index=index,
+        original=original,
+        mirror_before=observed.mirror,
+        mirror_after=plan.mirror_after,
+    )
     after = copy.deepcopy(route)
     if not attached and not params.attach:
         plan.route_after = after
@@ -411,4 +470,15 @@ def plan_absent(params: HTTPRouteParams, observed: HTTPRouteObserved) -> HTTPRou
         plan.writes.append(Write("delete", "TraefikService", name, None, f"delete TraefikService {name}", _rv(obj)))
     plan.route_after = after
     plan.status = "absent"
+    plan.resolved = resolved_options(
+        route_name=params.route_name,
+        namespace=params.namespace,
+        mirror_name=params.mirror_name,
+        split_name=params.split_name,
+        mirror_service=params.mirror_service,
+        rule_index=on_mirror[0] if len(on_mirror) == 1 else None,
+        original=saved.get(str(on_mirror[0]), []) if len(on_mirror) == 1 else [],
+        mirror_before=observed.mirror,
+        mirror_after=None,
+    )
     return plan

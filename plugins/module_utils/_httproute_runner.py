@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import time
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
@@ -28,7 +29,12 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_reso
     traefik_parents,
     wait_for_resolution,
 )
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_view import label_form, parse_http_route
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import parse_launch_request
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import check_mirror_percent
+from ansible_collections.darklaunch.traefik.plugins.module_utils._model import parse_traefik_service
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_reads import RouteReads
+from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
 
 ROUTE_KINDS = ("IngressRoute", KIND_HTTP_ROUTE)
 MAX_ATTEMPTS = 3
@@ -38,6 +44,10 @@ class Client(Protocol):
     def traefik_group(self, requested: str | None = None) -> str: ...
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    def list(self, kind: str, namespace: str | None, page_size: int = 500) -> list[dict[str, Any]]: ...
+
+    def namespace_exists(self, name: str) -> bool: ...
 
     def create(self, kind: str, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]: ...
 
@@ -65,21 +75,33 @@ def route_kind(client: Client, options: Mapping[str, Any]) -> str:
 
 
 # Options of the IngressRoute path that have no meaning on an HTTPRoute yet: refused rather than ignored.
-UNSUPPORTED = ("launch", "mirror_methods", "mirror_match", "mirror_body", "max_body_size", "main_port", "mirror_name",
-               "wrr_name")  # fmt: skip
+UNSUPPORTED = ("mirror_methods", "mirror_match", "main_port", "mirror_name", "wrr_name")
+
+
+def ingress_route_only(options: Mapping[str, Any]) -> list[str]:
+    """The options among ``options`` that only an IngressRoute takes (given: set, and not an empty list/text)."""
+    given = [name for name in UNSUPPORTED if options.get(name) not in (None, "", [])]
+    if (options.get("main_kind") or "Service") != "Service":
+        given.append("main_kind")
+    return given
 
 
 def params_from(options: Mapping[str, Any], api_group: str) -> HTTPRouteParams:
     route = options["route_name"]
-    given = [name for name in UNSUPPORTED if options.get(name) is not None]
-    if options.get("main_kind", "Service") != "Service":
-        given.append("main_kind")
+    given = ingress_route_only(options)
     if given:
         raise DarklaunchError(
             f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} not supported on an HTTPRoute yet (route_kind "
             f"HTTPRoute, {options.get('namespace') or 'default'}/{route}); leave {'it' if len(given) == 1 else 'them'} "
-            "unset. The launch engine (role shadow_launch) does not run on HTTPRoutes yet.",
+            "unset; nothing was changed.",
             field=given[0],
+        )
+    launch = parse_launch_request(options.get("launch"))
+    if launch is not None and (options.get("state") or "present") != "present":
+        raise DarklaunchError(
+            "launch only applies with state=present (it records a running launch on the mirror); state=absent "
+            "deletes the mirror and its launch record. Remove launch from this call.",
+            field="launch",
         )
     percent = options.get("mirror_percent")
     if options.get("state", "present") == "present":
@@ -96,6 +118,9 @@ def params_from(options: Mapping[str, Any], api_group: str) -> HTTPRouteParams:
         api_group=api_group,
         attach=bool(options.get("attach_to_ingress")),
         restore=options.get("restore_ingress_to_wrr") is not False,
+        launch=launch,
+        mirror_body=options.get("mirror_body"),
+        max_body_size=options.get("max_body_size"),
     )
 
 
@@ -122,7 +147,8 @@ def observe(client: Client, params: HTTPRouteParams) -> HTTPRouteObserved:
 def plan(client: Client, params: HTTPRouteParams) -> tuple[HTTPRoutePlan, HTTPRouteObserved]:
     observed = observe(client, params)
     if params.state == "present":
-        return plan_present(params, observed), observed
+        # The clock is read here, not in the pure planner: the launch record's deadline counts from it.
+        return plan_present(params, observed, datetime.now(timezone.utc)), observed
     return plan_absent(params, observed), observed
 
 
@@ -177,6 +203,29 @@ def _confirm_attach(
     )
 
 
+def _distribution(client: Client, namespace: str, result: HTTPRoutePlan) -> dict[str, Any] | None:
+    """The route's traffic split after the run (planned, in check mode): the route, the mirror and the split as
+    planned, every other object of the route's namespace it reaches as read now (the one route walk, RouteReads).
+    Same shape as traefik_traffic_info's."""
+    if result.route_after is None:
+        return None
+    route = parse_http_route(result.route_after)
+    planned = [parse_traefik_service(obj) for obj in (result.mirror_after, result.split_after) if obj is not None]
+    reads = RouteReads(client, namespaces=[namespace])
+    refs = [ref for rule in route.routes for ref in rule.services]
+    reached = reads.reachable(refs, planned={service.key: service for service in planned})
+    services = reads.services(namespace, refs, reached)
+    return resolve_route(route, reached, services, label_form=label_form(route)).to_dict()
+
+
+def _readable_distribution(client: Client, namespace: str, result: HTTPRoutePlan) -> dict[str, Any] | None:
+    """_distribution, or None when what it reads may not be read: the run's own work is done either way."""
+    try:
+        return _distribution(client, namespace, result)
+    except DarklaunchError:
+        return None
+
+
 def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mode: bool) -> dict[str, Any]:
     """Converge; returns the module's result (changed, status, actions, rule_index, httproute, diff, warnings)."""
     requested = options.get("api_group")
@@ -212,11 +261,19 @@ def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mo
         "status": result.status,
         "route_kind": KIND_HTTP_ROUTE,
         "actions": [
-            {"verb": w.verb, "kind": w.kind, "name": w.name, "namespace": params.namespace, "summary": w.summary}
+            {
+                "verb": w.verb,
+                "kind": w.kind,
+                "name": w.name,
+                "namespace": params.namespace,
+                "summary": w.summary,
+                "record_only": w.record_only,
+            }
             for w in result.writes
         ],
         "mirror": result.mirror_after,
-        "launch": None,
+        "launch": result.launch.to_dict() if result.launch else None,
+        "resolved": copy.deepcopy(result.resolved),
         "httproute": {
             "name": params.route_name,
             "namespace": params.namespace,
@@ -224,6 +281,7 @@ def run_httproute_mirror(client: Client, options: Mapping[str, Any], *, check_mo
             "before": [{"rule": i, "backendRefs": before["spec"]["rules"][i].get("backendRefs")} for i in rules],
             "after": [{"rule": i, "backendRefs": after["spec"]["rules"][i].get("backendRefs")} for i in rules],
         },
+        "distribution": _readable_distribution(client, params.namespace, result),
         "diff": {"before": before.get("spec"), "after": after.get("spec")},
         "warnings": result.warnings,
     }

@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils import _default_names as default_names
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import escape_pointer
 from ansible_collections.darklaunch.traefik.plugins.module_utils._kubeconfig_context import CommandConnection
 
 LAUNCH_ANNOTATION_PREFIX = "darklaunch.traefik/launch-"
@@ -261,6 +262,25 @@ def launch_annotation_keys(annotations: Mapping[str, Any] | None) -> list[str]:
     if not isinstance(annotations, Mapping):
         return []
     return [key for key in annotations if isinstance(key, str) and key.startswith(LAUNCH_ANNOTATION_PREFIX)]
+
+
+def record_annotation_ops(annotations: object, record: LaunchRecord | None) -> list[dict[str, Any]]:
+    """JSON Patch ops that make an object's launch annotations (``annotations``: its metadata.annotations) equal
+    ``record``'s, keeping every other annotation."""
+    wanted = record.annotations() if record else {}
+    if not isinstance(annotations, Mapping):
+        return [{"op": "add", "path": "/metadata/annotations", "value": wanted}] if wanted else []
+    stale = [key for key in launch_annotation_keys(annotations) if key not in wanted]
+    if stale and not wanted and len(stale) == len(annotations):
+        # Only the record was there: drop the map, as the object was before the launch wrote it.
+        return [{"op": "remove", "path": "/metadata/annotations"}]
+    ops: list[dict[str, Any]] = [
+        {"op": "remove", "path": f"/metadata/annotations/{escape_pointer(key)}"} for key in sorted(stale)
+    ]
+    for key, value in wanted.items():
+        if annotations.get(key) != value:
+            ops.append({"op": "add", "path": f"/metadata/annotations/{escape_pointer(key)}", "value": value})
+    return ops
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch imp
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import (
     LaunchRecord,
     LaunchRequest,
-    launch_annotation_keys,
     plan_record,
     read_launch_record,
+    record_annotation_ops,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_context import (
     PlanContext,
@@ -256,19 +256,7 @@ def _launch_after(ctx: PlanContext) -> tuple[LaunchRecord | None, str | None]:
 
 def _launch_ops(current_raw: Mapping[str, Any], record: LaunchRecord | None) -> JsonPatch:
     """Ops that make the mirror's launch annotations equal ``record``'s, keeping every other annotation."""
-    annotations = current_raw.get("metadata", {}).get("annotations")
-    wanted = record.annotations() if record else {}
-    if not isinstance(annotations, Mapping):
-        return [{"op": "add", "path": "/metadata/annotations", "value": wanted}] if wanted else []
-    stale = [key for key in launch_annotation_keys(annotations) if key not in wanted]
-    if stale and not wanted and len(stale) == len(annotations):
-        # Only the record was there: drop the map, as the mirror was before the launch wrote it.
-        return [{"op": "remove", "path": "/metadata/annotations"}]
-    ops: JsonPatch = [{"op": "remove", "path": f"/metadata/annotations/{escape_pointer(key)}"} for key in sorted(stale)]
-    for key, value in wanted.items():
-        if annotations.get(key) != value:
-            ops.append({"op": "add", "path": f"/metadata/annotations/{escape_pointer(key)}", "value": value})
-    return ops
+    return record_annotation_ops(current_raw.get("metadata", {}).get("annotations"), record)
 
 
 def plan_mirror_object(

@@ -67,6 +67,14 @@ options:
       - Namespace of the IngressRoute and the mirror.
     type: str
     default: default
+  route_kind:
+    description:
+      - The kind of route of the launch. On an V(HTTPRoute) the rollback puts the rule's saved backendRefs back
+        and deletes the C({route_name}-mirror) and C({route_name}-split) TraefikServices; O(mirror_name) and
+        O(wrr_name) are not used.
+    type: str
+    choices: [IngressRoute, HTTPRoute]
+    default: IngressRoute
   mirror_name:
     description:
       - Name of the mirroring TraefikService. Default C({route_name}-mirror).

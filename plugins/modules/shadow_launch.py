@@ -9,7 +9,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: shadow_launch
-short_description: Run a whole progressive shadow launch on a Traefik IngressRoute (the launch engine)
+short_description: Run a whole progressive shadow launch on a Traefik IngressRoute or HTTPRoute (the launch engine)
 version_added: 0.3.0
 description:
   - The engine behind the P(darklaunch.traefik.shadow_launch#role) role, which is the usual way to run it.
@@ -55,13 +55,28 @@ attributes:
       - A launch bakes and judges every time it runs; a rerun on a mirror already at a later step resumes there.
 options:
   route_name:
-    description: Name of the IngressRoute to shadow.
+    description: Name of the IngressRoute (or Gateway API HTTPRoute, see O(route_kind)) to shadow.
     type: str
     required: true
   namespace:
-    description: Namespace of the IngressRoute, the Services and the mirror.
+    description: Namespace of the route, the Services and the mirror.
     type: str
     default: default
+  route_kind:
+    description:
+      - As O(darklaunch.traefik.traefik_mirror#module:route_kind). Unset, V(HTTPRoute) when only an HTTPRoute of
+        that name exists, else V(IngressRoute).
+      - On an V(HTTPRoute) the whole launch (record, resume, gate, watchdog, rollback, teardown) runs on one rule,
+        whose backendRefs (a weighted split included) keep answering users behind the mirror, so
+        O(confirm_end_weighted_split) is not needed. O(main_port), O(main_kind=TraefikService),
+        O(mirror_methods), O(mirror_match), O(mirror_name) and O(wrr_name) apply to IngressRoutes only and are
+        refused, naming the option, before anything is written.
+    type: str
+    choices: [IngressRoute, HTTPRoute]
+  rule_index:
+    description:
+      - On an HTTPRoute, as O(darklaunch.traefik.traefik_mirror#module:rule_index) (the rule to mirror, from 0).
+    type: int
   main_service:
     description: As O(darklaunch.traefik.traefik_mirror#module:main_service).
     type: str
@@ -219,6 +234,22 @@ EXAMPLES = r"""
     anomaly:
       prometheus_url: http://prometheus:9090
       window: 1m
+  register: launch
+  failed_when: launch.outcome not in ['passed', 'planned']
+
+- name: The same on the second rule of a Gateway API HTTPRoute, turning mirroring off at the end
+  darklaunch.traefik.shadow_launch:
+    route_name: api-httproute
+    namespace: production
+    route_kind: HTTPRoute
+    rule_index: 1
+    mirror_service: api-service-shadow
+    steps: [20, 50]
+    attach_to_ingress: true
+    teardown: true
+    launch_id: "{{ lookup('ansible.builtin.password', '/dev/null', chars=['hexdigits'], length=12) }}"
+    anomaly:
+      prometheus_url: http://prometheus:9090
   register: launch
   failed_when: launch.outcome not in ['passed', 'planned']
 """

@@ -186,10 +186,13 @@ options:
         C(darklaunch.traefik/pre-mirror-backendrefs) annotation. O(state=absent) puts them back exactly and
         deletes both TraefikServices (with O(restore_ingress_to_wrr=false), a rule still on the mirror is
         refused). A route whose Gateway's class is not Traefik's is refused. O(mirror_percent), O(mirror_service),
-        O(mirror_port), O(main_service) (which rule), O(rule_index), O(attach_to_ingress) and
-        O(restore_ingress_to_wrr) apply; O(launch), O(mirror_methods), O(mirror_match), O(mirror_body),
-        O(max_body_size), O(main_kind), O(main_port), O(mirror_name) and O(wrr_name) are refused (not supported
-        on HTTPRoutes yet), and so the role's launch does not run on HTTPRoutes yet.
+        O(mirror_port), O(main_service) (which rule), O(rule_index), O(attach_to_ingress),
+        O(restore_ingress_to_wrr), O(mirror_body), O(max_body_size) and O(launch) (the same launch record on
+        the mirror, so the M(darklaunch.traefik.shadow_launch) launch, resume and its watchdog run on HTTPRoutes
+        too) apply; O(mirror_methods), O(mirror_match), O(main_kind), O(main_port), O(mirror_name) and
+        O(wrr_name) are refused, naming the option, with nothing changed (not supported on HTTPRoutes yet).
+      - The weighted split of a rule stays behind the mirror, so an attach never ends it and
+        O(confirm_end_weighted_split) is not needed.
     type: str
     choices: [IngressRoute, HTTPRoute]
   rule_index:
@@ -388,6 +391,20 @@ EXAMPLES = r"""
       lease_seconds: 600
       state: finished
 
+- name: Mirror 20% of the second rule of a Gateway API HTTPRoute (its 50/50 backendRefs split keeps serving users)
+  darklaunch.traefik.traefik_mirror:
+    route_name: api-httproute
+    namespace: production
+    route_kind: HTTPRoute
+    rule_index: 1
+    mirror_service: api-service-shadow
+    mirror_percent: 20
+    attach_to_ingress: true
+    launch:
+      id: "{{ launch_id }}"
+      step: 20
+      lease_seconds: 600
+
 - name: Set the connection once for every module of the collection
   module_defaults:
     group/darklaunch.traefik.traefik:
@@ -500,7 +517,9 @@ distribution:
   description:
     - The resolved traffic split of the route after the run, same shape as
       M(darklaunch.traefik.traefik_traffic_info)'s RV(darklaunch.traefik.traefik_traffic_info#module:distribution).
-  returned: when the IngressRoute exists
+    - On an HTTPRoute, from the route, the mirror and the split as planned and the Services read; null when they
+      may not be read.
+  returned: when the route exists
   type: dict
 launch:
   description:
@@ -549,9 +568,18 @@ resolved:
     - What the options resolved to, so callers (the shadow_launch role, the playbooks) use the module's
       defaults and findings instead of deriving them again. In check mode it answers "may I proceed?" without
       writing; a refusal fails the task instead, and the failed result's C(field) names the option to change.
-  returned: on an IngressRoute
+    - On an HTTPRoute, RV(resolved.wrr_name) is the C({route_name}-split) TraefikService, RV(resolved.main_service)
+      the mirror's main (that split, or the rule's one Service) and RV(resolved.weighted_split) the rule's
+      backendRefs; RV(resolved.route_kind) and RV(resolved.rule_index) are set.
+  returned: always
   type: dict
   contains:
+    route_kind:
+      description: V(HTTPRoute) on an HTTPRoute (not returned on an IngressRoute).
+      type: str
+    rule_index:
+      description: On an HTTPRoute, the rule mirrored (null on a teardown of several rules).
+      type: int
     route_name:
       description: O(route_name).
       type: str

@@ -158,7 +158,7 @@ class LaunchEngine:
         before = self.cluster.read_route()
         if before is None:
             raise DarklaunchError(
-                f"IngressRoute {self.plan.route_name} in {self.plan.namespace} does not exist. Fix the route before "
+                f"{self._kind()} {self.plan.route_name} in {self.plan.namespace} does not exist. Fix the route before "
                 "launching a shadow on it.",
                 field="shadow_launch_route_name",
             )
@@ -166,13 +166,13 @@ class LaunchEngine:
         if broken:
             reasons = "; ".join(str(item.get("reason")) for item in broken)
             raise DarklaunchError(
-                f"IngressRoute {self.plan.route_name} in {self.plan.namespace} is already broken: {reasons}. Fix the "
+                f"{self._kind()} {self.plan.route_name} in {self.plan.namespace} is already broken: {reasons}. Fix the "
                 "route before launching a shadow on it.",
                 field="shadow_launch_route_name",
             )
         self.result.before = before
         if not current:
-            kinds = ("TraefikService", "IngressRoute") if self.plan.attach else ("TraefikService",)
+            kinds = ("TraefikService", "IngressRoute", "HTTPRoute") if self.plan.attach else ("TraefikService",)
             summaries = [a["summary"] for a in dry_run.get("actions") or [] if a.get("kind") in kinds]
             self.say(f"Plan for the first step ({self._steps[0]}%): " + ("; ".join(summaries) or "nothing to change"))
         rules = self.plan.rules
@@ -281,7 +281,7 @@ class LaunchEngine:
         made = [a["summary"] for a in created.get("actions") or [] if not a.get("record_only")]
         if not self.plan.attach:
             status = created.get("status")
-            waiting = " (waiting on an IngressRoute change)." if status == "inactive" else "."
+            waiting = f" (waiting on an {self._kind()} change)." if status == "inactive" else "."
             self.say(" ".join([f"Mirror is {status} at {first}%{waiting}", *made, *warnings(created)]))
             return
         # Created unattached on purpose (Traefik builds the mirror before a router needs it). The attach is the
@@ -474,10 +474,10 @@ class LaunchEngine:
         targets_after = [r.get("targets") for r in after.get("routes") or []]
         if targets_before != targets_after:
             raise DarklaunchError(
-                f"The IngressRoute was not restored to its state before the launch. Before: {targets_before}; "
+                f"The {self._kind()} was not restored to its state before the launch. Before: {targets_before}; "
                 f"now: {targets_after}."
             )
-        self.say(f"IngressRoute {self.plan.route_name} targets exactly what it targeted before the launch.")
+        self.say(f"{self._kind()} {self.plan.route_name} targets exactly what it targeted before the launch.")
 
     def _roll_back(self, cause: str, kind: str, failed_check: dict[str, Any] | None = None) -> LaunchResult:
         if self._step is not None:
@@ -549,6 +549,10 @@ class LaunchEngine:
         self.result.failed_check = failed_check
         self.result.status_command = self.cluster.status_command()
         return self.result
+
+    def _kind(self) -> str:
+        """The route's kind as traefik_mirror resolved it (an IngressRoute until it says otherwise)."""
+        return str(self.result.resolved.get("route_kind") or "IngressRoute")
 
     def say(self, line: str) -> None:
         self.result.lines.append(line)

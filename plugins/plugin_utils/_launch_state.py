@@ -39,10 +39,11 @@ class Seen:
     shadow: str | None
     mirror_exists: bool
     percent: int | None  # what the mirror copies to the shadow; None when it copies elsewhere or is missing
-    attached: bool  # some route of the IngressRoute targets the mirror
+    attached: bool  # some route of the IngressRoute (rule of the HTTPRoute) targets the mirror
     record: LaunchRecord | None
     control: Control | None
     last_writer: str | None  # the newest managedFields entry of either object: "manager (operation) at time"
+    route_kind: str = "IngressRoute"
 
     @classmethod
     def of(cls, mirror: Mapping[str, Any] | None, route: Mapping[str, Any] | None, names: Mapping[str, Any]) -> Seen:
@@ -59,6 +60,7 @@ class Seen:
             record=read_launch_record(annotations),
             control=read_control(annotations),
             last_writer=_last_writer(mirror, route),
+            route_kind=str((route or {}).get("kind") or names.get("route_kind") or "IngressRoute"),
         )
 
 
@@ -70,7 +72,9 @@ def deviation(seen: Seen, expected: Expected) -> str | None:
     """
     by = f" (last change by {seen.last_writer})" if seen.last_writer else ""
     if not seen.mirror_exists:
-        routed = " and the IngressRoute no longer routes through it" if expected.attached and not seen.attached else ""
+        routed = (
+            f" and the {seen.route_kind} no longer routes through it" if expected.attached and not seen.attached else ""
+        )
         return f"The mirror {seen.mirror_name} was deleted while the launch ran{routed}{by}"
     if seen.record is None:
         return f"The launch record on the mirror {seen.mirror_name} was removed while the launch ran{by}"
@@ -84,7 +88,7 @@ def deviation(seen: Seen, expected: Expected) -> str | None:
             f"{by}"
         )
     if expected.attached and not seen.attached:
-        return f"IngressRoute {seen.route_name} no longer routes through the mirror {seen.mirror_name}{by}"
+        return f"{seen.route_kind} {seen.route_name} no longer routes through the mirror {seen.mirror_name}{by}"
     return None
 
 
@@ -115,9 +119,16 @@ def _percent_to(mirror: Mapping[str, Any] | None, shadow: Any) -> int | None:
 
 
 def _targets(route: Mapping[str, Any] | None, mirror_name: str) -> bool:
-    for rule in ((route or {}).get("spec") or {}).get("routes") or []:
+    """Whether a route of the IngressRoute (``spec.routes[].services``), or a rule of the HTTPRoute
+    (``spec.rules[].backendRefs``, a TraefikService backendRef), sends requests to the mirror."""
+    spec = (route or {}).get("spec") or {}
+    for rule in spec.get("routes") or []:
         for service in (rule or {}).get("services") or []:
             if isinstance(service, Mapping) and service.get("name") == mirror_name:
+                return True
+    for rule in spec.get("rules") or []:
+        for ref in (rule or {}).get("backendRefs") or []:
+            if isinstance(ref, Mapping) and ref.get("kind") == "TraefikService" and ref.get("name") == mirror_name:
                 return True
     return False
 

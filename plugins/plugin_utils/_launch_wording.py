@@ -92,7 +92,17 @@ def users_line(before: Mapping[str, Any] | None, attached: Mapping[str, Any]) ->
         users = " Real users keep their weighted split; the shadow gets copies on top of it."
     else:
         users = " Real users are still answered by the main service only."
-    return f"Before: {(before or {}).get('explanation')} After: {after.get('explanation')}{users}"
+    return f"Before: {_before_words(before, attached)} After: {after.get('explanation')}{users}"
+
+
+def _before_words(before: Mapping[str, Any] | None, attached: Mapping[str, Any]) -> Any:
+    """The route before the attach in words: on an HTTPRoute, the rule the mirror went on (the route's own
+    sentence speaks of whichever rule comes first)."""
+    index = (attached.get("resolved") or {}).get("rule_index")
+    routes = (before or {}).get("routes") or []
+    if isinstance(index, int) and 0 <= index < len(routes) and routes[index].get("explanation"):
+        return routes[index]["explanation"]
+    return (before or {}).get("explanation")
 
 
 def now_text(moment: float) -> str:

@@ -87,6 +87,8 @@ _LAUNCH: Final = (
     | _GATE
     | _COMPARE
     | {
+        "route_kind",
+        "rule_index",
         "main_kind",
         "main_port",
         "mirror_port",
@@ -122,13 +124,14 @@ PLAYBOOKS: Final[dict[str, frozenset[str]]] = {
     | _MIRROR_WRITE
     | _MIRROR_MATCH
     | _SERVICES
-    | {"mirror_percent", "main_port", "mirror_port", "attach_to_ingress", "confirm_end_weighted_split"},
+    | {"mirror_percent", "main_port", "mirror_port", "attach_to_ingress", "confirm_end_weighted_split"}
+    | {"route_kind", "rule_index"},
     "mirror_ramp": _TARGET
     | _MIRROR_NAMES
     | _MIRROR_WRITE
     | _SERVICES
     | {"mirror_percent", "confirm_end_weighted_split"},
-    "mirror_disable": _TARGET | _MIRROR_NAMES | {"restore_ingress_to_wrr", "propagation_seconds"},
+    "mirror_disable": _TARGET | _MIRROR_NAMES | {"restore_ingress_to_wrr", "propagation_seconds", "route_kind"},
     "shadow_status": _TARGET,
     "shadow_report": _TARGET | {"report_name", "dest"},
     "shadow_reap": frozenset({NAMESPACE_VAR, "namespaces", "api_group", "dry_run"}),

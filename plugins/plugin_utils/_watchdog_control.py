@@ -64,7 +64,7 @@ def arm_for_route(files: RouteFiles, params: Mapping[str, Any], auth: Mapping[st
     """Arm the watchdog of one launch for the ansible-playbook process that runs this worker (its parent).
 
     ``params`` are launch_watchdog's options (route_name, namespace, mirror_name, wrr_name,
-    restore_ingress_to_wrr, api_group, launch_id, and optionally poll_seconds and grace_seconds).
+    restore_ingress_to_wrr, api_group, launch_id, and optionally route_kind, poll_seconds and grace_seconds).
     """
     route = params["route_name"]
     config = {
@@ -73,6 +73,7 @@ def arm_for_route(files: RouteFiles, params: Mapping[str, Any], auth: Mapping[st
         "mirror_name": params.get("mirror_name") or default_names.mirror_name(route),
         "wrr_name": params.get("wrr_name") or default_names.wrr_name(route),
         "restore_ingress_to_wrr": params["restore_ingress_to_wrr"],
+        "route_kind": params.get("route_kind") or "IngressRoute",
         "api_group": params.get("api_group"),
         "poll_seconds": params.get("poll_seconds") or 1.0,
         "grace_seconds": params["grace_seconds"] if params.get("grace_seconds") is not None else 60.0,

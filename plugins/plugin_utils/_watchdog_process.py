@@ -28,6 +28,8 @@ from typing import Any, Final
 
 from ansible_collections.darklaunch.traefik.plugins.module_utils._comparator_deploy import remove as remove_comparator
 from ansible_collections.darklaunch.traefik.plugins.module_utils._errors import DarklaunchError
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan import KIND_HTTP_ROUTE
+from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_runner import run_httproute_mirror
 from ansible_collections.darklaunch.traefik.plugins.module_utils._k8s import KubeClient
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import parse_time, read_launch_record
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import run_mirror
@@ -73,6 +75,7 @@ class WatchdogConfig:
     controller: ProcessId
     auth: dict[str, Any]
     files: RouteFiles
+    route_kind: str = "IngressRoute"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WatchdogConfig:
@@ -93,22 +96,25 @@ class WatchdogConfig:
             controller=ProcessId.from_dict(data["controller"]),
             auth=dict(data.get("auth") or {}),
             files=RouteFiles(**{key: Path(value) for key, value in files.items()}),
+            route_kind=str(data.get("route_kind") or "IngressRoute"),
         )
 
     def client_params(self) -> dict[str, Any]:
         return {**self.auth, "api_group": self.api_group}
 
     def rollback_options(self) -> dict[str, Any]:
-        """The params of ``traefik_mirror state=absent`` for this route."""
-        return {
+        """The params of ``traefik_mirror state=absent`` for this route. An HTTPRoute's mirror and split have
+        their default names (it takes no mirror_name or wrr_name): its saved backendRefs are what is restored."""
+        options = {
             **self.client_params(),
             "route_name": self.route_name,
             "namespace": self.namespace,
             "state": "absent",
-            "mirror_name": self.mirror_name,
-            "wrr_name": self.wrr_name,
             "restore_ingress_to_wrr": self.restore_ingress_to_wrr,
         }
+        if self.route_kind == KIND_HTTP_ROUTE:
+            return {**options, "route_kind": KIND_HTTP_ROUTE}
+        return {**options, "mirror_name": self.mirror_name, "wrr_name": self.wrr_name}
 
 
 class Log:
@@ -167,7 +173,7 @@ class Watchdog:
             },
         )
         self.log(
-            f"armed for IngressRoute {self.config.namespace}/{self.config.route_name} "
+            f"armed for {self.config.route_kind} {self.config.namespace}/{self.config.route_name} "
             f"(mirror {self.config.mirror_name}, {'present' if self._mirror_seen else 'not created yet'}); "
             f"watching ansible-playbook PID {self.config.controller.pid} every {self.config.poll_seconds:g}s"
         )
@@ -252,7 +258,7 @@ class Watchdog:
             try:
                 # A fresh client each time: the failure may have been the connection itself.
                 client = self._make_client() if attempt > 1 else self._client
-                run = run_mirror(client, options, check_mode=False)
+                summaries = _roll_back(client, options)
             except DarklaunchError as error:
                 self.log(f"rollback attempt {attempt}/{ROLLBACK_ATTEMPTS} failed: {error.msg}")
                 if attempt == ROLLBACK_ATTEMPTS:
@@ -261,7 +267,7 @@ class Watchdog:
                 time.sleep(delay)
                 delay = min(delay * 2, ROLLBACK_MAX_DELAY_SECONDS)
                 continue
-            summaries = [action.summary for action in run.plan.actions] + self.remove_comparator(client)
+            summaries += self.remove_comparator(client)
             for summary in summaries:
                 self.log(f"done: {summary}")
             if not summaries:
@@ -307,6 +313,13 @@ class Watchdog:
             remove(self.config.files.pid)
         if outcome == "failed_to_start" or outcome == "rollback_failed":
             self.log(f"{outcome.replace('_', ' ')}: {extra.get('error', reason)}")
+
+
+def _roll_back(client: Any, options: dict[str, Any]) -> list[str]:
+    """traefik_mirror state=absent on the route's kind; what it did, in words."""
+    if options.get("route_kind") == KIND_HTTP_ROUTE:
+        return [str(action["summary"]) for action in run_httproute_mirror(client, options, check_mode=False)["actions"]]
+    return [action.summary for action in run_mirror(client, options, check_mode=False).plan.actions]
 
 
 def main(argv: list[str] | None = None) -> int:

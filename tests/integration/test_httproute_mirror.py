@@ -1,5 +1,6 @@
 """traefik_mirror on a Gateway API HTTPRoute served by Traefik: a 50/50 backendRefs split and a second rule,
-attach at 20%, ramp to 50%, teardown, with live users; the route restored exactly; a foreign Gateway refused."""
+attach at 20%, ramp to 50%, teardown, with live users; the route restored exactly; a foreign Gateway refused;
+playbooks/mirror_enable.yml and mirror_disable.yml on an HTTPRoute."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dlcluster import gateway
 from dlcluster.kube import Kube
 from dlcluster.world import SeedWorld
 from modrun import run_module
+from shadow import run_playbook
 
 pytestmark = pytest.mark.integration
 
@@ -170,3 +172,40 @@ def test_refuses_a_gateway_that_is_not_traefiks(httproute_world: Callable[..., S
     assert "not Traefik" in refused["msg"] and "nothing was changed" in refused["msg"], refused["msg"]
     assert _route(kube, world)["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
     assert kube.get("traefik.io/v1alpha1", "TraefikService", f"{world.route}-mirror", world.namespace) is None
+
+
+def test_the_mirror_playbooks_on_an_httproute(httproute_world: Callable[..., SeedWorld], kube: Kube) -> None:
+    world = httproute_world(app="hrplaybooks")
+    original = _user_part(_route(kube, world))
+    enable = {
+        "route_name": world.route,
+        "route_namespace": world.namespace,
+        "route_kind": "HTTPRoute",
+        "rule_index": 1,
+        "mirror_service": world.service("staging"),
+        "mirror_percent": 20,
+        "attach_to_ingress": True,
+    }
+    first = run_playbook("mirror_enable", enable)
+    out = first.stdout + first.stderr
+    assert first.returncode == 0, out[-4000:]
+    assert f"ACTIVE on the cluster: HTTPRoute {world.route} routes through it" in out, out[-4000:]
+    assert (
+        f"Now (mirror split): User responses come 50% from {world.service('stable')}, 50% from "
+        f"{world.service('canary')}; 20% of requests are copied to {world.service('staging')}"
+    ) in out, out[-4000:]
+    assert _on_mirror_rule(kube, world)
+    # max_body_size (the playbook's 1 MiB default) is the mirror's, as on an IngressRoute.
+    mirror = kube.get("traefik.io/v1alpha1", "TraefikService", f"{world.route}-mirror", world.namespace)
+    assert mirror is not None and mirror["spec"]["mirroring"]["maxBodySize"] == 1048576
+    again = run_playbook("mirror_enable", {key: value for key, value in enable.items() if key != "route_kind"})
+    assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout[-4000:]
+    off = run_playbook("mirror_disable", {"route_name": world.route, "route_namespace": world.namespace})
+    assert off.returncode == 0, (off.stdout + off.stderr)[-4000:]
+    assert "rule(s) 1 back on their original backendRefs" in off.stdout, off.stdout[-4000:]
+    assert _user_part(_route(kube, world)) == original
+
+
+def _on_mirror_rule(kube: Kube, world: SeedWorld) -> bool:
+    refs = _route(kube, world)["spec"]["rules"][1]["backendRefs"]
+    return refs == [{"group": "traefik.io", "kind": "TraefikService", "name": f"{world.route}-mirror", "weight": 1}]

@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import cluster
+from . import cluster, gateway
 from .backends import BackendHandle, BackendsClient
 from .compare import run_compare_world
 from .config import CRD_MODES, STATE_ROOT, TRAEFIK_VERSION, InstanceConfig, default_state_dir
@@ -107,6 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     world.add_argument("--route", default=None, help="default: <app>-route")
     world.add_argument("--host", default=None, help="default: <route>.<namespace>.test")
     world.add_argument("--api-group", default="traefik.io")
+    world.add_argument(
+        "--kind",
+        choices=["IngressRoute", "HTTPRoute"],
+        default="IngressRoute",
+        help="HTTPRoute: the world on an HTTPRoute of the cluster's Gateway (Traefik 3.x): '/' split 50/50, '/static'",
+    )
     world.add_argument("--bind-operator", action="store_true", help="also bind the shadow-operator Role there")
 
     bind = sub.add_parser("bind-operator", help="install the shipped Role in a namespace, bound to shadow-operator")
@@ -162,15 +168,20 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "world":
             cfg = _config(args, for_up=False)
             kube = admin_client(cfg)
-            result = create_world(
-                kube,
-                BackendsClient(cfg.backends_url),
-                args.namespace,
-                args.app,
-                args.route,
-                args.host,
-                api_group=args.api_group,
-            )
+            if args.kind == "HTTPRoute":
+                result = gateway.create_httproute_world(
+                    kube, BackendsClient(cfg.backends_url), args.namespace, args.app, args.route, args.host
+                )
+            else:
+                result = create_world(
+                    kube,
+                    BackendsClient(cfg.backends_url),
+                    args.namespace,
+                    args.app,
+                    args.route,
+                    args.host,
+                    api_group=args.api_group,
+                )
             if args.bind_operator:
                 bind_operator(kube, args.namespace)
             print(json.dumps(result.to_dict(), indent=2))

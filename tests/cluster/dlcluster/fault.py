@@ -1,6 +1,6 @@
 """The demo's fault: make the shadow fail in the middle of a bake and time what the gate does about it.
 
-Waits until the IngressRoute routes through its mirror, lets the bake run for ``after`` seconds, sets
+Waits until the IngressRoute (or HTTPRoute) routes through its mirror, lets the bake run for ``after`` seconds, sets
 the shadow backend's error rate, then waits until the route no longer goes through the mirror (the
 rollback), repairs the backend and reports the times. The repair comes a poll after the rollback, when
 Traefik may already route users again: fail a backend that no users' split contains (the demo fails
@@ -15,13 +15,22 @@ import time
 from typing import Any
 
 from .backends import BackendHandle
+from .gateway import GROUP
 from .kube import Kube
 
 
 def _routes_through(kube: Kube, api: str, namespace: str, route: str, mirror: str) -> bool:
+    """Whether the IngressRoute ``route`` (else the Gateway API HTTPRoute of that name) goes through ``mirror``."""
     ir = kube.get(api, "IngressRoute", route, namespace)
-    return ir is not None and any(
-        service.get("name") == mirror for r in ir["spec"].get("routes", []) for service in r.get("services", [])
+    if ir is not None:
+        return any(
+            service.get("name") == mirror for r in ir["spec"].get("routes", []) for service in r.get("services", [])
+        )
+    http_route = kube.get(f"{GROUP}/v1", "HTTPRoute", route, namespace)
+    return http_route is not None and any(
+        ref.get("kind") == "TraefikService" and ref.get("name") == mirror
+        for rule in http_route["spec"].get("rules", [])
+        for ref in rule.get("backendRefs") or []
     )
 
 

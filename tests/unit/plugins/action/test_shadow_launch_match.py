@@ -24,9 +24,14 @@ def _params(**given: Any) -> dict[str, Any]:
 
 
 class _Client:
+    """No route of either kind exists: an unset route_kind stays IngressRoute."""
+
     @classmethod
     def from_params(cls, _params: dict[str, Any]) -> _Client:
         return cls()
+
+    def get(self, _kind: str, _namespace: str | None, _name: str) -> dict[str, Any] | None:
+        return None
 
 
 @pytest.fixture
@@ -38,8 +43,14 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
         seen.append({**params, "_check_mode": check_mode})
         return SimpleNamespace(plan=SimpleNamespace(to_dict=lambda: {"resolved": {}, "actions": []}))
 
+    def run_httproute_mirror(_client: Any, params: dict[str, Any], check_mode: bool = False) -> Any:
+        seen.append({**params, "_check_mode": check_mode, "_http_route": True})
+        return {"resolved": {}, "actions": []}
+
     monkeypatch.setattr(launch_action, "run_mirror", run_mirror)
+    monkeypatch.setattr(launch_action, "run_httproute_mirror", run_httproute_mirror)
     monkeypatch.setattr(launch_action, "KubeClient", _Client)
+    monkeypatch.setattr(launch_action._Cluster, "read_route", lambda _self: None)
     return seen
 
 
@@ -98,3 +109,33 @@ def test_the_plan_refuses_an_unknown_method_through_traefik_mirror(monkeypatch: 
     monkeypatch.setattr(launch_action, "run_mirror", run_mirror)
     with pytest.raises(DarklaunchError, match="FETCH"):
         _cluster(attach_to_ingress=True, mirror_methods=["GET", "FETCH"]).plan(20)
+
+
+def test_an_httproute_launch_goes_to_the_httproute_path_without_ingressroute_options(
+    writes: list[dict[str, Any]],
+) -> None:
+    cluster = _cluster(
+        attach_to_ingress=True, route_kind="HTTPRoute", rule_index=1, mirror_methods=[], max_body_size=1048576
+    )
+    cluster.plan(20)
+    cluster.apply(20, True, "running", None)
+    cluster.restore()
+    assert [write.get("_http_route") for write in writes] == [True, True, True]
+    for write in writes:
+        assert write["route_kind"] == "HTTPRoute" and write["rule_index"] == 1
+        assert all(write.get(name) is None for name in ("main_port", "mirror_methods", "mirror_name", "wrr_name"))
+    # The mirror's body copying is the TraefikService's, as on an IngressRoute.
+    assert writes[1]["max_body_size"] == 1048576
+    assert writes[1]["launch"]["id"] == "abc" and writes[2]["state"] == "absent"
+
+
+@pytest.mark.parametrize(
+    "option", ["main_port", "mirror_methods", "mirror_match", "mirror_name", "wrr_name", "main_kind"]
+)
+def test_an_ingressroute_option_on_an_httproute_launch_is_refused(writes: list[dict[str, Any]], option: str) -> None:
+    value = {"main_port": 80, "mirror_methods": ["GET"], "main_kind": "TraefikService"}.get(option, "X")
+    with pytest.raises(DarklaunchError) as refused:
+        _cluster(route_kind="HTTPRoute", **{option: value})
+    assert refused.value.field == f"shadow_launch_{option}"
+    assert "IngressRoutes only" in refused.value.msg and "Nothing was changed" in refused.value.msg
+    assert writes == []

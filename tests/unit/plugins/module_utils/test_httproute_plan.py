@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_plan
     plan_present,
 )
 from ansible_collections.darklaunch.traefik.plugins.module_utils._json_patch import apply_json_patch
+from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import LaunchRequest, read_launch_record
 
 NS = "prod"
 GW_KEY = (NS, "gw")
@@ -140,7 +142,7 @@ def test_one_backend_is_the_mirror_main_itself() -> None:
 
 def _attached(obj: dict[str, Any], **kw: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The route, split and mirror as they are after an attach (with their labels and resourceVersions)."""
-    plan = plan_present(params(**kw), observed(obj))
+    plan = plan_present(params(**kw), observed(obj), NOW)
     after = copy.deepcopy(plan.route_after)
     assert after is not None
     after["metadata"]["resourceVersion"] = "8"
@@ -205,8 +207,50 @@ def test_options_not_supported_on_an_httproute_are_refused() -> None:
 
     base = {"route_name": "api", "namespace": NS, "state": "present", "mirror_percent": 20}
     assert params_from(base, "traefik.io").mirror_service == "api-staging"
-    with pytest.raises(DarklaunchError, match="launch is not supported on an HTTPRoute yet") as err:
+    with pytest.raises(DarklaunchError, match="main_port is not supported on an HTTPRoute yet") as err:
+        params_from({**base, "main_port": 80}, "traefik.io")
+    assert err.value.field == "main_port" and "nothing was changed" in err.value.msg
+    with pytest.raises(DarklaunchError, match=r"launch\.lease_seconds is required") as err:
         params_from({**base, "launch": {"id": "x"}}, "traefik.io")
     assert err.value.field == "launch"
+    with pytest.raises(DarklaunchError, match="launch only applies with state=present") as err:
+        params_from({**base, "state": "absent", "launch": {"id": "x", "lease_seconds": 60}}, "traefik.io")
+    assert params_from({**base, "launch": {"id": "x", "lease_seconds": 60}}, "traefik.io").launch is not None
     with pytest.raises(DarklaunchError, match="mirror_percent must be a whole number from 1 to 100"):
         params_from({**base, "mirror_percent": 120}, "traefik.io")
+
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def test_the_launch_record_is_written_renewed_and_closed_on_the_mirror() -> None:
+    launch = LaunchRequest(id="L1", lease_seconds=60, owner="me", step=20)
+    plan = plan_present(params(launch=launch), observed(route(SPLIT_RULES)), NOW)
+    mirror = plan.writes[1].body
+    record = read_launch_record(mirror["metadata"]["annotations"])
+    assert record is not None and record.id == "L1" and record.step == 20 and record.route == "api"
+    assert plan.launch == record and "launch L1 recorded" in plan.writes[1].summary
+    assert plan.resolved["weighted_split"] == {"live": True, "split": "75% stable, 25% canary", "ended": False}
+    assert plan.resolved["previous_percent"] is None and plan.resolved["mirror_name"] == "api-mirror"
+    after, split, mirror = _attached(route(SPLIT_RULES), launch=launch)
+    # A renewal with nothing else to change is one record-only write on the mirror.
+    later = NOW + timedelta(seconds=5)
+    renew = plan_present(params(launch=launch), observed(after, mirror=mirror, split=split), later)
+    assert [(w.verb, w.name, w.record_only) for w in renew.writes] == [("patch", "api-mirror", True)]
+    assert renew.resolved["previous_percent"] == 20
+    # A ramp renews it in the same write, which is not record-only.
+    ramp = plan_present(params(mirror_percent=50, launch=launch), observed(after, mirror=mirror, split=split), later)
+    assert [(w.name, w.record_only) for w in ramp.writes] == [("api-mirror", False)]
+    assert "mirror percent 20 -> 50" in ramp.writes[0].summary
+    finished = LaunchRequest(id="L1", lease_seconds=60, state="finished")
+    done = plan_present(params(launch=finished), observed(after, mirror=mirror, split=split), later)
+    closed = apply_json_patch(mirror, done.writes[0].body)
+    assert done.writes[0].record_only and "annotations" not in closed["metadata"] and done.launch is None
+    # Without launch, the record is left alone and a rerun writes nothing.
+    assert plan_present(params(), observed(after, mirror=mirror, split=split)).writes == []
+
+
+def test_body_copying_is_set_on_the_mirror_as_on_an_ingressroute() -> None:
+    plan = plan_present(params(mirror_body=False, max_body_size=1024), observed(route(SPLIT_RULES)))
+    mirroring = plan.writes[1].body["spec"]["mirroring"]
+    assert mirroring["mirrorBody"] is False and mirroring["maxBodySize"] == 1024

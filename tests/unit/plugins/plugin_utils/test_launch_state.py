@@ -342,3 +342,23 @@ def test_unknown_or_missing_control_reads_as_none() -> None:
     bare = read_control({"darklaunch.traefik/control": ABORTED})
     assert bare is not None
     assert bare.describe() == "aborted"
+
+
+def http_route(*refs: dict[str, Any]) -> dict[str, Any]:
+    """An HTTPRoute whose second rule has ``refs`` as its backendRefs."""
+    return {
+        "kind": "HTTPRoute",
+        "metadata": {"name": "shop"},
+        "spec": {"rules": [{"backendRefs": [{"name": "shop-static", "port": 80}]}, {"backendRefs": list(refs)}]},
+    }
+
+
+def test_an_httproute_rule_on_the_mirror_is_attached() -> None:
+    on_mirror = http_route({"group": "traefik.io", "kind": "TraefikService", "name": "shop-mirror", "weight": 1})
+    assert seen(mirror(), on_mirror).attached is True
+    # A Service that happens to carry the mirror's name is not the mirror.
+    assert seen(mirror(), http_route({"name": "shop-mirror", "port": 80})).attached is False
+    restored = http_route({"name": "shop-stable", "port": 80, "weight": 50})
+    assert deviation(seen(mirror(), restored), EXPECTED) == (
+        "HTTPRoute shop no longer routes through the mirror shop-mirror"
+    )

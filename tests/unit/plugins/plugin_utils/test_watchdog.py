@@ -365,3 +365,38 @@ def test_log_masks_credentials(capsys: pytest.CaptureFixture[str]) -> None:
     _watchdog_process.Log({"s3cret-token"})("error talking with token s3cret-token")
     out = capsys.readouterr().out
     assert "s3cret-token" not in out and "error talking with token" in out
+
+
+def test_an_httproute_rollback_names_the_route_kind_and_no_ingressroute_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = route_files(tmp_path, "ns", "r", "https://k8s:6443")
+    data = {
+        "route_name": "r",
+        "namespace": "ns",
+        "mirror_name": "r-mirror",
+        "wrr_name": "r-wrr",
+        "restore_ingress_to_wrr": True,
+        "route_kind": "HTTPRoute",
+        "poll_seconds": 1,
+        "grace_seconds": 0,
+        "controller": {"pid": 1, "start_ticks": None},
+        "files": {key: str(value) for key, value in vars(files).items()},
+    }
+    config = _watchdog_process.WatchdogConfig.from_dict(data)
+    options = config.rollback_options()
+    assert options["route_kind"] == "HTTPRoute" and options["state"] == "absent"
+    assert "mirror_name" not in options and "wrr_name" not in options
+    calls: list[dict[str, Any]] = []
+
+    def run_httproute_mirror(_client: Any, given: dict[str, Any], check_mode: bool) -> dict[str, Any]:
+        calls.append(given)
+        return {"actions": [{"summary": "patch HTTPRoute r: rule(s) 1 back on their original backendRefs"}]}
+
+    monkeypatch.setattr(_watchdog_process, "run_httproute_mirror", run_httproute_mirror)
+    assert _watchdog_process._roll_back(object(), options) == [
+        "patch HTTPRoute r: rule(s) 1 back on their original backendRefs"
+    ]
+    assert calls == [options]
+    ingress = _watchdog_process.WatchdogConfig.from_dict({**data, "route_kind": None}).rollback_options()
+    assert ingress["mirror_name"] == "r-mirror" and "route_kind" not in ingress
