@@ -130,7 +130,7 @@ PLAYBOOKS: Final[dict[str, frozenset[str]]] = {
     | _MIRROR_NAMES
     | _MIRROR_WRITE
     | _SERVICES
-    | {"mirror_percent", "confirm_end_weighted_split"},
+    | {"mirror_percent", "confirm_end_weighted_split", "route_kind", "rule_index"},
     "mirror_disable": _TARGET | _MIRROR_NAMES | {"restore_ingress_to_wrr", "propagation_seconds", "route_kind"},
     "shadow_status": _TARGET,
     "shadow_report": _TARGET | {"report_name", "dest"},

@@ -200,6 +200,15 @@ def test_the_mirror_playbooks_on_an_httproute(httproute_world: Callable[..., See
     assert mirror is not None and mirror["spec"]["mirroring"]["maxBodySize"] == 1048576
     again = run_playbook("mirror_enable", {key: value for key, value in enable.items() if key != "route_kind"})
     assert again.returncode == 0 and "Nothing to change" in again.stdout, again.stdout[-4000:]
+    # The ramp finds the kind from the route the mirror serves, and the rule from the mirror.
+    ramp = run_playbook(
+        "mirror_ramp", {"route_name": world.route, "route_namespace": world.namespace, "mirror_percent": 50}
+    )
+    assert ramp.returncode == 0, (ramp.stdout + ramp.stderr)[-4000:]
+    assert "went from 20% to 50%" in ramp.stdout, ramp.stdout[-4000:]
+    mirror = kube.get("traefik.io/v1alpha1", "TraefikService", f"{world.route}-mirror", world.namespace)
+    assert mirror is not None and mirror["spec"]["mirroring"]["mirrors"][0]["percent"] == 50
+    assert _on_mirror_rule(kube, world)
     off = run_playbook("mirror_disable", {"route_name": world.route, "route_namespace": world.namespace})
     assert off.returncode == 0, (off.stdout + off.stderr)[-4000:]
     assert "rule(s) 1 back on their original backendRefs" in off.stdout, off.stdout[-4000:]
