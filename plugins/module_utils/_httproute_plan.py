@@ -379,17 +379,7 @@ def plan_present(params: HTTPRouteParams, observed: HTTPRouteObserved, now: date
         main = {"name": original[0]["name"], "port": original[0]["port"]}
     desired = mirror_object(params, main, _mirror_port(params, observed))
     _ensure_mirror(plan, params, observed.mirror, desired, now)
-    plan.resolved = resolved_options(
-        route_name=params.route_name,
-        namespace=params.namespace,
-        mirror_name=params.mirror_name,
-        split_name=params.split_name,
-        mirror_service=params.mirror_service,
-        rule_index=index,
-        original=original,
-        mirror_before=observed.mirror,
-        mirror_after=plan.mirror_after,
-    )
+    plan.resolved = _resolved(params, index, original, observed.mirror, plan.mirror_after)
     after = copy.deepcopy(route)
     if not attached and not params.attach:
         plan.route_after = after
@@ -470,15 +460,28 @@ def plan_absent(params: HTTPRouteParams, observed: HTTPRouteObserved) -> HTTPRou
         plan.writes.append(Write("delete", "TraefikService", name, None, f"delete TraefikService {name}", _rv(obj)))
     plan.route_after = after
     plan.status = "absent"
-    plan.resolved = resolved_options(
+    one_rule = on_mirror[0] if len(on_mirror) == 1 else None
+    original = saved.get(str(one_rule), []) if one_rule is not None else []
+    plan.resolved = _resolved(params, one_rule, original, observed.mirror, None)
+    return plan
+
+
+def _resolved(
+    params: HTTPRouteParams,
+    rule_index: int | None,
+    original: Sequence[Mapping[str, Any]],
+    mirror_before: Mapping[str, Any] | None,
+    mirror_after: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """traefik_mirror's ``resolved`` for this run's params (see _httproute_launch.resolved_options)."""
+    return resolved_options(
         route_name=params.route_name,
         namespace=params.namespace,
         mirror_name=params.mirror_name,
         split_name=params.split_name,
         mirror_service=params.mirror_service,
-        rule_index=on_mirror[0] if len(on_mirror) == 1 else None,
-        original=saved.get(str(on_mirror[0]), []) if len(on_mirror) == 1 else [],
-        mirror_before=observed.mirror,
-        mirror_after=None,
+        rule_index=rule_index,
+        original=original,
+        mirror_before=mirror_before,
+        mirror_after=mirror_after,
     )
-    return plan

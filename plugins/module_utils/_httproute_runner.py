@@ -32,6 +32,7 @@ from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_reso
 from ansible_collections.darklaunch.traefik.plugins.module_utils._httproute_view import label_form, parse_http_route
 from ansible_collections.darklaunch.traefik.plugins.module_utils._launch_record import parse_launch_request
 from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_params import check_mirror_percent
+from ansible_collections.darklaunch.traefik.plugins.module_utils._mirror_runner import KubeWriter
 from ansible_collections.darklaunch.traefik.plugins.module_utils._model import parse_traefik_service
 from ansible_collections.darklaunch.traefik.plugins.module_utils._route_reads import RouteReads
 from ansible_collections.darklaunch.traefik.plugins.module_utils._route_walker import resolve_route
@@ -40,20 +41,8 @@ ROUTE_KINDS = ("IngressRoute", KIND_HTTP_ROUTE)
 MAX_ATTEMPTS = 3
 
 
-class Client(Protocol):
-    def traefik_group(self, requested: str | None = None) -> str: ...
-
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
-
-    def list(self, kind: str, namespace: str | None, page_size: int = 500) -> list[dict[str, Any]]: ...
-
-    def namespace_exists(self, name: str) -> bool: ...
-
-    def create(self, kind: str, namespace: str | None, body: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def json_patch(self, kind: str, namespace: str | None, name: str, ops: Any) -> dict[str, Any]: ...
-
-    def delete(self, kind: str, namespace: str | None, name: str, resource_version: str | None = None) -> None: ...
+class Client(KubeWriter, Protocol):
+    """What traefik_mirror's IngressRoute runner writes with, and API discovery (is the TraefikService CRD served)."""
 
     def serves(self, group: str, plural: str) -> bool: ...
 

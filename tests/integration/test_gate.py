@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import re
 import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import Poller
 from routes import API, INTERVAL, launch_vars, mirror_exists, route_as_written
 from shadow import finish_playbook, run_playbook, start_playbook
 from steady import SteadyTraffic
@@ -32,30 +32,19 @@ RATE = 40.0  # user requests per second: 400 per window at stable, 200 copies at
 # --- watching the cluster ------------------------------------------------------------------------------
 
 
-class RouteWatch:
+class RouteWatch(Poller):
     """Polls the IngressRoute and the mirror every 0.2 s and keeps every change with its time."""
 
     def __init__(self, kube: Any, world: Any) -> None:
+        super().__init__("route-watch")
         self.kube = kube
         self.world = world
         self.seen: list[tuple[float, list[list[str]], bool]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="route-watch", daemon=True)
 
-    def __enter__(self) -> RouteWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            state = (route_targets(self.kube, self.world), mirror_exists(self.kube, self.world))
-            if not self.seen or self.seen[-1][1:] != state:
-                self.seen.append((time.monotonic(), *state))
-            self._stop.wait(0.2)
+    def sample(self) -> None:
+        state = (route_targets(self.kube, self.world), mirror_exists(self.kube, self.world))
+        if not self.seen or self.seen[-1][1:] != state:
+            self.seen.append((time.monotonic(), *state))
 
     def first(self, predicate: Callable[[list[list[str]], bool], bool], after: float = 0.0) -> float | None:
         return next((t for t, targets, mirror in self.seen if t >= after and predicate(targets, mirror)), None)

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from polling import Poller
 from shadow import run_playbook
 from steady import SteadyTraffic
+from terminal import report_line
 
 CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
 if str(CLUSTER_DIR) not in sys.path:
@@ -68,17 +70,6 @@ class Stand:
     env: dict[str, str]
 
 
-def _report(request: pytest.FixtureRequest, line: str) -> None:
-    """One line on the terminal even without -s: what was measured."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None:
-        print(line)
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(line)
-
-
 @pytest.fixture(scope="module", params=RELEASES, ids=lambda release: release.version)
 def stand(request: pytest.FixtureRequest) -> Iterator[Stand]:
     release: TraefikRelease = request.param
@@ -96,7 +87,7 @@ def stand(request: pytest.FixtureRequest) -> Iterator[Stand]:
         yield Stand(release, cluster, cluster.kube("admin"), BackendsClient(cluster.backends_url), namespace, env)
     finally:
         subprocess.run([str(DOWN), "--state-dir", str(state_dir)], capture_output=True, check=False)
-        _report(
+        report_line(
             request,
             f"[httproute_launch] Traefik {release.version}: {time.monotonic() - started:.0f}s in all, instance up in "
             f"{up:.1f}s",
@@ -130,33 +121,23 @@ def _on_mirror(obj: dict[str, Any], world: SeedWorld) -> bool:
     return any(ref.get("kind") == "TraefikService" and ref.get("name") == f"{world.route}-mirror" for ref in refs)
 
 
-class Sampler:
+class Sampler(Poller):
     """Every 0.3 s: the mirror's percentage (None: no mirror), whether rule 1 is on it, and the backends' counts."""
 
+    period = 0.3
+
     def __init__(self, stand: Stand, world: SeedWorld) -> None:
+        super().__init__("hr-sampler")
         self.stand, self.world = stand, world
         self.samples: list[tuple[float, int | None, bool, dict[str, int]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="hr-sampler", daemon=True)
 
-    def __enter__(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        mirror_name = f"{self.world.route}-mirror"
-        while not self._stop.is_set():
-            mirror = self.stand.kube.get(TS, "TraefikService", mirror_name, self.world.namespace)
-            mirrors = ((mirror or {}).get("spec") or {}).get("mirroring", {}).get("mirrors") or [{}]
-            percent = mirrors[0].get("percent") if mirror else None
-            attached = _on_mirror(_route(self.stand, self.world), self.world)
-            counts = {role: self.world.backends[role].total for role in ("stable", "canary", "staging")}
-            self.samples.append((time.monotonic(), percent, attached, counts))
-            self._stop.wait(0.3)
+    def sample(self) -> None:
+        mirror = self.stand.kube.get(TS, "TraefikService", f"{self.world.route}-mirror", self.world.namespace)
+        mirrors = ((mirror or {}).get("spec") or {}).get("mirroring", {}).get("mirrors") or [{}]
+        percent = mirrors[0].get("percent") if mirror else None
+        attached = _on_mirror(_route(self.stand, self.world), self.world)
+        counts = {role: self.world.backends[role].total for role in ("stable", "canary", "staging")}
+        self.samples.append((time.monotonic(), percent, attached, counts))
 
     def first(self, predicate: Callable[[int | None, bool], bool], after: float = 0.0) -> float | None:
         return next((t for t, p, a, _c in self.samples if t >= after and predicate(p, a)), None)
@@ -236,7 +217,7 @@ def test_a_healthy_shadow_passes_the_gate_at_20_then_50_percent(stand: Stand, re
     # Users at the backends: only the two mains, about half each (the shadow's count is copies only).
     served = {role: world.backends[role].total for role in ("stable", "canary")}
     assert min(served.values()) >= 0.35 * sum(served.values()), served
-    _report(
+    report_line(
         request,
         f"[httproute_launch] Traefik {stand.release.version} healthy: users {dict(users.statuses)} by "
         f"{dict(users.answered_by)}; copies/user request at 20%: {ratios[20][0]:.3f} ({ratios[20][1]} copies), "
@@ -280,7 +261,7 @@ def test_a_failing_shadow_is_rolled_back_by_the_gate(stand: Stand, request: pyte
     assert delay < 2 * INTERVAL + 15, f"rolled back {delay:.1f}s after the shadow started failing\n{out[-6000:]}"
     _users_only_on_mains(users, world)
     _restored_exactly(stand, world, original)
-    _report(
+    report_line(
         request,
         f"[httproute_launch] Traefik {stand.release.version} failing shadow: rolled back {delay:.1f}s after it "
         f"started failing; users {dict(users.statuses)} by {dict(users.answered_by)}; staging counted "

@@ -39,6 +39,7 @@ from modrun import run_module
 from reports import reports_in_a_row
 from routes import attach_args, user_part
 from steady import SteadyTraffic
+from terminal import report_line
 
 CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
 if str(CLUSTER_DIR) not in sys.path:
@@ -123,16 +124,6 @@ def _wait_routable(cluster: Cluster, world: SeedWorld, timeout: float = 30.0) ->
     world.reset_backends()
 
 
-def _report(request: pytest.FixtureRequest, line: str) -> None:
-    """One line on the terminal even without -s: the measured time per release (docs/compatibility.md)."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    if reporter is None or capture is None:
-        return
-    with capture.global_and_fixture_disabled():
-        reporter.write_line(line)
-
-
 @pytest.fixture(scope="module", params=RELEASES, ids=lambda release: release.version)
 def stand(request: pytest.FixtureRequest) -> Iterator[Stand]:
     release: TraefikRelease = request.param
@@ -163,7 +154,7 @@ def stand(request: pytest.FixtureRequest) -> Iterator[Stand]:
         if world is not None and backends is not None:
             remove_world_backends(backends, world)
         subprocess.run([str(DOWN), "--state-dir", str(state_dir)], capture_output=True, check=False)
-        _report(
+        report_line(
             request,
             f"[traefik_matrix] Traefik {release.version} (CRDs {release.crd_version}): "
             f"{time.monotonic() - started:.0f}s in all, instance up in "
