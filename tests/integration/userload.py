@@ -59,9 +59,7 @@ class UserLoad:
         self._take()
 
     def _take(self) -> None:
-        with self.traffic._lock:  # a consistent copy of the counters
-            answered = Counter(self.traffic.answered_by)
-            errors = self.traffic.errors()
+        answered, errors = self.traffic.snapshot()
         self.samples.append(Sample(time.monotonic(), answered, errors))
 
     def _sample(self) -> None:

@@ -116,7 +116,15 @@ class ScheduledTraffic:
     def errors(self) -> int:
         """Responses a user would count as failed: connection failures and every non-2xx status."""
         with self._lock:
-            return self.failures + sum(count for status, count in self.statuses.items() if not 200 <= status < 300)
+            return self._errors()
+
+    def snapshot(self) -> tuple[Counter[str], int]:
+        """A consistent copy of who answered and of errors() (one moment; ``_lock`` is not reentrant)."""
+        with self._lock:
+            return Counter(self.answered_by), self._errors()
+
+    def _errors(self) -> int:
+        return self.failures + sum(count for status, count in self.statuses.items() if not 200 <= status < 300)
 
     @property
     def running(self) -> bool:
