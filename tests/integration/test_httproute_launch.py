@@ -12,6 +12,7 @@ The route has a 50/50 backendRefs split on ``/`` and a second rule (``/static``)
 
 One instance per release (``tests/cluster/up --traefik-version``), shared by both cases, on the matrix port
 offset (DARKLAUNCH_MATRIX_PORT_OFFSET); DARKLAUNCH_MATRIX_RELEASES narrows the releases as for the matrix.
+Marked ``traefik_matrix``: ``bash scripts/test matrix`` runs it beside the release matrix.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ from dlcluster.testing import DOWN, Cluster, cluster_from_env, run_up  # noqa: E
 from dlcluster.traffic import send  # noqa: E402
 from dlcluster.world import SeedWorld  # noqa: E402
 
-pytestmark = pytest.mark.integration
+# Instances of its own per release, like the release matrix: run once, in the matrix step (not the main run).
+pytestmark = [pytest.mark.integration, pytest.mark.traefik_matrix]
 
 GW = f"{gateway.GROUP}/v1"
 TS = "traefik.io/v1alpha1"
